@@ -1,0 +1,10 @@
+//! The AArch64 hardware layer, bare-metal build only: entry code, exception
+//! vectors, the EL2 MMU, cache maintenance, CPU identity and firmware calls.
+//! Each file owns one of these; nothing here makes policy.
+
+pub mod cache;
+pub mod cpu;
+pub mod entry;
+pub mod exceptions;
+pub mod mmu;
+pub mod psci;

@@ -1,0 +1,118 @@
+//! Duet's console: `print!`/`println!` over the board's UART, and the
+//! logger behind the `log` macros. Lines from different CPUs never mix.
+
+use crate::arch::aarch64::cpu;
+use crate::drivers::pl011::Pl011;
+use core::fmt::{self, Write};
+use spin::{Mutex, Once};
+
+static UART: Once<Pl011> = Once::new();
+static LOCK: Mutex<()> = Mutex::new(());
+/// The counter value when Duet started, for log timestamps.
+static START: Once<u64> = Once::new();
+
+/// Starts the console on the PL011 at `base`.
+///
+/// # Safety
+/// `base` must be a PL011 that nothing else drives, mapped as device memory
+/// (or reachable with the MMU off) at this address for as long as Duet runs.
+pub unsafe fn init(base: usize) {
+    START.call_once(cpu::counter);
+    // SAFETY: the caller's contract.
+    UART.call_once(|| unsafe { Pl011::new(base) });
+}
+
+struct Writer<'a>(&'a Pl011);
+
+impl Write for Writer<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for byte in s.bytes() {
+            if byte == b'\n' {
+                self.0.write_byte(b'\r');
+            }
+            self.0.write_byte(byte);
+        }
+        Ok(())
+    }
+}
+
+#[doc(hidden)]
+pub fn print(args: fmt::Arguments) {
+    let Some(uart) = UART.get() else { return };
+    let _line = LOCK.lock();
+    let _ = Writer(uart).write_fmt(args);
+}
+
+/// Prints even when the console lock is held forever (by a CPU that
+/// crashed while printing): waits a little for it, then writes anyway.
+pub fn print_emergency(args: fmt::Arguments) {
+    let Some(uart) = UART.get() else { return };
+    let mut guard = None;
+    for _ in 0..1_000_000 {
+        if let Some(g) = LOCK.try_lock() {
+            guard = Some(g);
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    let _ = Writer(uart).write_fmt(args);
+    uart.flush();
+    drop(guard);
+}
+
+/// A received byte, if one is waiting.
+pub fn read_byte() -> Option<u8> {
+    UART.get()?.read_byte()
+}
+
+/// Microseconds since Duet started.
+pub fn uptime_micros() -> u64 {
+    let start = START.get().copied().unwrap_or(0);
+    let frequency = cpu::counter_frequency().max(1);
+    ((cpu::counter() - start) as u128 * 1_000_000 / frequency as u128) as u64
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::console::print(format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::print!("\n") };
+    ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+struct Logger;
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let micros = uptime_micros();
+        crate::println!(
+            "[{:>4}.{:06}] cpu{} {:<5} {}",
+            micros / 1_000_000,
+            micros % 1_000_000,
+            cpu::id(),
+            record.level(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: Logger = Logger;
+
+/// Routes the `log` macros to the console, at `level` and above.
+pub fn init_logger(level: log::LevelFilter) {
+    // Only fails if a logger is set already, which is harmless.
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}

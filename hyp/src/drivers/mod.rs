@@ -1,0 +1,4 @@
+//! Devices Duet itself drives on the real board. Register layouts are
+//! `tock-registers` structures; each driver is a thin, safe wrapper.
+
+pub mod pl011;

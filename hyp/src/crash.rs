@@ -11,11 +11,13 @@ use crate::status;
 use core::fmt::{self, Write};
 
 /// Writes the crash report for an exception Duet did not expect.
+/// `in_guard_page` says whether an address lies in a stack's guard page.
 pub fn write_report(
     out: &mut impl Write,
     cpu: usize,
     vector: Vector,
     frame: &TrapFrame,
+    in_guard_page: impl Fn(u64) -> bool,
 ) -> fmt::Result {
     writeln!(out, "{} unexpected {vector} on cpu {cpu}", status::HALTED)?;
     if vector.has_syndrome() {
@@ -27,6 +29,9 @@ pub fn write_report(
             None => writeln!(out, "  (ISS {:#x})", esr.iss())?,
         }
         writeln!(out, "  FAR_EL2  {:#018x}", frame.far)?;
+        if esr.abort().is_some() && in_guard_page(frame.far) {
+            writeln!(out, "  the address is in a stack guard page: a stack overflowed")?;
+        }
     }
     writeln!(
         out,
@@ -74,7 +79,11 @@ mod bare_metal {
     pub fn unexpected_exception(vector: Vector, frame: &TrapFrame) -> ! {
         let cpu = enter_crash();
         let mut report = ReportBuffer::new();
-        let _ = write_report(&mut report, cpu, vector, frame);
+        let in_guard_page = |address: u64| {
+            crate::arch::aarch64::entry::stack_guards()
+                .any(|guard| (guard as u64..guard as u64 + 4096).contains(&address))
+        };
+        let _ = write_report(&mut report, cpu, vector, frame, in_guard_page);
         let _ = Emergency.write_str(report.as_str());
         crate::machine::stop()
     }
@@ -143,7 +152,7 @@ mod tests {
         frame.x[30] = 0x4008_0ff0;
         frame.sp = 0x4012_3450;
         let mut out = String::new();
-        write_report(&mut out, 2, Vector::from_index(4), &frame).unwrap();
+        write_report(&mut out, 2, Vector::from_index(4), &frame, |_| false).unwrap();
         assert!(
             out.starts_with("duet: HALTED: unexpected synchronous exception from EL2 on cpu 2\n"),
             "{out}"
@@ -161,12 +170,23 @@ mod tests {
         assert!(out.contains("x30 0x0000000040080ff0"), "{out}");
         assert!(out.contains("sp  0x0000000040123450"), "{out}");
         assert_eq!(out.matches(" x").count(), 31);
+        assert!(!out.contains("guard page"));
+    }
+
+    #[test]
+    fn report_names_a_stack_overflow() {
+        let frame = TrapFrame { esr: 0x9600_0047, far: 0x4015_ec10, ..Default::default() };
+        let mut out = String::new();
+        let guard = |address: u64| (0x4015_e000..0x4015_f000).contains(&address);
+        write_report(&mut out, 0, Vector::from_index(0), &frame, guard).unwrap();
+        assert!(out.contains("(translation fault at level 3, write of"), "{out}");
+        assert!(out.contains("a stack overflowed"), "{out}");
     }
 
     #[test]
     fn interrupts_have_no_syndrome_lines() {
         let mut out = String::new();
-        write_report(&mut out, 0, Vector::from_index(5), &TrapFrame::default()).unwrap();
+        write_report(&mut out, 0, Vector::from_index(5), &TrapFrame::default(), |_| true).unwrap();
         assert!(out.contains("unexpected IRQ from EL2 on cpu 0"));
         assert!(!out.contains("ESR_EL2"));
     }

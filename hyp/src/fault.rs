@@ -89,6 +89,8 @@ mod bare_metal {
         }
     }
 
+    // Recursing without end is the point.
+    #[allow(unconditional_recursion)]
     #[inline(never)]
     fn recurse(depth: u64) -> u64 {
         let mut frame = [depth; 128];

@@ -1,1 +1,118 @@
-fn main() {}
+//! `cargo xtask`: Duet's developer commands.
+//!
+//!   cargo xtask run    build Duet and boot it under QEMU (the main job)
+//!   cargo xtask test   every test: host unit tests, then QEMU integration tests
+//!   cargo xtask build  build the hypervisor image only
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::process::{Command, ExitCode};
+use xtask::image::{self, Variant};
+use xtask::qemu::{self, Ending};
+use xtask::{deps, workspace_root};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test Duet")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build Duet and boot it under QEMU; returns when the machine powers off.
+    Run {
+        /// The board to emulate.
+        #[arg(long, default_value = duet_boards::default_board().name)]
+        board: String,
+        /// CPUs, if not the board's default.
+        #[arg(long)]
+        smp: Option<u32>,
+        /// Duet's boot command line, e.g. `duet.log=debug`.
+        #[arg(long)]
+        append: Option<String>,
+        /// Extra QEMU arguments, after `--`.
+        #[arg(last = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Run every test: host unit tests, then integration tests under QEMU.
+    Test {
+        /// Only the host unit tests.
+        #[arg(long)]
+        unit: bool,
+        /// Passed to the integration tests' harness, e.g. a test name filter.
+        #[arg(last = true)]
+        filter: Vec<String>,
+    },
+    /// Build the hypervisor image and print its path.
+    Build {
+        /// Build the variant with deliberate faults for the crash tests.
+        #[arg(long)]
+        fault_injection: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<ExitCode> {
+    match task {
+        Task::Run { board, smp, append, qemu_args } => {
+            let board = duet_boards::by_name(&board).with_context(|| {
+                let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
+                format!("no board called {board:?}; boards: {}", names.join(", "))
+            })?;
+            deps::ensure_qemu()?;
+            let image = image::build(Variant::Release)?;
+            let options = qemu::Options { cpus: smp, append, extra_args: qemu_args };
+            let (status, ending) = qemu::run_attached(qemu::command(board, &image.binary, &options))?;
+            Ok(match ending {
+                Ending::PoweredOff if status.success() => ExitCode::SUCCESS,
+                Ending::PoweredOff | Ending::Halted => {
+                    eprintln!("xtask: Duet halted; see the console above");
+                    ExitCode::FAILURE
+                }
+                Ending::Unknown => {
+                    eprintln!("xtask: QEMU ended ({status}) without Duet powering off");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        Task::Test { unit, filter } => {
+            cargo(&["test", "--quiet"])?;
+            if !unit {
+                deps::ensure_qemu()?;
+                let mut args = vec!["test", "--quiet", "--package", "duet-tests", "--"];
+                args.extend(filter.iter().map(String::as_str));
+                cargo(&args)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Build { fault_injection } => {
+            let variant = if fault_injection { Variant::FaultInjection } else { Variant::Release };
+            let image = image::build(variant)?;
+            println!("{}", image.binary.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}

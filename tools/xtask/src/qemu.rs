@@ -1,0 +1,161 @@
+//! Starting QEMU on a board with a Duet image, and telling from the console
+//! how the run ended: a clean power-off, a halt, or neither.
+
+use crate::deps::QEMU;
+use anyhow::{Context, Result};
+use duet::status;
+use duet_boards::Board;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// What to change from the board's defaults.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// CPUs, if not the board's default.
+    pub cpus: Option<u32>,
+    /// The boot command line (the device tree's `/chosen/bootargs`).
+    pub append: Option<String>,
+    /// Further QEMU arguments, after the board's own (a later `-machine`
+    /// option overrides the board's).
+    pub extra_args: Vec<String>,
+}
+
+/// How Duet's console says the run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Duet powered the machine off on purpose.
+    PoweredOff,
+    /// Duet stopped because something went wrong.
+    Halted,
+    /// Duet said neither (QEMU died, or was stopped from outside).
+    Unknown,
+}
+
+impl Ending {
+    /// The ending of a console transcript (or a line of one).
+    pub fn of(console: &str) -> Ending {
+        if console.contains(status::HALTED) {
+            Ending::Halted
+        } else if console.contains(status::POWER_OFF) {
+            Ending::PoweredOff
+        } else {
+            Ending::Unknown
+        }
+    }
+}
+
+/// The QEMU command that boots `image` on `board`, its console on stdio.
+pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
+    let qemu = &board.qemu;
+    let mut command = Command::new(QEMU);
+    let cpus = if qemu.cpus_fixed { qemu.cpus } else { options.cpus.unwrap_or(qemu.cpus) };
+    command
+        .args(["-machine", qemu.machine, "-cpu", qemu.cpu, "-m", qemu.memory])
+        .args(["-smp", &cpus.to_string()])
+        .args(["-nographic", "-no-reboot"])
+        .args(qemu.extra_args)
+        .arg("-kernel")
+        .arg(image);
+    if let Some(append) = &options.append {
+        command.args(["-append", append]);
+    }
+    command.args(&options.extra_args);
+    command
+}
+
+/// After Duet reports a halt, how long QEMU gets to power off by itself.
+const HALT_GRACE: Duration = Duration::from_secs(3);
+
+/// Runs `command` with the console passed through to this terminal (input
+/// too), and reports how the run ended. If Duet halts but the machine does
+/// not power off, QEMU is stopped so the command always returns.
+pub fn run_attached(mut command: Command) -> Result<(ExitStatus, Ending)> {
+    let mut child = command
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {QEMU}"))?;
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (halted_tx, halted_rx) = mpsc::channel();
+    let copier = std::thread::spawn(move || {
+        let mut ending = Ending::Unknown;
+        let mut line = Vec::new();
+        let mut buffer = [0u8; 4096];
+        let mut out = std::io::stdout();
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            let _ = out.write_all(&buffer[..n]);
+            let _ = out.flush();
+            for &byte in &buffer[..n] {
+                line.push(byte);
+                if byte == b'\n' {
+                    match Ending::of(&String::from_utf8_lossy(&line)) {
+                        Ending::Unknown => {}
+                        Ending::Halted => {
+                            ending = Ending::Halted;
+                            let _ = halted_tx.send(());
+                        }
+                        Ending::PoweredOff if ending == Ending::Unknown => ending = Ending::PoweredOff,
+                        Ending::PoweredOff => {}
+                    }
+                    line.clear();
+                }
+            }
+        }
+        ending
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if halted_rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+            std::thread::sleep(HALT_GRACE);
+            if child.try_wait()?.is_none() {
+                terminate(child.id());
+            }
+        }
+    };
+    let ending = copier.join().unwrap_or(Ending::Unknown);
+    Ok((status, ending))
+}
+
+/// Asks a process to stop (SIGTERM lets QEMU restore the terminal).
+pub fn terminate(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions; at worst the process
+    // is gone already and the call fails.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endings_are_read_from_the_console() {
+        assert_eq!(Ending::of("duet: powering off: nothing left to run\n"), Ending::PoweredOff);
+        assert_eq!(Ending::of("duet: HALTED: panic on cpu 1: oops\n"), Ending::Halted);
+        assert_eq!(Ending::of("duet: powering off: x\nduet: HALTED: y\n"), Ending::Halted);
+        assert_eq!(Ending::of("[ 0.1] cpu0 INFO hello\n"), Ending::Unknown);
+    }
+
+    #[test]
+    fn command_follows_the_board_and_options() {
+        let board = duet_boards::default_board();
+        let options = Options {
+            cpus: Some(2),
+            append: Some("duet.log=debug".into()),
+            extra_args: vec!["-machine".into(), "virtualization=off".into()],
+        };
+        let command = command(board, Path::new("/tmp/duet.bin"), &options);
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let joined = args.join(" ");
+        assert!(joined.starts_with("-machine virt,virtualization=on,gic-version=3 -cpu max -m 2G -smp 2"), "{joined}");
+        assert!(joined.contains("-kernel /tmp/duet.bin -append duet.log=debug -machine virtualization=off"), "{joined}");
+    }
+}

@@ -60,7 +60,9 @@ mod tests {
         assert!(by_name("nokia-3310").is_none());
         for (i, a) in BOARDS.iter().enumerate() {
             assert!(BOARDS[i + 1..].iter().all(|b| b.name != a.name));
-            assert!(a.qemu.machine.contains("virtualization=on") || a.qemu.machine.starts_with("raspi"));
+            assert!(
+                a.qemu.machine.contains("virtualization=on") || a.qemu.machine.starts_with("raspi")
+            );
         }
     }
 }

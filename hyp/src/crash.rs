@@ -30,7 +30,10 @@ pub fn write_report(
         }
         writeln!(out, "  FAR_EL2  {:#018x}", frame.far)?;
         if esr.abort().is_some() && in_guard_page(frame.far) {
-            writeln!(out, "  the address is in a stack guard page: a stack overflowed")?;
+            writeln!(
+                out,
+                "  the address is in a stack guard page: a stack overflowed"
+            )?;
         }
     }
     writeln!(
@@ -175,7 +178,11 @@ mod tests {
 
     #[test]
     fn report_names_a_stack_overflow() {
-        let frame = TrapFrame { esr: 0x9600_0047, far: 0x4015_ec10, ..Default::default() };
+        let frame = TrapFrame {
+            esr: 0x9600_0047,
+            far: 0x4015_ec10,
+            ..Default::default()
+        };
         let mut out = String::new();
         let guard = |address: u64| (0x4015_e000..0x4015_f000).contains(&address);
         write_report(&mut out, 0, Vector::from_index(0), &frame, guard).unwrap();
@@ -186,7 +193,14 @@ mod tests {
     #[test]
     fn interrupts_have_no_syndrome_lines() {
         let mut out = String::new();
-        write_report(&mut out, 0, Vector::from_index(5), &TrapFrame::default(), |_| true).unwrap();
+        write_report(
+            &mut out,
+            0,
+            Vector::from_index(5),
+            &TrapFrame::default(),
+            |_| true,
+        )
+        .unwrap();
         assert!(out.contains("unexpected IRQ from EL2 on cpu 0"));
         assert!(!out.contains("ESR_EL2"));
     }

@@ -54,7 +54,15 @@ pub fn build(variant: Variant) -> Result<Image> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(crate::workspace_root())
-        .args(["build", "--quiet", "--release", "--package", "duet", "--bin", "duet"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "duet",
+            "--bin",
+            "duet",
+        ])
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -62,7 +70,10 @@ pub fn build(variant: Variant) -> Result<Image> {
         cargo.args(["--features", &variant.features().join(",")]);
     }
     let status = cargo.status().context("cannot run cargo")?;
-    ensure!(status.success(), "building the hypervisor failed ({status})");
+    ensure!(
+        status.success(),
+        "building the hypervisor failed ({status})"
+    );
     let elf = target_dir.join(TARGET).join("release").join("duet");
     let binary = target_dir.join("duet.bin");
     write_flat_image(&elf, &binary)?;
@@ -74,7 +85,8 @@ pub fn build(variant: Variant) -> Result<Image> {
 /// relocate.
 pub fn write_flat_image(elf: &Path, out: &Path) -> Result<()> {
     let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
-    let flat = flatten(&data).with_context(|| format!("{} is not a usable Duet image", elf.display()))?;
+    let flat =
+        flatten(&data).with_context(|| format!("{} is not a usable Duet image", elf.display()))?;
     std::fs::write(out, flat).with_context(|| format!("cannot write {}", out.display()))
 }
 
@@ -88,20 +100,27 @@ fn flatten(data: &[u8]) -> Result<Vec<u8>> {
             continue;
         }
         let address = segment.p_vaddr(endian) as usize;
-        let bytes = segment.data(endian, data).map_err(|()| anyhow::anyhow!("bad segment"))?;
+        let bytes = segment
+            .data(endian, data)
+            .map_err(|()| anyhow::anyhow!("bad segment"))?;
         if flat.len() < address + bytes.len() {
             flat.resize(address + bytes.len(), 0);
         }
         flat[address..address + bytes.len()].copy_from_slice(bytes);
     }
-    ensure!(flat.len() >= 64 && &flat[56..60] == b"ARM\x64", "no arm64 Image header at the start");
+    ensure!(
+        flat.len() >= 64 && &flat[56..60] == b"ARM\x64",
+        "no arm64 Image header at the start"
+    );
     Ok(flat)
 }
 
 /// The entry code applies only R_AARCH64_RELATIVE; anything else would be
 /// left unrelocated, so it is refused here rather than crash at boot.
 fn check_relocations(file: &ElfFile64<Endianness>) -> Result<()> {
-    let Some(relocations) = file.dynamic_relocations() else { return Ok(()) };
+    let Some(relocations) = file.dynamic_relocations() else {
+        return Ok(());
+    };
     for (offset, relocation) in relocations {
         match relocation.flags() {
             RelocationFlags::Elf { r_type } if r_type == R_AARCH64_RELATIVE => {}

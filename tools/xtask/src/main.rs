@@ -64,15 +64,25 @@ fn main() -> ExitCode {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, qemu_args } => {
+        Task::Run {
+            board,
+            smp,
+            append,
+            qemu_args,
+        } => {
             let board = duet_boards::by_name(&board).with_context(|| {
                 let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
                 format!("no board called {board:?}; boards: {}", names.join(", "))
             })?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
-            let options = qemu::Options { cpus: smp, append, extra_args: qemu_args };
-            let (status, ending) = qemu::run_attached(qemu::command(board, &image.binary, &options))?;
+            let options = qemu::Options {
+                cpus: smp,
+                append,
+                extra_args: qemu_args,
+            };
+            let (status, ending) =
+                qemu::run_attached(qemu::command(board, &image.binary, &options))?;
             Ok(match ending {
                 Ending::PoweredOff if status.success() => ExitCode::SUCCESS,
                 Ending::PoweredOff | Ending::Halted => {
@@ -96,7 +106,11 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Build { fault_injection } => {
-            let variant = if fault_injection { Variant::FaultInjection } else { Variant::Release };
+            let variant = if fault_injection {
+                Variant::FaultInjection
+            } else {
+                Variant::Release
+            };
             let image = image::build(variant)?;
             println!("{}", image.binary.display());
             Ok(ExitCode::SUCCESS)

@@ -51,9 +51,20 @@ impl Ending {
 pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     let qemu = &board.qemu;
     let mut command = Command::new(QEMU);
-    let cpus = if qemu.cpus_fixed { qemu.cpus } else { options.cpus.unwrap_or(qemu.cpus) };
+    let cpus = if qemu.cpus_fixed {
+        qemu.cpus
+    } else {
+        options.cpus.unwrap_or(qemu.cpus)
+    };
     command
-        .args(["-machine", qemu.machine, "-cpu", qemu.cpu, "-m", qemu.memory])
+        .args([
+            "-machine",
+            qemu.machine,
+            "-cpu",
+            qemu.cpu,
+            "-m",
+            qemu.memory,
+        ])
         .args(["-smp", &cpus.to_string()])
         .args(["-nographic", "-no-reboot"])
         .args(qemu.extra_args)
@@ -101,7 +112,9 @@ pub fn run_attached(mut command: Command) -> Result<(ExitStatus, Ending)> {
                             ending = Ending::Halted;
                             let _ = halted_tx.send(());
                         }
-                        Ending::PoweredOff if ending == Ending::Unknown => ending = Ending::PoweredOff,
+                        Ending::PoweredOff if ending == Ending::Unknown => {
+                            ending = Ending::PoweredOff
+                        }
                         Ending::PoweredOff => {}
                     }
                     line.clear();
@@ -138,9 +151,18 @@ mod tests {
 
     #[test]
     fn endings_are_read_from_the_console() {
-        assert_eq!(Ending::of("duet: powering off: nothing left to run\n"), Ending::PoweredOff);
-        assert_eq!(Ending::of("duet: HALTED: panic on cpu 1: oops\n"), Ending::Halted);
-        assert_eq!(Ending::of("duet: powering off: x\nduet: HALTED: y\n"), Ending::Halted);
+        assert_eq!(
+            Ending::of("duet: powering off: nothing left to run\n"),
+            Ending::PoweredOff
+        );
+        assert_eq!(
+            Ending::of("duet: HALTED: panic on cpu 1: oops\n"),
+            Ending::Halted
+        );
+        assert_eq!(
+            Ending::of("duet: powering off: x\nduet: HALTED: y\n"),
+            Ending::Halted
+        );
         assert_eq!(Ending::of("[ 0.1] cpu0 INFO hello\n"), Ending::Unknown);
     }
 
@@ -153,9 +175,21 @@ mod tests {
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
-        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let args: Vec<_> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         let joined = args.join(" ");
-        assert!(joined.starts_with("-machine virt,virtualization=on,gic-version=3 -cpu max -m 2G -smp 2"), "{joined}");
-        assert!(joined.contains("-kernel /tmp/duet.bin -append duet.log=debug -machine virtualization=off"), "{joined}");
+        assert!(
+            joined
+                .starts_with("-machine virt,virtualization=on,gic-version=3 -cpu max -m 2G -smp 2"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains(
+                "-kernel /tmp/duet.bin -append duet.log=debug -machine virtualization=off"
+            ),
+            "{joined}"
+        );
     }
 }

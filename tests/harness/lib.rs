@@ -1,0 +1,200 @@
+//! The integration-test harness: boots Duet under QEMU, reads its console,
+//! types into it, and on any failure shows the whole console transcript.
+//!
+//! Tests need QEMU. Without it they fail with the install instructions; they
+//! never pass by skipping.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use duet::status;
+pub use xtask::image::Variant;
+pub use xtask::qemu::{Ending, Options};
+
+/// Generous: QEMU emulates AArch64 in software, on a machine that may be
+/// busy with other tests.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The flat image of `variant`, built once per test process.
+pub fn image(variant: Variant) -> PathBuf {
+    static RELEASE: OnceLock<PathBuf> = OnceLock::new();
+    static FAULT: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match variant {
+        Variant::Release => &RELEASE,
+        Variant::FaultInjection => &FAULT,
+    };
+    cell.get_or_init(|| match xtask::image::build(variant) {
+        Ok(image) => image.binary,
+        Err(e) => panic!("cannot build the {variant:?} hypervisor image: {e:#}"),
+    })
+    .clone()
+}
+
+/// Panics with the install instructions if QEMU is missing or too old.
+pub fn require_qemu() {
+    if let Err(e) = xtask::deps::require_qemu() {
+        panic!("this test boots Duet under QEMU: {e:#}");
+    }
+}
+
+/// A process whose output is collected as it runs.
+pub struct Machine {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    output: Arc<Mutex<Vec<u8>>>,
+    status: Option<ExitStatus>,
+    what: String,
+}
+
+impl Machine {
+    /// Boots `variant` on the default board with `options`.
+    pub fn boot(variant: Variant, options: &Options) -> Machine {
+        require_qemu();
+        let board = duet_boards::default_board();
+        let command = xtask::qemu::command(board, &image(variant), options);
+        Machine::spawn(command, "QEMU")
+    }
+
+    /// Runs `cargo xtask ARGS` as a user would, console and all.
+    pub fn xtask(args: &[&str]) -> Machine {
+        let mut command = Command::new(env!("CARGO"));
+        command
+            .current_dir(xtask::workspace_root())
+            .args(["run", "--quiet", "--package", "xtask", "--"])
+            .args(args);
+        Machine::spawn(command, &format!("cargo xtask {}", args.join(" ")))
+    }
+
+    fn spawn(mut command: Command, what: &str) -> Machine {
+        // Its own process group, so that a timeout can stop QEMU too when the
+        // process is `cargo xtask`.
+        command.process_group(0);
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let output = Arc::new(Mutex::new(Vec::new()));
+        collect(child.stdout.take().expect("piped"), output.clone());
+        collect(child.stderr.take().expect("piped"), output.clone());
+        let stdin = child.stdin.take();
+        Machine {
+            child,
+            stdin,
+            output,
+            status: None,
+            what: what.to_string(),
+        }
+    }
+
+    /// Everything printed so far.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+    }
+
+    /// Waits until the console shows `needle`, and returns the console.
+    pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let console = self.console();
+            if console.contains(needle) {
+                return console;
+            }
+            if self.poll_exit().is_some() {
+                self.fail(&format!("{} ended before printing {needle:?}", self.what));
+            }
+            if Instant::now() > deadline {
+                self.fail(&format!("no {needle:?} within {timeout:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Fails the test unless the console so far shows every one of `needles`.
+    pub fn require(&mut self, needles: &[&str]) {
+        let console = self.console();
+        for needle in needles {
+            if !console.contains(needle) {
+                self.fail(&format!("the console lacks {needle:?}"));
+            }
+        }
+    }
+
+    /// Fails the test if the console so far shows `needle`.
+    pub fn forbid(&mut self, needle: &str) {
+        if self.console().contains(needle) {
+            self.fail(&format!("the console shows {needle:?}"));
+        }
+    }
+
+    /// Types `text` into the console.
+    pub fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(text.as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("console input");
+    }
+
+    /// Waits for the process to end; fails the test (and stops it) on timeout.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.poll_exit() {
+                // The collectors may still be draining the last lines.
+                std::thread::sleep(Duration::from_millis(200));
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.fail(&format!("{} still running after {timeout:?}", self.what))
+    }
+
+    /// Fails the test with `message` and the console transcript.
+    pub fn fail(&mut self, message: &str) -> ! {
+        self.stop();
+        panic!(
+            "{message}\n----- console -----\n{}\n-------------------",
+            self.console()
+        );
+    }
+
+    fn poll_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("waiting for the child");
+        }
+        self.status
+    }
+
+    fn stop(&mut self) {
+        if self.poll_exit().is_none() {
+            // SAFETY: signalling our own child's process group; at worst it
+            // is gone already and the call fails.
+            unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = source.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&buffer[..n]);
+        }
+    });
+}

@@ -95,7 +95,7 @@ fn read_platform(dtb: usize) -> Option<Platform> {
 
 /// The device tree at `address`, sized by its header.
 fn device_tree_blob(address: usize) -> Option<&'static [u8]> {
-    if address == 0 || address % 8 != 0 {
+    if address == 0 || !address.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol puts a device tree at `address` and nothing

@@ -26,7 +26,7 @@ impl TrapFrame {
 }
 
 // The vector code moves pairs with stp/ldp and keeps the stack 16-byte aligned.
-const _: () = assert!(TrapFrame::SIZE % 16 == 0);
+const _: () = assert!(TrapFrame::SIZE.is_multiple_of(16));
 const _: () = assert!(TrapFrame::SP_OFFSET == 31 * 8);
 const _: () = assert!(TrapFrame::ESR_OFFSET == TrapFrame::ELR_OFFSET + 16);
 

@@ -45,7 +45,7 @@ impl<const N: usize> TableAllocator for TablePool<N> {
         // The pool itself is page aligned; `count`-table alignment also needs
         // the start address to be a multiple of the total size.
         let address = self.tables.get(start)? as *const Table as usize;
-        if end > N || address % (count * core::mem::size_of::<Table>()) != 0 {
+        if end > N || !address.is_multiple_of(count * core::mem::size_of::<Table>()) {
             return None;
         }
         self.used = end;

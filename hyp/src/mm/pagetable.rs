@@ -398,7 +398,7 @@ impl PageTable {
         // 4 KiB granule: blocks exist at levels 1 (1 GiB) and 2 (2 MiB).
         for level in self.geometry.root_level.max(1)..3 {
             let size = Geometry::block_size(level);
-            if input % size == 0 && output % size == 0 && remaining >= size {
+            if input.is_multiple_of(size) && output.is_multiple_of(size) && remaining >= size {
                 return (level, size);
             }
         }
@@ -656,16 +656,8 @@ mod tests {
             Err(MapError::OutOfRange { address: 1 << 40 })
         );
         assert_eq!(
-            map.map(
-                &mut tables,
-                u64::MAX & !0xfff,
-                0,
-                2 * PAGE_SIZE,
-                Attributes::RAM
-            ),
-            Err(MapError::OutOfRange {
-                address: u64::MAX & !0xfff
-            })
+            map.map(&mut tables, !0xfff, 0, 2 * PAGE_SIZE, Attributes::RAM),
+            Err(MapError::OutOfRange { address: !0xfff })
         );
         assert_eq!(map.translate(1 << 41), None);
     }

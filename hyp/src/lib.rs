@@ -25,6 +25,8 @@ pub mod drivers;
 pub mod fault;
 pub mod mm;
 pub mod platform;
+pub mod vdev;
+pub mod vm;
 
 #[cfg(target_os = "none")]
 mod boot;

@@ -1,0 +1,1 @@
+//! Virtual devices Duet emulates for guests.

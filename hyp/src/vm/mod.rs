@@ -1,0 +1,4 @@
+//! Virtual machines: the virtual platform they see, their vCPUs, and how
+//! their exits are handled.
+
+pub mod layout;

@@ -2,3 +2,4 @@
 //! their exits are handled.
 
 pub mod layout;
+pub mod mmio;

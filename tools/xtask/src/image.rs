@@ -1,4 +1,4 @@
-//! Building the hypervisor image: `cargo build` for `aarch64-unknown-none`,
+//! Building the hypervisor image: `cargo build` for `aarch64-unknown-none-softfloat`,
 //! then the ELF turned into the flat arm64 `Image` that bootloaders load.
 //!
 //! Each variant builds in its own target directory, so switching between
@@ -37,7 +37,7 @@ impl Variant {
     }
 }
 
-pub const TARGET: &str = "aarch64-unknown-none";
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
 /// A built image.
 #[derive(Clone, Debug)]

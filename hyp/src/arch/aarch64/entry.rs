@@ -5,8 +5,8 @@
 //! and the Raspberry Pi firmware all start it the same way: at EL2, MMU off,
 //! with the device tree's physical address in x0. Before any Rust runs, the
 //! boot CPU applies the image's own relocations (it is linked at address 0
-//! and may be loaded anywhere), clears `.bss`, picks its stacks and enables
-//! the FP/SIMD registers that compiled Rust uses.
+//! and may be loaded anywhere), clears `.bss`, picks its stacks and leaves
+//! FP/SIMD untrapped for guests (Duet itself is built soft-float).
 //!
 //! Each CPU has two stacks. Duet's code runs on SP_EL0 (the "main" stack);
 //! exceptions taken at EL2 switch to SP_EL2 (the "exception" stack). So a
@@ -71,8 +71,6 @@ const CPTR_EL2_VALUE: u64 = 0x33ff;
 const SCTLR_EL2_MMU_OFF: u64 = 0x30c5_0838;
 // SCTLR_EL2.{M, C, I}.
 const SCTLR_EL2_MMU_ON: u64 = (1 << 0) | (1 << 2) | (1 << 12);
-// CPACR_EL1.FPEN: FP/SIMD at EL1, for the not-at-EL2 path.
-const CPACR_EL1_FPEN: u64 = 3 << 20;
 
 global_asm!(
     r#"
@@ -157,21 +155,12 @@ primary_entry:
     bl      {primary}
     b       .
 
-    // Not at EL2: one stack will do; make FP/SIMD usable, then report it.
+    // Not at EL2: one stack will do; report it.
 5:  adrp    x1, {stacks}
     add     x1, x1, :lo12:{stacks}
     movz    x2, #{main_slot_hi}, lsl #16
     movk    x2, #{main_slot_lo}
     add     sp, x1, x2
-    cmp     x0, #1
-    b.ne    6f
-    mov     x1, #{fpen}
-    msr     cpacr_el1, x1
-    b       7f
-6:  cmp     x0, #3
-    b.ne    7f
-    msr     cptr_el3, xzr
-7:  isb
     mov     x1, x0
     mov     x0, x19
     bl      {wrong_el}
@@ -222,7 +211,6 @@ duet_secondary_entry:
     sctlr_hi = const SCTLR_EL2_MMU_OFF >> 16,
     sctlr_lo = const SCTLR_EL2_MMU_OFF & 0xffff,
     sctlr_on = const SCTLR_EL2_MMU_ON,
-    fpen = const CPACR_EL1_FPEN,
     mmu = sym SECONDARY_MMU,
     primary = sym crate::boot::primary_main,
     wrong_el = sym crate::boot::wrong_el_main,

@@ -3,9 +3,10 @@
 //! on SP_EL0, see `entry`) and calls [`el2_exception`]; if that returns, the
 //! state is restored and execution resumes.
 //!
-//! Today every exception taken at EL2 is unexpected and ends in a crash
-//! report. Guest exits, which arrive through the lower-EL entries, will get
-//! their own path when Duet runs guests.
+//! Exceptions taken at EL2 itself are unexpected and end in a crash report
+//! (Duet runs with interrupts masked and waits for them with WFI). Exits from
+//! a guest arrive through the lower-EL entries and take the short path in
+//! `guest`, which returns to the code that entered the guest.
 
 use crate::arch::frame::{TrapFrame, Vector};
 use core::arch::global_asm;
@@ -20,12 +21,25 @@ global_asm!(
     b       duet_el2_trap
 .endm
 
+// A guest exit: keep the guest's x0 and x1 on the exception stack, pass the
+// kind (0 synchronous, 1 IRQ, 2 FIQ, 3 SError) in x1 (see `guest`).
+.macro guest_exit_entry kind
+    .balign 0x80
+    stp     x0, x1, [sp, #-16]!
+    mov     x1, #\kind
+    b       duet_guest_exit
+.endm
+
 .section .text.vectors, "ax"
 .balign 0x800
 .global duet_el2_vectors
 duet_el2_vectors:
-    .irp index, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+    .irp index, 0, 1, 2, 3, 4, 5, 6, 7
     vector_entry \index
+    .endr
+    // From a guest, AArch64 then AArch32.
+    .irp kind, 0, 1, 2, 3, 0, 1, 2, 3
+    guest_exit_entry \kind
     .endr
 
 duet_el2_trap:

@@ -6,7 +6,10 @@ use crate::arch::aarch64::{cache, cpu, entry, exceptions, mmu};
 use crate::mm::el2_map::{self, ImageLayout};
 use crate::mm::pagetable::{Geometry, MapError, PageTable, Stage};
 use crate::mm::regions::{Region, RegionSet, TooManyRegions};
+use crate::drivers::gicv3::Gicv3;
 use crate::mm::{heap, TablePool};
+use crate::sched::KICK_SGI;
+use crate::vm::layout;
 use crate::platform::{Gic, Platform};
 use crate::{console, machine, println, smp, status, MAX_CPUS};
 use spin::{Mutex, Once};
@@ -72,12 +75,60 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     }
     console::init_logger(log_level(platform));
     print_banner(platform);
+    init_interrupts(platform);
     #[cfg(feature = "fault-injection")]
     crate::fault::arm(platform);
     smp::start_secondaries(platform);
     #[cfg(feature = "fault-injection")]
     crate::fault::commit_if_armed();
+    if GIC.get().is_some() && crate::vm::system::start(platform.initrd) {
+        crate::vm::system::cpu_loop(0)
+    }
     machine::power_off(format_args!("nothing left to run"))
+}
+
+/// The physical GIC, when it is one Duet drives.
+static GIC: Once<Gicv3> = Once::new();
+
+/// The console UART's interrupt, if Duet takes it.
+pub fn console_intid() -> Option<u32> {
+    PLATFORM.get()?.uart_intid
+}
+
+/// Brings up the GIC distributor and this (the boot) CPU's interfaces, and
+/// routes console input to this CPU.
+fn init_interrupts(platform: &Platform) {
+    let Some(Gic::V3 { distributor, redistributors }) = platform.gic else {
+        log::warn!("only GICv3 is supported so far: no VMs can run on this board");
+        return;
+    };
+    // SAFETY: the device tree names these as the GIC; Duet's map has them as
+    // device memory; nothing else drives the GIC.
+    let gic = unsafe {
+        Gicv3::new(distributor.start as usize, redistributors.start as usize, redistributors.size() as usize)
+    };
+    let gic = GIC.call_once(|| gic);
+    gic.init_distributor();
+    init_interrupts_on_this_cpu();
+    if let Some(intid) = platform.uart_intid {
+        gic.enable_shared(intid, cpu::mpidr());
+        console::enable_input_interrupt();
+    }
+}
+
+/// Wakes this CPU's redistributor and CPU interface and enables the
+/// interrupts every CPU takes: the kick SGI, the GIC maintenance interrupt
+/// and the guest's virtual timer.
+pub fn init_interrupts_on_this_cpu() {
+    let Some(gic) = GIC.get() else { return };
+    if let Err(e) = gic.init_redistributor(cpu::mpidr()) {
+        log::warn!("no GIC redistributor for MPIDR {:#x}", e.mpidr);
+        return;
+    }
+    crate::arch::aarch64::gic::init_cpu_interface();
+    for intid in [KICK_SGI, layout::GIC_MAINTENANCE_INTID, layout::TIMER_VIRT_INTID] {
+        gic.enable_private(cpu::mpidr(), intid);
+    }
 }
 
 /// Reads the device tree and starts the console on its UART. Without a
@@ -152,6 +203,9 @@ fn start_heap(platform: &Platform, image: Region) -> Result<(), BootError> {
     }
     free.remove(image.align_out(2 * MIB))?;
     free.remove(platform.blob.align_out(2 * MIB))?;
+    if let Some(package) = platform.initrd {
+        free.remove(package.align_out(2 * MIB))?;
+    }
     for reserved in platform.reserved.iter() {
         free.remove(reserved)?;
     }

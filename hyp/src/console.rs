@@ -60,9 +60,30 @@ pub fn print_emergency(args: fmt::Arguments) {
     drop(guard);
 }
 
+/// Writes a byte a guest sent to its console, as it is.
+pub fn write_byte(byte: u8) {
+    let Some(uart) = UART.get() else { return };
+    let _line = LOCK.lock();
+    uart.write_byte(byte);
+}
+
 /// A received byte, if one is waiting.
 pub fn read_byte() -> Option<u8> {
     UART.get()?.read_byte()
+}
+
+/// Makes typed bytes raise the console UART's interrupt.
+pub fn enable_input_interrupt() {
+    if let Some(uart) = UART.get() {
+        uart.enable_receive_interrupt();
+    }
+}
+
+/// Acknowledges the console UART's interrupt once its FIFO is drained.
+pub fn acknowledge_input() {
+    if let Some(uart) = UART.get() {
+        uart.clear_interrupts();
+    }
 }
 
 /// Microseconds since Duet started.

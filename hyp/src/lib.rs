@@ -25,6 +25,7 @@ pub mod drivers;
 pub mod fault;
 pub mod mm;
 pub mod platform;
+pub mod sched;
 pub mod vdev;
 pub mod vm;
 

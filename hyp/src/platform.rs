@@ -119,6 +119,10 @@ pub struct Platform {
     pub gic: Option<Gic>,
     /// The console: a PL011, from `/chosen/stdout-path` or the first PL011.
     pub uart: Option<Region>,
+    /// The console UART's interrupt, as a GIC INTID.
+    pub uart_intid: Option<u32>,
+    /// What the bootloader loaded as the "initrd": Duet's persona package.
+    pub initrd: Option<Region>,
     pub psci: Option<Conduit>,
     pub bootargs: &'static str,
     /// The whole device tree blob.
@@ -141,7 +145,9 @@ impl Platform {
             cpu_count: 0,
             cpus_ignored: 0,
             gic: find_gic(&fdt),
-            uart: find_uart(&fdt),
+            uart: find_uart(&fdt).map(|(region, _)| region),
+            uart_intid: find_uart(&fdt).and_then(|(_, intid)| intid),
+            initrd: find_initrd(&fdt),
             psci: find_psci(&fdt),
             bootargs: fdt.chosen().bootargs().unwrap_or(""),
             blob: Region::new(blob.as_ptr() as u64, fdt.total_size() as u64),
@@ -269,7 +275,8 @@ fn find_gic(fdt: &Fdt<'static>) -> Option<Gic> {
     })
 }
 
-fn find_uart(fdt: &Fdt<'static>) -> Option<Region> {
+/// The console PL011 and its interrupt.
+fn find_uart(fdt: &Fdt<'static>) -> Option<(Region, Option<u32>)> {
     let is_pl011 = |node: &FdtNode<'_, '_>| {
         node.compatible()
             .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
@@ -279,7 +286,27 @@ fn find_uart(fdt: &Fdt<'static>) -> Option<Region> {
         .stdout()
         .filter(is_pl011)
         .or_else(|| fdt.find_compatible(&["arm,pl011"]))?;
-    regions(&node).next()
+    Some((regions(&node).next()?, first_interrupt(&node)))
+}
+
+/// The first interrupt of a node whose parent is a GIC (three cells: type,
+/// number, flags), as an INTID.
+fn first_interrupt(node: &FdtNode<'_, 'static>) -> Option<u32> {
+    let cells = node.property("interrupts")?.value;
+    let cell = |i: usize| Some(u32::from_be_bytes(cells.get(i * 4..i * 4 + 4)?.try_into().ok()?));
+    match cell(0)? {
+        0 => Some(32 + cell(1)?),
+        1 => Some(16 + cell(1)?),
+        _ => None,
+    }
+}
+
+/// `/chosen/linux,initrd-start` and `-end`.
+fn find_initrd(fdt: &Fdt<'static>) -> Option<Region> {
+    let chosen = fdt.find_node("/chosen")?;
+    let start = be_number(chosen.property("linux,initrd-start")?.value);
+    let end = be_number(chosen.property("linux,initrd-end")?.value);
+    (end > start).then_some(Region { start, end })
 }
 
 fn find_psci(fdt: &Fdt<'static>) -> Option<Conduit> {
@@ -323,6 +350,8 @@ mod tests {
             })
         );
         assert_eq!(p.uart, Some(Region::new(0x0900_0000, 0x1000)));
+        assert_eq!(p.uart_intid, Some(33));
+        assert_eq!(p.initrd, None);
         assert_eq!(p.psci, Some(Conduit::Smc));
         assert_eq!(p.boot_option("duet.fault"), Some("data-abort@2"));
         assert_eq!(p.boot_option("duet"), None);

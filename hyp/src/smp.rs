@@ -18,6 +18,11 @@ pub fn online() -> usize {
     ONLINE.load(Ordering::Acquire)
 }
 
+/// The MPIDR affinity of the CPU with Duet's index `cpu`.
+pub fn mpidr_of(cpu: usize) -> u64 {
+    MPIDR[cpu].load(Ordering::Acquire)
+}
+
 /// Starts every CPU of the device tree that has a way to be started, and
 /// waits for each to report in.
 pub fn start_secondaries(platform: &Platform) {

@@ -45,6 +45,9 @@ register_structs! {
     }
 }
 
+const IMSC_RX: u32 = 1 << 4;
+const IMSC_RX_TIMEOUT: u32 = 1 << 6;
+
 /// A PL011 at a fixed, mapped address.
 pub struct Pl011 {
     registers: *const Registers,
@@ -88,6 +91,16 @@ impl Pl011 {
             return None;
         }
         Some(self.regs().dr.read(DR::DATA) as u8)
+    }
+
+    /// Interrupts when bytes arrive (receive and receive-timeout).
+    pub fn enable_receive_interrupt(&self) {
+        self.regs().imsc.set(IMSC_RX | IMSC_RX_TIMEOUT);
+    }
+
+    /// Clears every latched interrupt; called after draining the FIFO.
+    pub fn clear_interrupts(&self) {
+        self.regs().icr.set(0x7ff);
     }
 
     /// Waits until everything sent has left the UART.

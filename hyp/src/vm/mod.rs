@@ -7,3 +7,10 @@ pub mod loader;
 pub mod mmio;
 pub mod sysreg;
 pub mod vcpu;
+
+#[cfg(target_os = "none")]
+pub mod instance;
+#[cfg(target_os = "none")]
+mod run;
+#[cfg(target_os = "none")]
+pub mod system;

@@ -80,9 +80,27 @@ pub fn build(variant: Variant) -> Result<Image> {
     Ok(Image { binary, elf })
 }
 
+/// Builds the probe guest (`guests/probe`) and writes its flat image.
+pub fn build_probe() -> Result<Image> {
+    let target_dir = crate::target_dir().join("guests").join("probe");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .current_dir(crate::workspace_root())
+        .args(["build", "--quiet", "--release", "--package", "duet-probe"])
+        .args(["--target", TARGET])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    let status = cargo.status().context("cannot run cargo")?;
+    ensure!(status.success(), "building the probe guest failed ({status})");
+    let elf = target_dir.join(TARGET).join("release").join("duet-probe");
+    let binary = target_dir.join("probe.bin");
+    write_flat_image(&elf, &binary)?;
+    Ok(Image { binary, elf })
+}
+
 /// Writes the loadable segments of `elf` as one flat file starting at its
-/// link address (0), after checking it is an image Duet's entry code can
-/// relocate.
+/// lowest address (0 for Duet, which is linked there), after checking it is
+/// an arm64 `Image` whose only relocations Duet's entry code can apply.
 pub fn write_flat_image(elf: &Path, out: &Path) -> Result<()> {
     let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
     let flat =
@@ -94,12 +112,15 @@ fn flatten(data: &[u8]) -> Result<Vec<u8>> {
     let file = ElfFile64::<Endianness>::parse(data)?;
     check_relocations(&file)?;
     let endian = file.endian();
+    let loadable = || {
+        file.elf_program_headers()
+            .iter()
+            .filter(|s| s.p_type(endian) == PT_LOAD && s.p_filesz(endian) > 0)
+    };
+    let base = loadable().map(|s| s.p_vaddr(endian)).min().context("no loadable segment")?;
     let mut flat = Vec::new();
-    for segment in file.elf_program_headers() {
-        if segment.p_type(endian) != PT_LOAD || segment.p_filesz(endian) == 0 {
-            continue;
-        }
-        let address = segment.p_vaddr(endian) as usize;
+    for segment in loadable() {
+        let address = (segment.p_vaddr(endian) - base) as usize;
         let bytes = segment
             .data(endian, data)
             .map_err(|()| anyhow::anyhow!("bad segment"))?;

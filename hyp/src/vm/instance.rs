@@ -1,0 +1,151 @@
+//! One VM: its RAM, its stage-2 map, its vCPUs' power states and its
+//! emulated devices, and how it is built from a persona's images.
+
+use super::device_tree::{self, GicVersion, GuestConfig};
+use super::layout;
+use super::loader::{self, ImageHeader};
+use crate::mm::pagetable::{Attributes, Geometry, HeapTables, MapError, PageTable, Stage};
+use crate::mm::regions::Region;
+use crate::personas::VmSpec;
+use crate::vdev::pl011::Pl011;
+use crate::vdev::vgic::Vgic;
+use alloc::vec::Vec;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use spin::Mutex;
+
+/// A vCPU's power state, as PSCI sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    Off,
+    /// CPU_ON was called: start at `entry` with `context` in x0.
+    Starting { entry: u64, context: u64 },
+    On,
+}
+
+/// Why a VM could not be built.
+#[derive(Debug)]
+pub enum VmError {
+    NoMemory { mib: u64 },
+    Load(loader::LoadError),
+    Map(MapError),
+    DeviceTree(device_tree::DeviceTreeError),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoMemory { mib } => write!(f, "no {mib} MiB of free RAM left"),
+            Self::Load(e) => write!(f, "{e}"),
+            Self::Map(e) => write!(f, "stage-2 map: {e}"),
+            Self::DeviceTree(e) => write!(f, "device tree: {e:?}"),
+        }
+    }
+}
+
+/// A VM.
+pub struct Vm {
+    pub name: &'static str,
+    pub index: usize,
+    pub vmid: u8,
+    /// Where its RAM is in physical memory.
+    pub ram: Region,
+    pub stage2_root: u64,
+    pub stage2_geometry: Geometry,
+    /// Kept so the tables live as long as the VM.
+    _stage2: PageTable,
+    pub power: Vec<Mutex<Power>>,
+    pub vgic: Mutex<Vgic>,
+    pub uart: Mutex<Pl011>,
+    /// Cleared when the VM powers off.
+    pub running: AtomicBool,
+    /// Faults logged so far, to keep a misbehaving guest from flooding the console.
+    pub faults_logged: AtomicU32,
+}
+
+/// Input address bits of every stage-2 map (1 TiB), capped by the CPU.
+pub fn ipa_bits(pa_bits: u32) -> u32 {
+    pa_bits.min(40)
+}
+
+impl Vm {
+    /// Builds VM number `index` from `spec` in `ram` (zeroed here), ready
+    /// for vCPU 0 to start.
+    pub fn build(index: usize, spec: &VmSpec, ram: Region, pa_bits: u32, gic: GicVersion) -> Result<Vm, VmError> {
+        let geometry = Geometry::stage2(ipa_bits(pa_bits));
+        let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables).map_err(VmError::Map)?;
+        stage2
+            .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
+            .map_err(VmError::Map)?;
+        // SAFETY: `ram` was taken from the free set for this VM alone and is
+        // mapped read-write in Duet's own map.
+        let memory = unsafe { core::slice::from_raw_parts_mut(ram.start as *mut u8, ram.size() as usize) };
+        memory.fill(0);
+        let entry = load(spec, memory, spec.vcpus as usize, gic)?;
+        let vcpus = spec.vcpus as usize;
+        let mut power: Vec<Mutex<Power>> = (0..vcpus).map(|_| Mutex::new(Power::Off)).collect();
+        *power[0].get_mut() = Power::Starting { entry: entry.kernel, context: entry.device_tree };
+        Ok(Vm {
+            name: spec.name,
+            index,
+            vmid: index as u8 + 1,
+            ram,
+            stage2_root: stage2.root_address(),
+            stage2_geometry: geometry,
+            _stage2: stage2,
+            power,
+            vgic: Mutex::new(Vgic::new(vcpus)),
+            uart: Mutex::new(Pl011::new()),
+            running: AtomicBool::new(true),
+            faults_logged: AtomicU32::new(0),
+        })
+    }
+
+    pub fn vcpu_count(&self) -> usize {
+        self.power.len()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+}
+
+/// Guest addresses of what vCPU 0 starts with.
+struct Entry {
+    kernel: u64,
+    device_tree: u64,
+}
+
+/// Copies kernel, initrd and a fresh device tree into `memory`.
+fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Result<Entry, VmError> {
+    let header = ImageHeader::parse(spec.kernel).map_err(VmError::Load)?;
+    let initrd_size = spec.initrd.map(|i| i.len() as u64);
+    let plan = loader::plan(header, initrd_size, memory.len() as u64).map_err(VmError::Load)?;
+    copy(memory, plan.kernel, spec.kernel);
+    let initrd = match (spec.initrd, plan.initrd) {
+        (Some(image), Some(at)) => {
+            copy(memory, at, image);
+            Some((layout::RAM_BASE + at, layout::RAM_BASE + at + image.len() as u64))
+        }
+        _ => None,
+    };
+    let config = GuestConfig {
+        ram_size: memory.len() as u64,
+        vcpus,
+        gic,
+        bootargs: spec.cmdline,
+        initrd,
+        virtio_slots: &[],
+    };
+    let blob = device_tree::write(&config).map_err(VmError::DeviceTree)?;
+    if blob.len() as u64 > loader::MAX_DEVICE_TREE {
+        return Err(VmError::Load(loader::LoadError::TooBig { needed: blob.len() as u64, ram: loader::MAX_DEVICE_TREE }));
+    }
+    copy(memory, plan.device_tree, &blob);
+    Ok(Entry { kernel: layout::RAM_BASE + plan.kernel, device_tree: layout::RAM_BASE + plan.device_tree })
+}
+
+fn copy(memory: &mut [u8], offset: u64, bytes: &[u8]) {
+    let start = offset as usize;
+    memory[start..start + bytes.len()].copy_from_slice(bytes);
+}

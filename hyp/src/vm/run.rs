@@ -1,0 +1,333 @@
+//! A physical CPU running its vCPU: entering the guest, handling each exit,
+//! and sleeping while the vCPU waits for an interrupt. Bare metal only.
+
+use super::instance::{Power, Vm};
+use super::layout;
+use super::mmio::{Access, MmioDevice, MmioError};
+use super::psci;
+use super::sysreg::{SysRegAccess, ICC_SGI1R_EL1};
+use super::vcpu::{self, GuestFault, GuestRegs, PSTATE_EL1H_MASKED};
+use crate::arch::aarch64::{cpu, gic, guest, idregs};
+use crate::arch::esr::{Esr, ExceptionClass};
+use crate::sched::KICK_SGI;
+use crate::{console, println};
+use core::sync::atomic::Ordering;
+use log::warn;
+
+/// Guest faults logged per VM before Duet stops logging them.
+const FAULT_LOG_LIMIT: u32 = 32;
+
+/// What the CPU running a vCPU needs to reach the others.
+pub trait Cpus {
+    /// Makes the CPU that runs vCPU `vcpu` of `vm` look at it again.
+    fn kick(&self, vm: &Vm, vcpu: usize);
+    /// Called when `vm` has powered off.
+    fn vm_stopped(&self, vm: &Vm);
+}
+
+/// Runs vCPU `index` of `vm` on this CPU for as long as the VM runs.
+pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
+    guest::configure();
+    guest::install_stage2(
+        guest::vtcr(vm.stage2_geometry.input_bits, vm.stage2_geometry.root_level),
+        vm.stage2_root,
+        vm.vmid,
+    );
+    let lrs = gic::list_register_count().min(16);
+    let mut regs = GuestRegs::default();
+    while vm.is_running() {
+        let power = *vm.power[index].lock();
+        match power {
+            Power::Off => {
+                cpu::wait_for_interrupt();
+                take_interrupts(vm, index, cpus);
+                continue;
+            }
+            Power::Starting { entry, context } => {
+                guest::reset_el1(layout::vcpu_mpidr(index));
+                regs = GuestRegs { pc: entry, pstate: PSTATE_EL1H_MASKED, ..GuestRegs::default() };
+                regs.x[0] = context;
+                *vm.power[index].lock() = Power::On;
+            }
+            Power::On => {}
+        }
+        load_list_registers(vm, index, lrs);
+        // SAFETY: this CPU was configured for `vm` above, its stage-2 map is
+        // installed, and `regs` is this vCPU's state.
+        let exit = unsafe { guest::enter(&mut regs) };
+        save_list_registers(vm, index, lrs);
+        match exit.kind {
+            guest::ExitKind::Synchronous => handle_trap(vm, index, &mut regs, &exit, cpus),
+            guest::ExitKind::Irq | guest::ExitKind::Fiq => take_interrupts(vm, index, cpus),
+            guest::ExitKind::SError => {
+                println!("duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM", vm.name, exit.esr);
+                stop_vm(vm, cpus);
+            }
+        }
+    }
+}
+
+fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+    let mut values = [0u64; 16];
+    let more = vm.vgic.lock().fill_list_registers(vcpu, &mut values[..count]).more;
+    for (n, &value) in values[..count].iter().enumerate() {
+        gic::write_list_register(n, value);
+    }
+    gic::set_underflow_interrupt(more);
+}
+
+fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+    let mut values = [0u64; 16];
+    for (n, value) in values[..count].iter_mut().enumerate() {
+        *value = gic::read_list_register(n);
+    }
+    vm.vgic.lock().sync_from_list_registers(vcpu, &values[..count]);
+}
+
+/// Acknowledges and handles every pending physical interrupt.
+fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
+    while let Some(intid) = gic::acknowledge() {
+        match intid {
+            KICK_SGI | layout::GIC_MAINTENANCE_INTID => {}
+            layout::TIMER_VIRT_INTID => {
+                // Level-triggered: mask it until the guest re-arms the timer,
+                // and give the guest its virtual copy.
+                guest::mask_virtual_timer();
+                vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
+            }
+            other if Some(other) == crate::boot::console_intid() => console_input(vm, cpus),
+            other => warn!("unexpected physical interrupt {other}"),
+        }
+        gic::end_of_interrupt(intid);
+    }
+}
+
+/// Moves bytes typed on Duet's console into the VM's UART.
+fn console_input(vm: &Vm, cpus: &impl Cpus) {
+    let mut uart = vm.uart.lock();
+    while let Some(byte) = console::read_byte() {
+        if !uart.push_input(byte) {
+            break;
+        }
+    }
+    let level = uart.interrupt_level();
+    drop(uart);
+    set_uart_line(vm, level, cpus);
+}
+
+fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
+    let mut vgic = vm.vgic.lock();
+    vgic.set_level(layout::UART_INTID, 0, level);
+    let kicks = vgic.take_kicks();
+    drop(vgic);
+    kick_all(vm, kicks, cpus);
+}
+
+fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
+    for vcpu in (0..vm.vcpu_count()).filter(|v| mask & (1 << v) != 0) {
+        cpus.kick(vm, vcpu);
+    }
+}
+
+fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cpus: &impl Cpus) {
+    let esr = Esr(exit.esr);
+    let wide = esr.is_32bit_instruction();
+    match esr.class() {
+        ExceptionClass::Hvc64 => smccc(vm, vcpu, regs, cpus),
+        ExceptionClass::Smc64 => {
+            // A trapped SMC returns to the SMC itself: step over it.
+            regs.skip_instruction(wide);
+            smccc(vm, vcpu, regs, cpus);
+        }
+        ExceptionClass::DataAbortLowerEl => data_abort(vm, vcpu, regs, exit, cpus),
+        ExceptionClass::InstructionAbortLowerEl => {
+            let why = "executing where there is no memory";
+            fault(vm, vcpu, regs, GuestFault::InstructionAbort { address: exit.far }, wide, esr, &why);
+        }
+        ExceptionClass::SysRegister => system_register(vm, vcpu, regs, esr, cpus),
+        ExceptionClass::WfiWfe => {
+            regs.skip_instruction(wide);
+            wait_for_interrupt(vm, vcpu, cpus);
+        }
+        _ => fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &"an instruction Duet does not handle"),
+    }
+}
+
+/// A vCPU waits for an interrupt: sleep unless one is already deliverable.
+fn wait_for_interrupt(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
+    let (enabled, masked, fired) = guest::virtual_timer();
+    let timer_due = enabled && !masked && fired;
+    if !timer_due && !vm.vgic.lock().has_deliverable(vcpu) {
+        cpu::wait_for_interrupt();
+    }
+    take_interrupts(vm, vcpu, cpus);
+}
+
+fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
+    let call = psci::Call { function: regs.x[0] as u32, args: [regs.x[1], regs.x[2], regs.x[3]] };
+    match psci::handle(&call, &VmVcpus(vm)) {
+        psci::Outcome::Return(value) => regs.x[0] = value,
+        psci::Outcome::CpuOn { target, entry, context } => {
+            *vm.power[target].lock() = Power::Starting { entry, context };
+            cpus.kick(vm, target);
+            regs.x[0] = 0;
+        }
+        psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
+        psci::Outcome::CpuSuspend => {
+            regs.x[0] = 0;
+            wait_for_interrupt(vm, vcpu, cpus);
+        }
+        psci::Outcome::SystemOff => {
+            println!("duet: vm {} powered off", vm.name);
+            stop_vm(vm, cpus);
+        }
+        psci::Outcome::SystemReset => {
+            println!("duet: vm {} asked for a reset; Duet cannot restart VMs yet, so it stops", vm.name);
+            stop_vm(vm, cpus);
+        }
+    }
+}
+
+/// Stops every vCPU of `vm`.
+fn stop_vm(vm: &Vm, cpus: &impl Cpus) {
+    if !vm.running.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    for vcpu in 0..vm.vcpu_count() {
+        *vm.power[vcpu].lock() = Power::Off;
+        cpus.kick(vm, vcpu);
+    }
+    cpus.vm_stopped(vm);
+}
+
+fn data_abort(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cpus: &impl Cpus) {
+    let esr = Esr(exit.esr);
+    let wide = esr.is_32bit_instruction();
+    let address = exit.fault_ipa();
+    let abort = esr.abort().expect("a data abort has an abort syndrome");
+    let access = match Access::decode(abort, address) {
+        Ok(access) => access,
+        Err(e) => {
+            return fault(vm, vcpu, regs, GuestFault::DataAbort { address: exit.far }, wide, esr, &e);
+        }
+    };
+    match mmio(vm, vcpu, &access, regs, cpus) {
+        Ok(()) => regs.skip_instruction(wide),
+        Err(reason) => fault(vm, vcpu, regs, GuestFault::DataAbort { address: exit.far }, wide, esr, &reason),
+    }
+}
+
+/// Performs an emulated MMIO access; the reason if it cannot be done.
+fn mmio(vm: &Vm, vcpu: usize, access: &Access, regs: &mut GuestRegs, cpus: &impl Cpus) -> Result<(), &'static str> {
+    let address = access.address;
+    let value = access.store_value(regs.reg(access.register));
+    let result = if in_range(address, layout::UART_BASE, layout::UART_SIZE) {
+        let offset = address - layout::UART_BASE;
+        let mut uart = vm.uart.lock();
+        let result = perform(&mut *uart, vcpu, offset, access, value);
+        for byte in uart.take_output() {
+            console::write_byte(byte);
+        }
+        let level = uart.interrupt_level();
+        drop(uart);
+        set_uart_line(vm, level, cpus);
+        result
+    } else if in_range(address, layout::GICD_BASE, layout::GICD_SIZE) {
+        let mut vgic = vm.vgic.lock();
+        let result = perform(&mut vgic.distributor(), vcpu, address - layout::GICD_BASE, access, value);
+        let kicks = vgic.take_kicks();
+        drop(vgic);
+        kick_all(vm, kicks, cpus);
+        result
+    } else if in_range(address, layout::GICR_BASE, layout::GICR_STRIDE * vm.vcpu_count() as u64) {
+        let mut vgic = vm.vgic.lock();
+        let result = perform(&mut vgic.redistributors(), vcpu, address - layout::GICR_BASE, access, value);
+        let kicks = vgic.take_kicks();
+        drop(vgic);
+        kick_all(vm, kicks, cpus);
+        result
+    } else {
+        return Err("an address with neither memory nor a device");
+    };
+    match result {
+        Ok(Some(loaded)) => {
+            regs.set_reg(access.register, access.load_result(loaded));
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => {
+            log_fault(vm, vcpu, format_args!("MMIO at {address:#x}: {e}"));
+            Err("a device register access the device refuses")
+        }
+    }
+}
+
+fn perform(device: &mut impl MmioDevice, vcpu: usize, offset: u64, access: &Access, value: u64) -> Result<Option<u64>, MmioError> {
+    if access.write {
+        device.write(vcpu, offset, access.size, value).map(|()| None)
+    } else {
+        device.read(vcpu, offset, access.size).map(Some)
+    }
+}
+
+fn in_range(address: u64, base: u64, size: u64) -> bool {
+    address >= base && address - base < size
+}
+
+fn system_register(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, esr: Esr, cpus: &impl Cpus) {
+    let wide = esr.is_32bit_instruction();
+    let access = SysRegAccess::decode(esr.iss());
+    if access.register == ICC_SGI1R_EL1 && !access.read {
+        let mut vgic = vm.vgic.lock();
+        vgic.send_sgi(vcpu, regs.reg(access.rt));
+        let kicks = vgic.take_kicks();
+        drop(vgic);
+        kick_all(vm, kicks, cpus);
+        regs.skip_instruction(wide);
+    } else if let Some((crm, op2)) = access.id_register() {
+        let value = idregs::read(crm, op2).unwrap_or(0);
+        regs.set_reg(access.rt, super::features::sanitise(crm, op2, value));
+        regs.skip_instruction(wide);
+    } else {
+        fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &"a system register Duet does not emulate");
+    }
+}
+
+/// Delivers `kind` to the guest (and logs why, within the VM's log budget).
+fn fault(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, kind: GuestFault, wide: bool, esr: Esr, why: &dyn core::fmt::Display) {
+    log_fault(vm, vcpu, format_args!("{why}: {} at pc {:#x} (ESR {:#x}); injecting {kind:?}", esr.class(), regs.pc, esr.0));
+    let injected = vcpu::inject(regs, guest::guest_vbar(), kind, wide);
+    guest::set_guest_exception_registers(injected.esr_el1, injected.far_el1, injected.elr_el1, injected.spsr_el1);
+    regs.pc = injected.pc;
+    regs.pstate = injected.pstate;
+}
+
+fn log_fault(vm: &Vm, vcpu: usize, what: core::fmt::Arguments) {
+    let logged = vm.faults_logged.fetch_add(1, Ordering::Relaxed);
+    if logged < FAULT_LOG_LIMIT {
+        warn!("vm {} vcpu {vcpu}: {what}", vm.name);
+    } else if logged == FAULT_LOG_LIMIT {
+        warn!("vm {}: more guest faults; no longer logging them", vm.name);
+    }
+}
+
+/// The VM's vCPUs as PSCI asks about them.
+struct VmVcpus<'a>(&'a Vm);
+
+impl psci::VcpuStates for VmVcpus<'_> {
+    fn count(&self) -> usize {
+        self.0.vcpu_count()
+    }
+
+    fn index_of(&self, mpidr: u64) -> Option<usize> {
+        (0..self.count()).find(|&i| layout::vcpu_mpidr(i) == mpidr & 0xff_00ff_ffff)
+    }
+
+    fn state(&self, index: usize) -> psci::VcpuState {
+        match *self.0.power[index].lock() {
+            Power::Off => psci::VcpuState::Off,
+            Power::Starting { .. } => psci::VcpuState::OnPending,
+            Power::On => psci::VcpuState::On,
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The VMs of this boot, built from the persona package, and the loop every
+//! physical CPU runs once Duet is up: run the vCPU placed on it, or sleep.
+//! Bare metal only.
+
+use super::device_tree::GicVersion;
+use super::instance::Vm;
+use super::run::{self, Cpus};
+use crate::arch::aarch64::{cpu, gic, mmu};
+use crate::mm::regions::Region;
+use crate::personas::PersonaPackage;
+use crate::sched::{Placement, VcpuId, KICK_SGI};
+use crate::{boot, machine, println, smp, status};
+use alloc::vec::Vec;
+use spin::Once;
+
+static VMS: Once<Vec<Vm>> = Once::new();
+static PLACEMENT: Once<Placement> = Once::new();
+
+/// Builds the VMs the persona package describes and places their vCPUs;
+/// returns whether there is anything to run. Errors stop Duet with a message
+/// that names the problem.
+pub fn start(package: Option<Region>) -> bool {
+    let Some(package) = package else {
+        println!("duet: no persona package was loaded (QEMU: -initrd FILE); no VMs to run");
+        return false;
+    };
+    // SAFETY: the bootloader loaded the package there; Duet keeps that memory
+    // out of the free set and never writes it.
+    let bytes = unsafe { core::slice::from_raw_parts(package.start as *const u8, package.size() as usize) };
+    let package = match PersonaPackage::parse(bytes) {
+        Ok(package) => package,
+        Err(e) => halt(format_args!("the persona package is unusable: {e}")),
+    };
+    let mut vms = Vec::new();
+    for (index, spec) in package.vms().enumerate() {
+        let mib = u64::from(spec.memory_mib);
+        let Some(ram) = boot::FREE_RAM.lock().allocate(mib << 20, 2 << 20) else {
+            halt(format_args!("vm {}: no {mib} MiB of free RAM left", spec.name));
+        };
+        match Vm::build(index, &spec, ram, mmu::physical_address_bits(), GicVersion::V3) {
+            Ok(vm) => {
+                println!(
+                    "duet: vm {} ({:?}): {} vcpus, {mib} MiB at {ram:?}, command line {:?}",
+                    vm.name, spec.role, spec.vcpus, spec.cmdline
+                );
+                vms.push(vm);
+            }
+            Err(e) => halt(format_args!("vm {}: {e}", spec.name)),
+        }
+    }
+    let counts: Vec<usize> = vms.iter().map(Vm::vcpu_count).collect();
+    let placement = match Placement::new(&counts, smp::online()) {
+        Ok(placement) => placement,
+        Err(e) => halt(format_args!("{e}")),
+    };
+    VMS.call_once(|| vms);
+    PLACEMENT.call_once(|| placement);
+    for other in 1..smp::online() {
+        gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
+    }
+    true
+}
+
+fn halt(reason: core::fmt::Arguments) -> ! {
+    println!("{} {reason}", status::HALTED);
+    machine::stop()
+}
+
+/// What every CPU does once Duet is up.
+pub fn cpu_loop(me: usize) -> ! {
+    loop {
+        match PLACEMENT.get().map(|p| p.cpus[me]) {
+            Some(Some(VcpuId { vm, vcpu })) => {
+                let vms = VMS.get().expect("VMs exist once placed");
+                run::run(&vms[vm], vcpu, &SystemCpus { me });
+            }
+            // Not placed yet, or nothing to run here: sleep.
+            _ => {}
+        }
+        cpu::wait_for_interrupt();
+        while let Some(intid) = gic::acknowledge() {
+            gic::end_of_interrupt(intid);
+        }
+    }
+}
+
+struct SystemCpus {
+    me: usize,
+}
+
+impl Cpus for SystemCpus {
+    fn kick(&self, vm: &Vm, vcpu: usize) {
+        let placement = PLACEMENT.get().expect("placed before running");
+        match placement.cpu_of(VcpuId { vm: vm.index, vcpu }) {
+            Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, smp::mpidr_of(cpu)),
+            _ => {}
+        }
+    }
+
+    fn vm_stopped(&self, _vm: &Vm) {
+        let vms = VMS.get().expect("VMs exist while one runs");
+        if vms.iter().all(|vm| !vm.is_running()) {
+            machine::power_off(format_args!("every VM has powered off"));
+        }
+    }
+}

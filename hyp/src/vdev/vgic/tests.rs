@@ -354,6 +354,56 @@ fn a_pending_interrupt_not_taken_is_not_lost() {
 }
 
 #[test]
+fn an_edge_raised_while_listed_is_not_lost() {
+    let mut gic = Vgic::new(1).unwrap();
+    enabled_spi(&mut gic, 40, 0);
+    gicd_write(&mut gic, 0, GICD_ICFGR + 8, 2 << (2 * (40 - 32)));
+    gic.raise(40, 0).unwrap();
+    let (mut lrs, _) = fill(&mut gic, 0);
+    // A second edge arrives while the vCPU runs; then the guest takes and
+    // finishes the first.
+    gic.raise(40, 0).unwrap();
+    lrs[0] = eoi(acknowledge(lrs[0]));
+    gic.sync_from_list_registers(0, &lrs);
+    let (mut lrs, _) = fill(&mut gic, 0);
+    assert_eq!(state_bits(lrs[0]), LR_PENDING, "the second edge is owed");
+    lrs[0] = eoi(acknowledge(lrs[0]));
+    gic.sync_from_list_registers(0, &lrs);
+    assert!(!gic.has_deliverable(0));
+    // Two edges before the guest looks are one interrupt, as on hardware.
+    gic.raise(40, 0).unwrap();
+    let (lrs, _) = fill(&mut gic, 0);
+    gic.raise(40, 0).unwrap();
+    gic.sync_from_list_registers(0, &lrs);
+    let (mut lrs, filled) = fill(&mut gic, 0);
+    assert_eq!(filled.used, 1);
+    lrs[0] = eoi(acknowledge(lrs[0]));
+    gic.sync_from_list_registers(0, &lrs);
+    assert!(!gic.has_deliverable(0));
+}
+
+#[test]
+fn deactivation_by_another_vcpu_wins_over_the_list_register() {
+    let mut gic = Vgic::new(2).unwrap();
+    enabled_spi(&mut gic, 40, 1);
+    gic.raise(40, 0).unwrap();
+    let (mut lrs, _) = fill(&mut gic, 1);
+    lrs[0] = acknowledge(lrs[0]);
+    gic.take_kicks();
+    // vCPU 0 clears the active state while vCPU 1 still runs.
+    set_spi(&mut gic, 0, GICD_ICACTIVER, 40);
+    assert_eq!(gic.take_kicks(), 1 << 1);
+    gic.sync_from_list_registers(1, &lrs);
+    assert!(!spi_is(&mut gic, GICD_ISACTIVER, 40));
+    // ... and setting it works the same way.
+    gic.raise(40, 0).unwrap();
+    let (lrs, _) = fill(&mut gic, 1);
+    set_spi(&mut gic, 0, GICD_ISACTIVER, 40);
+    gic.sync_from_list_registers(1, &lrs);
+    assert!(spi_is(&mut gic, GICD_ISACTIVER, 40));
+}
+
+#[test]
 fn sgi_broadcast_reaches_everyone_but_the_sender() {
     let mut gic = Vgic::new(4).unwrap();
     gicd_write(&mut gic, 0, GICD_CTLR, CTLR_ENABLE_G1);
@@ -852,12 +902,14 @@ impl Rng {
         choices[self.below(choices.len() as u64) as usize]
     }
 
-    /// Mostly small, sometimes anything: finds both edges and the far field.
-    fn offset(&mut self, span: u64) -> u64 {
+    /// An offset below `span`, mostly near one of the `hot` registers, now
+    /// and then anywhere at all, just past the end, or unaligned.
+    fn offset(&mut self, span: u64, hot: &[u64]) -> u64 {
         match self.below(8) {
             0 => self.next(),
             1 => span + self.below(0x1000),
-            _ => self.below(span) & !self.pick(&[0, 3, 7]),
+            2 => self.below(span),
+            _ => ((self.pick(hot) + self.below(0x100)) % span) & !self.pick(&[0, 3, 7]),
         }
     }
 }
@@ -865,6 +917,8 @@ impl Rng {
 #[test]
 fn random_hammering_never_panics() {
     const SIZES: [Size; 8] = [0, 1, 2, 3, 4, 8, 16, 255];
+    const GICD_HOT: [u64; 4] = [GICD_CTLR, GICD_ISENABLER, GICD_IPRIORITYR, GICD_IROUTER];
+    const GICR_HOT: [u64; 3] = [GICR_CTLR, GICR_ISENABLER0, GICR_IPRIORITYR];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for vcpus in [1, 3, layout::MAX_VCPUS] {
         let mut gic = Vgic::new(vcpus).unwrap();
@@ -875,8 +929,9 @@ fn random_hammering_never_panics() {
             let size = rng.pick(&SIZES);
             let value = rng.next();
             let intid = rng.below(u64::from(INTID_LIMIT) + 40) as u32;
-            let gicd_offset = rng.offset(layout::GICD_SIZE);
-            let gicr_offset = rng.offset(redist_span);
+            let gicd_offset = rng.offset(layout::GICD_SIZE, &GICD_HOT);
+            let frame_base = frame(rng.below(vcpus as u64) as usize);
+            let gicr_offset = frame_base + rng.offset(redist_span, &GICR_HOT);
             match rng.below(10) {
                 0 => {
                     let _ = gic.distributor().read(vcpu, gicd_offset, size);
@@ -923,6 +978,21 @@ fn random_hammering_never_panics() {
                     let _ = gic.has_deliverable(vcpu);
                 }
             }
+        }
+        assert_no_spi_listed_twice(&mut gic);
+    }
+}
+
+/// Fills every vCPU's list registers in turn (each fill takes back only
+/// that vCPU's own): no SPI may end up in two vCPUs' list registers.
+fn assert_no_spi_listed_twice(gic: &mut Vgic) {
+    let mut seen = [false; INTID_LIMIT as usize];
+    for vcpu in 0..gic.vcpu_count() {
+        let mut lrs = [0; MAX_LIST_REGISTERS];
+        gic.fill_list_registers(vcpu, &mut lrs);
+        for intid in listed(&lrs).into_iter().filter(|&intid| intid >= SPI_BASE) {
+            assert!(!seen[intid as usize], "SPI {intid} listed twice");
+            seen[intid as usize] = true;
         }
     }
 }

@@ -365,7 +365,9 @@ impl Vgic {
     /// Folds back the list registers of `vcpu`, which has just left the
     /// guest: `lrs` must be what the hardware holds now, in the order
     /// [`Self::fill_lrs`] wrote them. A list register the guest emptied was
-    /// acknowledged and EOI'd. Registers missing from `lrs` count as unchanged.
+    /// acknowledged and EOI'd. Only the state bits are read: which interrupt
+    /// each register holds is remembered from the fill. Registers missing
+    /// from `lrs` count as unchanged.
     pub fn sync_lrs<F: ListRegisterFormat>(&mut self, vcpu: usize, lrs: &[F::Word]) {
         if vcpu >= self.vcpus {
             return;

@@ -1,0 +1,724 @@
+//! The GICv3 front end of the virtual GIC: the distributor and
+//! redistributor registers a guest reaches through MMIO, the SGI register it
+//! writes (ICC_SGI1R_EL1, trapped to Duet), and the ICH_LR<n>_EL2 encoding.
+//!
+//! No interrupt state lives here: every access becomes a call on the model
+//! ([`Vgic`]). The guest sees a GIC with one security state (GICD_CTLR.DS
+//! reads 1), affinity routing always on, no LPIs, and every interrupt in
+//! Group 1. SGIs and PPIs are configured only through the redistributors;
+//! their words in the distributor read as zero.
+//!
+//! Access sizes follow the architecture: 32-bit accesses everywhere, bytes
+//! only to the priority and target bytes, 64-bit only to GICD_IROUTER<n> and
+//! GICR_TYPER (which also take 32-bit halves). Anything else is refused with
+//! an [`MmioError`] so that Duet can inject an abort; offsets with no
+//! register read as zero and ignore writes.
+
+use super::{
+    Field, Fill, ListRegisterFormat, LrEntry, LrState, Vgic, VgicError, INTID_LIMIT, PRIVATE_COUNT,
+};
+use crate::vm::layout;
+use crate::vm::mmio::{MmioDevice, MmioError, Size};
+
+/// Distributor register offsets, from `layout::GICD_BASE`.
+mod gicd {
+    pub const CTLR: u64 = 0x0000;
+    pub const TYPER: u64 = 0x0004;
+    pub const IIDR: u64 = 0x0008;
+    pub const IROUTER: u64 = 0x6000;
+    pub const IROUTER_END: u64 = 0x8000;
+    pub const PIDR2: u64 = 0xffe8;
+}
+
+/// Redistributor RD_base register offsets, from the start of a vCPU's frame.
+mod gicr {
+    pub const CTLR: u64 = 0x0000;
+    pub const IIDR: u64 = 0x0004;
+    pub const TYPER: u64 = 0x0008;
+    pub const TYPER_HIGH: u64 = 0x000c;
+    pub const WAKER: u64 = 0x0014;
+    pub const PIDR2: u64 = 0xffe8;
+    /// SGI_base follows RD_base, 64 KiB in.
+    pub const SGI_FRAME: u64 = 0x1_0000;
+}
+
+/// Offsets of the interrupt banks, identical in the distributor and in a
+/// redistributor's SGI_base frame (which implements only their first word).
+mod bank {
+    pub const IGROUPR: u64 = 0x0080;
+    pub const ISENABLER: u64 = 0x0100;
+    pub const ICENABLER: u64 = 0x0180;
+    pub const ISPENDR: u64 = 0x0200;
+    pub const ICPENDR: u64 = 0x0280;
+    pub const ISACTIVER: u64 = 0x0300;
+    pub const ICACTIVER: u64 = 0x0380;
+    pub const IPRIORITYR: u64 = 0x0400;
+    pub const ITARGETSR: u64 = 0x0800;
+    pub const ICFGR: u64 = 0x0c00;
+    pub const IGRPMODR: u64 = 0x0d00;
+    pub const IGRPMODR_END: u64 = 0x0d80;
+    pub const NSACR: u64 = 0x0e00;
+    pub const NSACR_END: u64 = 0x0f00;
+}
+
+// GICD_CTLR.
+const CTLR_ENABLE_GRP1: u32 = 1 << 1;
+const CTLR_ARE: u32 = 1 << 4;
+const CTLR_DS: u32 = 1 << 6;
+// GICD_TYPER.
+const TYPER_IDBITS_SHIFT: u32 = 19;
+/// INTIDs have 10 bits (the field holds bits - 1).
+const TYPER_IDBITS: u32 = 9;
+/// GICD_IIDR and GICR_IIDR: ProductID [31:24] 0x44 ('D', for Duet), variant
+/// and revision 0, and implementer [11:0] 0, which is no JEP106 code, so no
+/// guest's errata table can mistake this GIC for real silicon.
+pub const IIDR: u32 = 0x44 << 24;
+/// PIDR2.ArchRev [7:4] = 3: GICv3.
+const PIDR2_GICV3: u32 = 0x3 << 4;
+// GICD_IROUTER<n>: Aff3 [39:32], IRM [31], Aff2.Aff1.Aff0 [23:0].
+const IROUTER_IRM: u64 = 1 << 31;
+const AFFINITY_MASK: u64 = 0xff_00ff_ffff;
+const IROUTER_MASK: u64 = AFFINITY_MASK | IROUTER_IRM;
+// GICR_TYPER.
+const GICR_TYPER_AFFINITY_SHIFT: u32 = 32;
+const GICR_TYPER_PROCESSOR_SHIFT: u32 = 8;
+const GICR_TYPER_LAST: u64 = 1 << 4;
+// GICR_WAKER.
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// GICR_ICFGR0: SGIs are edge-triggered (bit 1 of each 2-bit field).
+const ICFGR_ALL_EDGE: u32 = 0xaaaa_aaaa;
+const LOW_HALF: u64 = 0xffff_ffff;
+
+/// The affinity fields of an MPIDR, where GICD_IROUTER keeps them too.
+fn mpidr_affinity(mpidr: u64) -> u64 {
+    mpidr & AFFINITY_MASK
+}
+
+/// Affinity level `level` (0..=3) of an MPIDR value.
+fn affinity_level(mpidr: u64, level: u32) -> u8 {
+    let shift = if level == 3 { 32 } else { 8 * level };
+    (mpidr >> shift) as u8
+}
+
+/// The vCPU a GICD_IROUTER value names: "any" (IRM) picks vCPU 0, an
+/// affinity matching no vCPU routes nowhere.
+fn router_target(raw: u64, vcpus: usize) -> Option<usize> {
+    if raw & IROUTER_IRM != 0 {
+        return Some(0);
+    }
+    (0..vcpus).find(|&vcpu| mpidr_affinity(layout::vcpu_mpidr(vcpu)) == raw & AFFINITY_MASK)
+}
+
+/// Accesses must be 1, 4 or 8 bytes and naturally aligned.
+fn check_access(offset: u64, size: Size) -> Result<(), MmioError> {
+    if !matches!(size, 1 | 4 | 8) {
+        return Err(MmioError::BadSize { offset, size });
+    }
+    if !offset.is_multiple_of(u64::from(size)) {
+        return Err(MmioError::Unaligned { offset, size });
+    }
+    Ok(())
+}
+
+/// The access sizes a register takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Width {
+    Word,
+    ByteOrWord,
+    /// 64 bits, or either 32-bit half.
+    Double,
+}
+
+impl Width {
+    fn check(self, offset: u64, size: Size) -> Result<(), MmioError> {
+        let ok = match self {
+            Width::Word => size == 4,
+            Width::ByteOrWord => size == 1 || size == 4,
+            Width::Double => size == 4 || size == 8,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(MmioError::BadSize { offset, size })
+        }
+    }
+}
+
+/// A register of the interrupt banks. `first` is the INTID of bit 0 (or
+/// byte 0, or field 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BankReg {
+    Group {
+        first: u32,
+    },
+    Bits {
+        field: Field,
+        set: bool,
+        first: u32,
+    },
+    Priority {
+        first: u32,
+    },
+    Config {
+        first: u32,
+    },
+    /// Reads as zero, ignores writes, takes accesses of this width:
+    /// ITARGETSR (unused with affinity routing), IGRPMODR and NSACR
+    /// (meaningless with one security state), and registers of interrupts
+    /// that live elsewhere.
+    Ignored(Width),
+}
+
+impl BankReg {
+    fn decode(offset: u64) -> Option<Self> {
+        use bank::*;
+        let bits = |base: u64, field, set| BankReg::Bits {
+            field,
+            set,
+            first: ((offset - base) / 4 * 32) as u32,
+        };
+        Some(match offset {
+            IGROUPR..ISENABLER => BankReg::Group {
+                first: ((offset - IGROUPR) / 4 * 32) as u32,
+            },
+            ISENABLER..ICENABLER => bits(ISENABLER, Field::Enabled, true),
+            ICENABLER..ISPENDR => bits(ICENABLER, Field::Enabled, false),
+            ISPENDR..ICPENDR => bits(ISPENDR, Field::Pending, true),
+            ICPENDR..ISACTIVER => bits(ICPENDR, Field::Pending, false),
+            ISACTIVER..ICACTIVER => bits(ISACTIVER, Field::Active, true),
+            ICACTIVER..IPRIORITYR => bits(ICACTIVER, Field::Active, false),
+            IPRIORITYR..ITARGETSR => BankReg::Priority {
+                first: (offset - IPRIORITYR) as u32,
+            },
+            ITARGETSR..ICFGR => BankReg::Ignored(Width::ByteOrWord),
+            ICFGR..IGRPMODR => BankReg::Config {
+                first: ((offset - ICFGR) / 4 * 16) as u32,
+            },
+            IGRPMODR..IGRPMODR_END | NSACR..NSACR_END => BankReg::Ignored(Width::Word),
+            _ => return None,
+        })
+    }
+
+    fn width(self) -> Width {
+        match self {
+            BankReg::Priority { .. } => Width::ByteOrWord,
+            BankReg::Ignored(width) => width,
+            _ => Width::Word,
+        }
+    }
+
+    /// The same register, read as zero and written to no effect.
+    fn ignored(self) -> Self {
+        BankReg::Ignored(self.width())
+    }
+
+    /// The lowest INTID the register covers, if it covers any.
+    fn first(self) -> Option<u32> {
+        match self {
+            BankReg::Group { first }
+            | BankReg::Bits { first, .. }
+            | BankReg::Priority { first }
+            | BankReg::Config { first } => Some(first),
+            BankReg::Ignored(_) => None,
+        }
+    }
+
+    /// True for registers of SGIs and PPIs (INTIDs 0..32).
+    fn is_private(self) -> bool {
+        self.first().is_some_and(|first| first < PRIVATE_COUNT)
+    }
+}
+
+/// Bank accesses on behalf of `actor`, for the interrupts of `bank` (the
+/// vCPU whose SGIs and PPIs are meant).
+impl Vgic {
+    fn bank_read(&self, bank: usize, reg: BankReg, size: Size) -> u64 {
+        let word = match reg {
+            BankReg::Group { first } => self.implemented_bits(first),
+            BankReg::Bits { field, first, .. } => self.read_bits(bank, first, field),
+            BankReg::Priority { first } => (0..u32::from(size)).fold(0, |word, lane| {
+                word | u32::from(self.priority(bank, first + lane)) << (8 * lane)
+            }),
+            BankReg::Config { first } => (0..16)
+                .filter(|&field| self.is_edge(bank, first + field))
+                .fold(0, |word, field| word | 2 << (2 * field)),
+            BankReg::Ignored(_) => 0,
+        };
+        u64::from(word)
+    }
+
+    fn bank_write(&mut self, actor: usize, bank: usize, reg: BankReg, size: Size, value: u64) {
+        let word = value as u32;
+        match reg {
+            BankReg::Bits { field, set, first } => {
+                self.write_bits(actor, bank, first, field, word, set)
+            }
+            BankReg::Priority { first } => {
+                for lane in 0..u32::from(size) {
+                    self.set_priority(actor, bank, first + lane, (word >> (8 * lane)) as u8);
+                }
+            }
+            BankReg::Config { first } => {
+                for field in 0..16 {
+                    self.set_edge(actor, bank, first + field, word & (2 << (2 * field)) != 0);
+                }
+            }
+            BankReg::Group { .. } | BankReg::Ignored(_) => {}
+        }
+    }
+
+    /// A word with a bit set for each implemented INTID from `first`
+    /// (IGROUPR: every interrupt is Group 1).
+    fn implemented_bits(&self, first: u32) -> u32 {
+        (0..32)
+            .filter(|&bit| first + bit < INTID_LIMIT)
+            .fold(0, |word, bit| word | 1 << bit)
+    }
+}
+
+/// A distributor register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DistReg {
+    Ctlr,
+    Typer,
+    Iidr,
+    Pidr2,
+    Bank(BankReg),
+    /// GICD_IROUTER<n> for INTID `intid`; `high` for the upper 32-bit half.
+    Router {
+        intid: u32,
+        high: bool,
+    },
+    RazWi,
+}
+
+impl DistReg {
+    fn decode(offset: u64) -> Self {
+        match offset {
+            gicd::CTLR => DistReg::Ctlr,
+            gicd::TYPER => DistReg::Typer,
+            gicd::IIDR => DistReg::Iidr,
+            gicd::PIDR2 => DistReg::Pidr2,
+            gicd::IROUTER..gicd::IROUTER_END => DistReg::Router {
+                intid: ((offset - gicd::IROUTER) / 8) as u32,
+                high: offset % 8 == 4,
+            },
+            // SGIs and PPIs live in the redistributors.
+            _ => match BankReg::decode(offset) {
+                Some(reg) if reg.is_private() => DistReg::Bank(reg.ignored()),
+                Some(reg) => DistReg::Bank(reg),
+                None => DistReg::RazWi,
+            },
+        }
+    }
+
+    fn width(self) -> Width {
+        match self {
+            DistReg::Bank(reg) => reg.width(),
+            DistReg::Router { .. } => Width::Double,
+            _ => Width::Word,
+        }
+    }
+}
+
+/// The GICv3 distributor of a VM, at `layout::GICD_BASE`.
+pub struct GicDistributor<'a> {
+    vgic: &'a mut Vgic,
+}
+
+impl<'a> GicDistributor<'a> {
+    pub fn new(vgic: &'a mut Vgic) -> Self {
+        Self { vgic }
+    }
+
+    fn decode(offset: u64, size: Size) -> Result<DistReg, MmioError> {
+        check_access(offset, size)?;
+        if offset >= layout::GICD_SIZE {
+            return Err(MmioError::NoRegister { offset });
+        }
+        let reg = DistReg::decode(offset);
+        reg.width().check(offset, size)?;
+        Ok(reg)
+    }
+
+    fn ctlr(&self) -> u32 {
+        let enabled = if self.vgic.distributor_enabled() {
+            CTLR_ENABLE_GRP1
+        } else {
+            0
+        };
+        CTLR_ARE | CTLR_DS | enabled
+    }
+
+    fn typer() -> u32 {
+        let lines = INTID_LIMIT / 32 - 1;
+        TYPER_IDBITS << TYPER_IDBITS_SHIFT | lines
+    }
+
+    fn read_router(&self, intid: u32, high: bool, size: Size) -> u64 {
+        let raw = self.vgic.route(intid);
+        match (size, high) {
+            (8, _) => raw,
+            (_, true) => raw >> 32,
+            (_, false) => raw & LOW_HALF,
+        }
+    }
+
+    fn write_router(&mut self, actor: usize, intid: u32, high: bool, size: Size, value: u64) {
+        let old = self.vgic.route(intid);
+        let raw = match (size, high) {
+            (8, _) => value,
+            (_, true) => (old & LOW_HALF) | value << 32,
+            (_, false) => (old & !LOW_HALF) | (value & LOW_HALF),
+        } & IROUTER_MASK;
+        let target = router_target(raw, self.vgic.vcpu_count());
+        self.vgic.set_route(actor, intid, raw, target);
+    }
+}
+
+impl MmioDevice for GicDistributor<'_> {
+    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
+        Ok(match Self::decode(offset, size)? {
+            DistReg::Ctlr => u64::from(self.ctlr()),
+            DistReg::Typer => u64::from(Self::typer()),
+            DistReg::Iidr => u64::from(IIDR),
+            DistReg::Pidr2 => u64::from(PIDR2_GICV3),
+            DistReg::Bank(reg) => self.vgic.bank_read(vcpu, reg, size),
+            DistReg::Router { intid, high } => self.read_router(intid, high, size),
+            DistReg::RazWi => 0,
+        })
+    }
+
+    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
+        match Self::decode(offset, size)? {
+            DistReg::Ctlr => {
+                let enable = value as u32 & CTLR_ENABLE_GRP1 != 0;
+                self.vgic.set_distributor_enabled(vcpu, enable);
+            }
+            DistReg::Bank(reg) => self.vgic.bank_write(vcpu, vcpu, reg, size, value),
+            DistReg::Router { intid, high } => self.write_router(vcpu, intid, high, size, value),
+            DistReg::Typer | DistReg::Iidr | DistReg::Pidr2 | DistReg::RazWi => {}
+        }
+        Ok(())
+    }
+}
+
+/// A register of a redistributor's RD_base frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RdReg {
+    Iidr,
+    /// GICR_TYPER; `high` for the upper 32-bit half.
+    Typer {
+        high: bool,
+    },
+    Waker,
+    Pidr2,
+    /// GICR_CTLR (no LPIs to enable, RWP 0) and everything unimplemented.
+    RazWi,
+}
+
+impl RdReg {
+    fn decode(offset: u64) -> Self {
+        match offset {
+            gicr::IIDR => RdReg::Iidr,
+            gicr::TYPER => RdReg::Typer { high: false },
+            gicr::TYPER_HIGH => RdReg::Typer { high: true },
+            gicr::WAKER => RdReg::Waker,
+            gicr::PIDR2 => RdReg::Pidr2,
+            gicr::CTLR => RdReg::RazWi,
+            _ => RdReg::RazWi,
+        }
+    }
+
+    fn width(self) -> Width {
+        match self {
+            RdReg::Typer { high: false } => Width::Double,
+            _ => Width::Word,
+        }
+    }
+}
+
+/// Where in the redistributor region an access lands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RedistReg {
+    Rd(RdReg),
+    Sgi(BankReg),
+}
+
+/// All of a VM's GICv3 redistributors: one 128 KiB frame per vCPU from
+/// `layout::GICR_BASE`, vCPU n's at `n * layout::GICR_STRIDE`. Any vCPU may
+/// access any frame; the frame, not the accessor, says whose SGIs and PPIs
+/// are meant.
+pub struct GicRedistributors<'a> {
+    vgic: &'a mut Vgic,
+}
+
+impl<'a> GicRedistributors<'a> {
+    pub fn new(vgic: &'a mut Vgic) -> Self {
+        Self { vgic }
+    }
+
+    /// The vCPU whose frame holds `offset`, and the register there.
+    fn decode(&self, offset: u64, size: Size) -> Result<(usize, RedistReg), MmioError> {
+        check_access(offset, size)?;
+        let frame = offset / layout::GICR_STRIDE;
+        if frame >= self.vgic.vcpu_count() as u64 {
+            return Err(MmioError::NoRegister { offset });
+        }
+        let within = offset % layout::GICR_STRIDE;
+        let reg = if within < gicr::SGI_FRAME {
+            RedistReg::Rd(RdReg::decode(within))
+        } else {
+            RedistReg::Sgi(Self::decode_sgi(within - gicr::SGI_FRAME))
+        };
+        let width = match reg {
+            RedistReg::Rd(reg) => reg.width(),
+            RedistReg::Sgi(reg) => reg.width(),
+        };
+        width.check(offset, size)?;
+        Ok((frame as usize, reg))
+    }
+
+    /// SGI_base implements the first word of each bank: INTIDs 0..32.
+    fn decode_sgi(offset: u64) -> BankReg {
+        match BankReg::decode(offset) {
+            Some(reg) if reg.is_private() => reg,
+            Some(reg) => reg.ignored(),
+            None => BankReg::Ignored(Width::Word),
+        }
+    }
+
+    fn typer(&self, vcpu: usize) -> u64 {
+        let mpidr = layout::vcpu_mpidr(vcpu);
+        let affinity = (0..4).rev().fold(0u64, |value, level| {
+            value << 8 | u64::from(affinity_level(mpidr, level))
+        });
+        let last = if vcpu + 1 == self.vgic.vcpu_count() {
+            GICR_TYPER_LAST
+        } else {
+            0
+        };
+        affinity << GICR_TYPER_AFFINITY_SHIFT | (vcpu as u64) << GICR_TYPER_PROCESSOR_SHIFT | last
+    }
+
+    fn waker(&self, vcpu: usize) -> u32 {
+        if self.vgic.asleep(vcpu) {
+            WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
+        } else {
+            0
+        }
+    }
+
+    fn read_rd(&self, vcpu: usize, reg: RdReg, size: Size) -> u64 {
+        match reg {
+            RdReg::Iidr => u64::from(IIDR),
+            RdReg::Typer { high: true } => self.typer(vcpu) >> 32,
+            RdReg::Typer { high: false } if size == 4 => self.typer(vcpu) & LOW_HALF,
+            RdReg::Typer { high: false } => self.typer(vcpu),
+            RdReg::Waker => u64::from(self.waker(vcpu)),
+            RdReg::Pidr2 => u64::from(PIDR2_GICV3),
+            RdReg::RazWi => 0,
+        }
+    }
+
+    /// ICFGR0 says SGIs are edge-triggered, whatever is written.
+    fn read_sgi(&self, vcpu: usize, reg: BankReg, size: Size) -> u64 {
+        match reg {
+            BankReg::Config { first: 0 } => u64::from(ICFGR_ALL_EDGE),
+            _ => self.vgic.bank_read(vcpu, reg, size),
+        }
+    }
+}
+
+impl MmioDevice for GicRedistributors<'_> {
+    fn read(&mut self, _vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
+        Ok(match self.decode(offset, size)? {
+            (frame, RedistReg::Rd(reg)) => self.read_rd(frame, reg, size),
+            (frame, RedistReg::Sgi(reg)) => self.read_sgi(frame, reg, size),
+        })
+    }
+
+    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
+        match self.decode(offset, size)? {
+            (frame, RedistReg::Rd(RdReg::Waker)) => {
+                self.vgic
+                    .set_asleep(frame, value as u32 & WAKER_PROCESSOR_SLEEP != 0);
+            }
+            (_, RedistReg::Rd(_)) => {}
+            (frame, RedistReg::Sgi(reg)) => self.vgic.bank_write(vcpu, frame, reg, size, value),
+        }
+        Ok(())
+    }
+}
+
+/// Who an ICC_SGI1R_EL1 write targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiTargets {
+    /// IRM = 1: every vCPU but the sender.
+    Others,
+    /// IRM = 0: the vCPUs with affinity Aff3.Aff2.Aff1 whose Aff0 is
+    /// `range * 16 + n` for each bit n set in `list`.
+    List {
+        aff3: u8,
+        aff2: u8,
+        aff1: u8,
+        range: u8,
+        list: u16,
+    },
+}
+
+/// A decoded write to ICC_SGI1R_EL1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgiRequest {
+    pub intid: u32,
+    pub targets: SgiTargets,
+}
+
+// ICC_SGI1R_EL1 fields.
+const SGI1R_INTID_SHIFT: u32 = 24;
+const SGI1R_AFF1_SHIFT: u32 = 16;
+const SGI1R_AFF2_SHIFT: u32 = 32;
+const SGI1R_IRM: u64 = 1 << 40;
+const SGI1R_RS_SHIFT: u32 = 44;
+const SGI1R_AFF3_SHIFT: u32 = 48;
+const SGI1R_TARGET_LIST: u64 = 0xffff;
+/// Aff0 values per range selector step.
+const SGI_RANGE_SIZE: u8 = 16;
+
+impl SgiRequest {
+    pub fn decode(value: u64) -> Self {
+        let byte = |shift: u32| (value >> shift) as u8;
+        let targets = if value & SGI1R_IRM != 0 {
+            SgiTargets::Others
+        } else {
+            SgiTargets::List {
+                aff3: byte(SGI1R_AFF3_SHIFT),
+                aff2: byte(SGI1R_AFF2_SHIFT),
+                aff1: byte(SGI1R_AFF1_SHIFT),
+                range: byte(SGI1R_RS_SHIFT) & 0xf,
+                list: (value & SGI1R_TARGET_LIST) as u16,
+            }
+        };
+        Self {
+            intid: u32::from(byte(SGI1R_INTID_SHIFT) & 0xf),
+            targets,
+        }
+    }
+
+    /// The vCPUs targeted (bit n = vCPU n) in a VM of `vcpus` vCPUs.
+    pub fn target_mask(&self, vcpus: usize, sender: usize) -> u32 {
+        (0..vcpus.min(32))
+            .filter(|&vcpu| self.targets(vcpu, sender))
+            .fold(0, |mask, vcpu| mask | 1 << vcpu)
+    }
+
+    fn targets(&self, vcpu: usize, sender: usize) -> bool {
+        let mpidr = layout::vcpu_mpidr(vcpu);
+        match self.targets {
+            SgiTargets::Others => vcpu != sender,
+            SgiTargets::List {
+                aff3,
+                aff2,
+                aff1,
+                range,
+                list,
+            } => {
+                let aff0 = affinity_level(mpidr, 0);
+                let cluster =
+                    [aff1, aff2, aff3] == [1, 2, 3].map(|level| affinity_level(mpidr, level));
+                cluster
+                    && aff0 / SGI_RANGE_SIZE == range
+                    && list & (1 << (aff0 % SGI_RANGE_SIZE)) != 0
+            }
+        }
+    }
+}
+
+/// The ICH_LR<n>_EL2 format (for virtual interrupts, HW = 0).
+pub struct IchLr;
+
+// ICH_LR<n>_EL2 fields.
+const LR_PENDING: u64 = 1 << 62;
+const LR_ACTIVE: u64 = 1 << 63;
+const LR_GROUP1: u64 = 1 << 60;
+const LR_EOI: u64 = 1 << 41;
+const LR_PRIORITY_SHIFT: u32 = 48;
+const LR_VINTID: u64 = 0xffff_ffff;
+
+impl IchLr {
+    pub fn encode(entry: LrEntry) -> u64 {
+        let mut lr =
+            LR_GROUP1 | u64::from(entry.priority) << LR_PRIORITY_SHIFT | u64::from(entry.intid);
+        if entry.state.pending {
+            lr |= LR_PENDING;
+        }
+        if entry.state.active {
+            lr |= LR_ACTIVE;
+        }
+        if entry.eoi_maintenance {
+            lr |= LR_EOI;
+        }
+        lr
+    }
+
+    pub fn decode(lr: u64) -> LrEntry {
+        LrEntry {
+            intid: (lr & LR_VINTID) as u32,
+            priority: (lr >> LR_PRIORITY_SHIFT) as u8,
+            state: Self::state(lr),
+            eoi_maintenance: lr & LR_EOI != 0,
+        }
+    }
+}
+
+impl ListRegisterFormat for IchLr {
+    type Word = u64;
+    const EMPTY: u64 = 0;
+
+    fn encode(entry: LrEntry) -> u64 {
+        IchLr::encode(entry)
+    }
+
+    fn state(lr: u64) -> LrState {
+        LrState {
+            pending: lr & LR_PENDING != 0,
+            active: lr & LR_ACTIVE != 0,
+        }
+    }
+}
+
+/// The GICv3 face of the model.
+impl Vgic {
+    /// Sends the SGIs a guest's write of `icc_sgi1r` to ICC_SGI1R_EL1 asks
+    /// for, from vCPU `sender`. Targets the VM lacks are ignored.
+    pub fn send_sgi(&mut self, sender: usize, icc_sgi1r: u64) -> Result<(), VgicError> {
+        if sender >= self.vcpu_count() {
+            return Err(VgicError::NoSuchVcpu { vcpu: sender });
+        }
+        let request = SgiRequest::decode(icc_sgi1r);
+        let targets = request.target_mask(self.vcpu_count(), sender);
+        self.signal_sgi(sender, request.intid, targets);
+        Ok(())
+    }
+
+    /// [`Vgic::fill_lrs`] in the ICH_LR<n>_EL2 format.
+    pub fn fill_list_registers(&mut self, vcpu: usize, lrs: &mut [u64]) -> Fill {
+        self.fill_lrs::<IchLr>(vcpu, lrs)
+    }
+
+    /// [`Vgic::sync_lrs`] in the ICH_LR<n>_EL2 format.
+    pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) {
+        self.sync_lrs::<IchLr>(vcpu, lrs)
+    }
+
+    /// The distributor, for one MMIO access.
+    pub fn distributor(&mut self) -> GicDistributor<'_> {
+        GicDistributor::new(self)
+    }
+
+    /// The redistributors, for one MMIO access.
+    pub fn redistributors(&mut self) -> GicRedistributors<'_> {
+        GicRedistributors::new(self)
+    }
+}

@@ -30,6 +30,7 @@ pub enum VmError {
     Load(loader::LoadError),
     Map(MapError),
     DeviceTree(device_tree::DeviceTreeError),
+    Vgic(crate::vdev::vgic::VgicError),
 }
 
 impl fmt::Display for VmError {
@@ -39,6 +40,7 @@ impl fmt::Display for VmError {
             Self::Load(e) => write!(f, "{e}"),
             Self::Map(e) => write!(f, "stage-2 map: {e}"),
             Self::DeviceTree(e) => write!(f, "device tree: {e:?}"),
+            Self::Vgic(e) => write!(f, "virtual GIC: {e}"),
         }
     }
 }
@@ -94,7 +96,7 @@ impl Vm {
             stage2_geometry: geometry,
             _stage2: stage2,
             power,
-            vgic: Mutex::new(Vgic::new(vcpus)),
+            vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),

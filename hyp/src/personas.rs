@@ -15,7 +15,7 @@
 //! The table's root node has `compatible = "duet,persona-package"`,
 //! `duet,format-version = <1>` and `duet,package-size = <hi lo>` (the whole
 //! package in bytes). One child `vm@<index>` per VM, indices from 0 in
-//! order, each with `name` and `role` (strings), `memory-mib` and `vcpus`
+//! order, each with `vm-name` and `role` (strings), `memory-mib` and `vcpus`
 //! (one cell each), `cmdline` (a string, maybe empty), `kernel` and,
 //! optionally, `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
 //! from the start of the package. Names and limits live in [`format`].
@@ -296,6 +296,8 @@ impl fmt::Display for PackageError {
     }
 }
 
+impl core::error::Error for PackageError {}
+
 /// A checked persona package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersonaPackage {
@@ -459,16 +461,16 @@ struct VmReader<'b> {
 }
 
 impl VmReader<'_> {
+    /// Reads the properties in a fixed order, the name first so that later
+    /// errors can name the VM, and unknown properties last, so that a
+    /// misspelt property reads as the missing one.
     fn read(&mut self) -> Result<VmSpec, PackageError> {
         let name = self.get(prop::NAME, string)?;
         if !format::is_valid_name(name) {
             return Err(self.error(prop::NAME, Problem::BadName(name)));
         }
         self.name = Some(name);
-        if let Some(unknown) = unknown_property(self.node, prop::VM) {
-            return Err(self.error(unknown, Problem::Unknown));
-        }
-        Ok(VmSpec {
+        let spec = VmSpec {
             name,
             role: self.get(prop::ROLE, role)?,
             memory_mib: self.get(prop::MEMORY_MIB, memory_mib)?,
@@ -476,7 +478,11 @@ impl VmReader<'_> {
             cmdline: self.get(prop::CMDLINE, cmdline)?,
             kernel: self.kernel()?,
             initrd: self.initrd()?,
-        })
+        };
+        match unknown_property(self.node, prop::VM) {
+            Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
+            None => Ok(spec),
+        }
     }
 
     fn kernel(&self) -> Result<&'static [u8], PackageError> {

@@ -42,7 +42,9 @@ pub mod prop {
     pub const FORMAT_VERSION: &str = "duet,format-version";
     pub const PACKAGE_SIZE: &str = "duet,package-size";
     // On each VM node.
-    pub const NAME: &str = "name";
+    /// Not `name`: device trees reserve that for the node's own name, and
+    /// `dtc` refuses a tree where the two differ.
+    pub const NAME: &str = "vm-name";
     pub const ROLE: &str = "role";
     pub const MEMORY_MIB: &str = "memory-mib";
     pub const VCPUS: &str = "vcpus";
@@ -100,6 +102,8 @@ impl fmt::Display for CmdlineError {
         }
     }
 }
+
+impl core::error::Error for CmdlineError {}
 
 /// Checks a kernel command line: at most [`MAX_CMDLINE_LEN`] bytes of
 /// printable ASCII. An empty line is fine.

@@ -155,6 +155,8 @@ impl fmt::Display for TreeError {
     }
 }
 
+impl core::error::Error for TreeError {}
+
 /// Checks the device tree at the start of `blob` and returns its total size
 /// (the header's `totalsize`), which is at most `blob.len()`.
 pub fn check(blob: &[u8]) -> Result<usize, TreeError> {

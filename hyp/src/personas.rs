@@ -118,7 +118,6 @@ pub enum Problem {
         other: usize,
     },
     BadRole(&'static str),
-    WrongCompatible(&'static str),
     OutOfRange {
         value: u64,
         min: u64,
@@ -173,14 +172,11 @@ impl fmt::Display for Problem {
                 format::ROLE_PERSONAL,
                 format::ROLE_CORPORATE
             ),
-            Self::WrongCompatible(found) => {
-                write!(f, "is {found:?}, not {:?}", format::COMPATIBLE)
-            }
             Self::OutOfRange { value, min, max } => {
                 write!(f, "must be {min}..={max}, not {value}")
             }
             Self::NotMultiple { value, of } => {
-                write!(f, "must be a multiple of {of}, not {value}")
+                write!(f, "must be a positive multiple of {of}, not {value}")
             }
             Self::Cmdline(error) => write!(f, "{error}"),
             Self::Unaligned { offset } => write!(
@@ -622,18 +618,9 @@ fn role(value: &'static [u8]) -> Result<Role, Problem> {
 fn memory_mib(value: &[u8]) -> Result<u32, Problem> {
     let mib = cell(value)?;
     let granule = format::MEMORY_GRANULE_MIB;
-    if mib == 0 {
-        return Err(Problem::OutOfRange {
-            value: 0,
-            min: granule.into(),
-            max: u32::MAX.into(),
-        });
-    }
-    if mib % granule != 0 {
-        return Err(Problem::NotMultiple {
-            value: mib.into(),
-            of: granule.into(),
-        });
+    if mib == 0 || !mib.is_multiple_of(granule) {
+        let (value, of) = (mib.into(), granule.into());
+        return Err(Problem::NotMultiple { value, of });
     }
     Ok(mib)
 }

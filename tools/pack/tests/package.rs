@@ -304,7 +304,7 @@ fn memory_must_be_whole_2_mib_blocks() {
     );
     assert_eq!(
         parse_err(bytes).to_string(),
-        "vm@0 (\"personal\"): memory-mib: must be a multiple of 2, not 257"
+        "vm@0 (\"personal\"): memory-mib: must be a positive multiple of 2, not 257"
     );
     let mut bytes = two_vm_package();
     patch(
@@ -317,7 +317,7 @@ fn memory_must_be_whole_2_mib_blocks() {
         parse_err(bytes),
         PackageError::Vm {
             property: "memory-mib",
-            problem: Problem::OutOfRange { value: 0, .. },
+            problem: Problem::NotMultiple { value: 0, of: 2 },
             ..
         }
     ));

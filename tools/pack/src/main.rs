@@ -25,6 +25,7 @@ struct Cli {
 enum Command {
     /// Check a manifest and the images it names; write nothing.
     Check {
+        /// The persona manifest (TOML).
         manifest: PathBuf,
         /// The board's RAM in MiB (Duet and the package take their share).
         #[arg(long, default_value_t = DEFAULT_BOARD_MEMORY_MIB)]
@@ -32,6 +33,7 @@ enum Command {
     },
     /// Check a manifest and pack it with its images into one package file.
     Build {
+        /// The persona manifest (TOML).
         manifest: PathBuf,
         /// Where to write the package.
         #[arg(long)]

@@ -1,0 +1,726 @@
+//! The persona package: which VMs to run and their images, as one file that
+//! the bootloader loads next to Duet (QEMU `-initrd`; the device tree's
+//! `/chosen/linux,initrd-start` and `linux,initrd-end` say where it is).
+//! This module reads and checks it; `duet-pack` writes it on the host.
+//!
+//! # Layout
+//!
+//! ```text
+//! offset 0      the persona table: a flattened device tree
+//!               zero padding to the next 4 KiB boundary
+//! 4 KiB * k     an image (kernel or initrd), zero padding to 4 KiB
+//! ...           more images, each starting on a 4 KiB boundary
+//! ```
+//!
+//! The table's root node has `compatible = "duet,persona-package"`,
+//! `duet,format-version = <1>` and `duet,package-size = <hi lo>` (the whole
+//! package in bytes). One child `vm@<index>` per VM, indices from 0 in
+//! order, each with `vm-name` and `role` (strings), `memory-mib` and `vcpus`
+//! (one cell each), `cmdline` (a string, maybe empty), `kernel` and,
+//! optionally, `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
+//! from the start of the package. Names and limits live in [`format`].
+//!
+//! # Trust
+//!
+//! None. The package comes from storage an attacker may have written, so
+//! [`PersonaPackage::parse`] checks everything it hands on: the tree's
+//! structure (before the `fdt` crate sees it, see `tree`), every property's
+//! presence, size and value, and every image's place inside the package.
+//! It never panics, whatever the bytes.
+
+pub mod format;
+mod tree;
+
+pub use tree::{Block, TreeError};
+
+use core::fmt;
+use fdt::node::FdtNode;
+use fdt::Fdt;
+use format::prop;
+
+/// What a VM is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The user's own persona.
+    Personal,
+    /// The company's persona.
+    Corporate,
+}
+
+impl Role {
+    /// The role a manifest or package names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            format::ROLE_PERSONAL => Some(Self::Personal),
+            format::ROLE_CORPORATE => Some(Self::Corporate),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Personal => format::ROLE_PERSONAL,
+            Self::Corporate => format::ROLE_CORPORATE,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One VM as the package describes it, checked. The images are slices of
+/// the package, which stays in memory for as long as Duet runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmSpec {
+    pub name: &'static str,
+    pub role: Role,
+    pub memory_mib: u32,
+    pub vcpus: u32,
+    pub cmdline: &'static str,
+    /// An arm64 Linux `Image` (its magic checked).
+    pub kernel: &'static [u8],
+    pub initrd: Option<&'static [u8]>,
+}
+
+impl VmSpec {
+    /// Fills the unused slots of [`PersonaPackage`]'s fixed list.
+    const UNUSED: VmSpec = VmSpec {
+        name: "",
+        role: Role::Personal,
+        memory_mib: 0,
+        vcpus: 0,
+        cmdline: "",
+        kernel: &[],
+        initrd: None,
+    };
+}
+
+/// What is wrong with one property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    Missing,
+    Repeated,
+    /// The node may not carry a property of this name.
+    Unknown,
+    /// The value has the wrong number of bytes.
+    Length {
+        expected: usize,
+        found: usize,
+    },
+    /// Not one NUL-terminated UTF-8 string.
+    NotAString,
+    BadName(&'static str),
+    /// Another VM, at this index, has the same name.
+    SameName {
+        other: usize,
+    },
+    BadRole(&'static str),
+    OutOfRange {
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    NotMultiple {
+        value: u64,
+        of: u64,
+    },
+    Cmdline(format::CmdlineError),
+    Unaligned {
+        offset: u64,
+    },
+    Overflow {
+        offset: u64,
+        size: u64,
+    },
+    PastEnd {
+        offset: u64,
+        size: u64,
+        end: u64,
+    },
+    /// The image would start inside the persona table (which, padded,
+    /// ends at `table_end`).
+    InTable {
+        offset: u64,
+        table_end: u64,
+    },
+    Empty,
+    NotAnImage,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Missing => write!(f, "missing"),
+            Self::Repeated => write!(f, "appears more than once"),
+            Self::Unknown => write!(f, "unknown property"),
+            Self::Length { expected, found } => {
+                write!(f, "must be {expected} bytes, not {found}")
+            }
+            Self::NotAString => write!(f, "is not one NUL-terminated UTF-8 string"),
+            Self::BadName(name) => write!(
+                f,
+                "{name:?} is not 1 to {} characters of a-z, 0-9 and -",
+                format::MAX_NAME_LEN
+            ),
+            Self::SameName { other } => write!(f, "vm@{other} has the same name"),
+            Self::BadRole(role) => write!(
+                f,
+                "unknown role {role:?} (expected {:?} or {:?})",
+                format::ROLE_PERSONAL,
+                format::ROLE_CORPORATE
+            ),
+            Self::OutOfRange { value, min, max } => {
+                write!(f, "must be {min}..={max}, not {value}")
+            }
+            Self::NotMultiple { value, of } => {
+                write!(f, "must be a positive multiple of {of}, not {value}")
+            }
+            Self::Cmdline(error) => write!(f, "{error}"),
+            Self::Unaligned { offset } => write!(
+                f,
+                "offset {offset:#x} is not a multiple of {:#x}",
+                format::ALIGN
+            ),
+            Self::Overflow { offset, size } => {
+                write!(f, "offset {offset:#x} + size {size:#x} overflows")
+            }
+            Self::PastEnd { offset, size, end } => write!(
+                f,
+                "offset {offset:#x} + size {size:#x} runs past the package end ({end:#x})"
+            ),
+            Self::InTable { offset, table_end } => write!(
+                f,
+                "offset {offset:#x} lies inside the persona table (which ends at {table_end:#x})"
+            ),
+            Self::Empty => write!(f, "is empty"),
+            Self::NotAnImage => write!(
+                f,
+                "is not an arm64 Linux Image (no \"ARM\\x64\" magic at offset {:#x})",
+                format::IMAGE_MAGIC_OFFSET
+            ),
+        }
+    }
+}
+
+/// Why a package was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackageError {
+    /// The persona table is not a well-formed device tree.
+    Tree(TreeError),
+    /// The table's root is not a persona package's.
+    NotAPackage,
+    /// A format version this Duet does not read.
+    Version {
+        found: u32,
+    },
+    /// The package says it is longer than the bytes that were loaded.
+    Truncated {
+        declared: u64,
+        loaded: u64,
+    },
+    /// A property of the root node.
+    Root {
+        property: &'static str,
+        problem: Problem,
+    },
+    /// A node that is not the next `vm@<index>`: `parent` is `None` for a
+    /// child of the root, or the index of the VM it sits in.
+    UnexpectedNode {
+        name: &'static str,
+        parent: Option<usize>,
+    },
+    NoVms,
+    TooManyVms,
+    /// A property of VM `index`; `name` once the VM's name has been checked.
+    Vm {
+        index: usize,
+        name: Option<&'static str>,
+        property: &'static str,
+        problem: Problem,
+    },
+}
+
+impl fmt::Display for PackageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Tree(error) => write!(f, "the persona table is not a valid device tree: {error}"),
+            Self::NotAPackage => write!(
+                f,
+                "not a persona package (the root is not compatible with {:?})",
+                format::COMPATIBLE
+            ),
+            Self::Version { found } => write!(
+                f,
+                "format version {found} is not supported (this Duet reads version {})",
+                format::VERSION
+            ),
+            Self::Truncated { declared, loaded } => write!(
+                f,
+                "the package is {declared:#x} bytes but only {loaded:#x} were loaded (truncated?)"
+            ),
+            Self::Root { property, problem } => write!(f, "root: {property}: {problem}"),
+            Self::UnexpectedNode { name, parent: None } => write!(
+                f,
+                "unexpected node {name:?} (VM nodes are vm@0, vm@1, ... in order)"
+            ),
+            Self::UnexpectedNode {
+                name,
+                parent: Some(index),
+            } => {
+                write!(f, "vm@{index}: unexpected node {name:?}")
+            }
+            Self::NoVms => write!(f, "the package describes no VMs"),
+            Self::TooManyVms => {
+                write!(f, "the package describes more than {} VMs", format::MAX_VMS)
+            }
+            Self::Vm {
+                index,
+                name,
+                property,
+                problem,
+            } => {
+                write!(f, "vm@{index}")?;
+                if let Some(name) = name {
+                    write!(f, " ({name:?})")?;
+                }
+                write!(f, ": {property}: {problem}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for PackageError {}
+
+/// A checked persona package.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonaPackage {
+    bytes: &'static [u8],
+    table_size: usize,
+    vms: [VmSpec; format::MAX_VMS],
+    vm_count: usize,
+}
+
+impl PersonaPackage {
+    /// Reads and checks the package at the start of `bytes` (a bootloader
+    /// may hand over more bytes than the package holds).
+    pub fn parse(bytes: &'static [u8]) -> Result<Self, PackageError> {
+        let table_size = tree::check(bytes).map_err(PackageError::Tree)?;
+        let table = bytes.get(..table_size).unwrap_or_default();
+        // `tree::check` guarantees what `Fdt::new` checks, so this error is
+        // only a second line of defence.
+        let fdt = Fdt::new(table).map_err(|_| PackageError::NotAPackage)?;
+        let root = fdt.find_node("/").ok_or(PackageError::NotAPackage)?;
+        check_root_identity(root)?;
+        let size = package_size(root, bytes.len(), table_size)?;
+        let mut package = PersonaPackage {
+            bytes: bytes.get(..size).unwrap_or_default(),
+            table_size,
+            vms: [VmSpec::UNUSED; format::MAX_VMS],
+            vm_count: 0,
+        };
+        for node in root.children() {
+            package.add_vm(node)?;
+        }
+        if package.vm_count == 0 {
+            return Err(PackageError::NoVms);
+        }
+        Ok(package)
+    }
+
+    /// The VMs, in package order.
+    pub fn vms(&self) -> &[VmSpec] {
+        &self.vms[..self.vm_count]
+    }
+
+    /// The whole package (exactly `duet,package-size` bytes).
+    pub fn bytes(&self) -> &'static [u8] {
+        self.bytes
+    }
+
+    /// The persona table's size in bytes, before padding.
+    pub fn table_size(&self) -> usize {
+        self.table_size
+    }
+
+    fn add_vm(&mut self, node: FdtNode<'_, 'static>) -> Result<(), PackageError> {
+        let index = self.vm_count;
+        if !is_vm_node_name(node.name, index) {
+            return Err(PackageError::UnexpectedNode {
+                name: node.name,
+                parent: None,
+            });
+        }
+        if index == format::MAX_VMS {
+            return Err(PackageError::TooManyVms);
+        }
+        if let Some(child) = node.children().next() {
+            return Err(PackageError::UnexpectedNode {
+                name: child.name,
+                parent: Some(index),
+            });
+        }
+        let mut reader = VmReader {
+            node,
+            index,
+            name: None,
+            package: self.bytes,
+            table_end: self.table_end(),
+        };
+        let spec = reader.read()?;
+        if let Some(other) = self.vms().iter().position(|vm| vm.name == spec.name) {
+            return Err(reader.error(prop::NAME, Problem::SameName { other }));
+        }
+        self.vms[index] = spec;
+        self.vm_count += 1;
+        Ok(())
+    }
+
+    /// Where images may start: the table, padded to [`format::ALIGN`].
+    fn table_end(&self) -> u64 {
+        (self.table_size as u64).next_multiple_of(format::ALIGN)
+    }
+}
+
+/// Whether `name` is `vm@<index>`, written without leading zeros.
+fn is_vm_node_name(name: &str, index: usize) -> bool {
+    let Some(digits) = name.strip_prefix(format::VM_NODE_PREFIX) else {
+        return false;
+    };
+    let canonical = digits == "0" || !digits.starts_with('0');
+    canonical && digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse() == Ok(index)
+}
+
+fn check_root_identity(root: FdtNode<'_, 'static>) -> Result<(), PackageError> {
+    let root_error = |property, problem| PackageError::Root { property, problem };
+    let compatible = required(root, prop::COMPATIBLE).and_then(string);
+    match compatible {
+        Ok(format::COMPATIBLE) => {}
+        _ => return Err(PackageError::NotAPackage),
+    }
+    let version = required(root, prop::FORMAT_VERSION)
+        .and_then(cell)
+        .map_err(|problem| root_error(prop::FORMAT_VERSION, problem))?;
+    if version != format::VERSION {
+        return Err(PackageError::Version { found: version });
+    }
+    match unknown_property(root, prop::ROOT) {
+        Some(name) => Err(root_error(name, Problem::Unknown)),
+        None => Ok(()),
+    }
+}
+
+/// The declared package size, checked against what was loaded.
+fn package_size(
+    root: FdtNode<'_, 'static>,
+    loaded: usize,
+    table_size: usize,
+) -> Result<usize, PackageError> {
+    let root_error = |problem| PackageError::Root {
+        property: prop::PACKAGE_SIZE,
+        problem,
+    };
+    let declared = required(root, prop::PACKAGE_SIZE)
+        .and_then(two_cells)
+        .map_err(root_error)?;
+    let (loaded, table_size) = (loaded as u64, table_size as u64);
+    if declared > loaded {
+        return Err(PackageError::Truncated { declared, loaded });
+    }
+    if declared < table_size {
+        let problem = Problem::OutOfRange {
+            value: declared,
+            min: table_size,
+            max: loaded,
+        };
+        return Err(root_error(problem));
+    }
+    // At most `loaded`, which came from a usize.
+    usize::try_from(declared).map_err(|_| {
+        root_error(Problem::Overflow {
+            offset: 0,
+            size: declared,
+        })
+    })
+}
+
+/// Reads the properties of one `vm@<index>` node.
+struct VmReader<'b> {
+    node: FdtNode<'b, 'static>,
+    index: usize,
+    /// Set once checked, so later errors can name the VM.
+    name: Option<&'static str>,
+    package: &'static [u8],
+    table_end: u64,
+}
+
+impl VmReader<'_> {
+    /// Reads the properties in a fixed order, the name first so that later
+    /// errors can name the VM, and unknown properties last, so that a
+    /// misspelt property reads as the missing one.
+    fn read(&mut self) -> Result<VmSpec, PackageError> {
+        let name = self.get(prop::NAME, string)?;
+        if !format::is_valid_name(name) {
+            return Err(self.error(prop::NAME, Problem::BadName(name)));
+        }
+        self.name = Some(name);
+        let spec = VmSpec {
+            name,
+            role: self.get(prop::ROLE, role)?,
+            memory_mib: self.get(prop::MEMORY_MIB, memory_mib)?,
+            vcpus: self.get(prop::VCPUS, vcpus)?,
+            cmdline: self.get(prop::CMDLINE, cmdline)?,
+            kernel: self.kernel()?,
+            initrd: self.initrd()?,
+        };
+        match unknown_property(self.node, prop::VM) {
+            Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
+            None => Ok(spec),
+        }
+    }
+
+    fn kernel(&self) -> Result<&'static [u8], PackageError> {
+        let image = self.get(prop::KERNEL, |v| self.image(v))?;
+        if !format::is_arm64_image(image) {
+            return Err(self.error(prop::KERNEL, Problem::NotAnImage));
+        }
+        Ok(image)
+    }
+
+    fn initrd(&self) -> Result<Option<&'static [u8]>, PackageError> {
+        let value = optional(self.node, prop::INITRD).map_err(|p| self.error(prop::INITRD, p))?;
+        value
+            .map(|v| self.image(v))
+            .transpose()
+            .map_err(|p| self.error(prop::INITRD, p))
+    }
+
+    /// The image a `<offset size>` property points at.
+    fn image(&self, value: &[u8]) -> Result<&'static [u8], Problem> {
+        let (offset, size) = range(value)?;
+        if offset % format::ALIGN != 0 {
+            return Err(Problem::Unaligned { offset });
+        }
+        let end = offset
+            .checked_add(size)
+            .ok_or(Problem::Overflow { offset, size })?;
+        let package_end = self.package.len() as u64;
+        let past_end = Problem::PastEnd {
+            offset,
+            size,
+            end: package_end,
+        };
+        if end > package_end {
+            return Err(past_end);
+        }
+        if offset < self.table_end {
+            return Err(Problem::InTable {
+                offset,
+                table_end: self.table_end,
+            });
+        }
+        if size == 0 {
+            return Err(Problem::Empty);
+        }
+        let start = usize::try_from(offset).map_err(|_| past_end)?;
+        let end = usize::try_from(end).map_err(|_| past_end)?;
+        self.package.get(start..end).ok_or(past_end)
+    }
+
+    /// A required property, decoded.
+    fn get<T>(
+        &self,
+        property: &'static str,
+        decode: impl FnOnce(&'static [u8]) -> Result<T, Problem>,
+    ) -> Result<T, PackageError> {
+        required(self.node, property)
+            .and_then(decode)
+            .map_err(|problem| self.error(property, problem))
+    }
+
+    fn error(&self, property: &'static str, problem: Problem) -> PackageError {
+        PackageError::Vm {
+            index: self.index,
+            name: self.name,
+            property,
+            problem,
+        }
+    }
+}
+
+/// The value of a property that may be absent but not repeated.
+fn optional(node: FdtNode<'_, 'static>, name: &str) -> Result<Option<&'static [u8]>, Problem> {
+    let mut found = None;
+    for property in node.properties().filter(|p| p.name == name) {
+        if found.is_some() {
+            return Err(Problem::Repeated);
+        }
+        found = Some(property.value);
+    }
+    Ok(found)
+}
+
+fn required(node: FdtNode<'_, 'static>, name: &str) -> Result<&'static [u8], Problem> {
+    optional(node, name)?.ok_or(Problem::Missing)
+}
+
+/// The first property of `node` whose name is not in `known`.
+fn unknown_property(node: FdtNode<'_, 'static>, known: &[&str]) -> Option<&'static str> {
+    node.properties()
+        .map(|p| p.name)
+        .find(|name| !known.contains(name))
+}
+
+fn string(value: &'static [u8]) -> Result<&'static str, Problem> {
+    match value.split_last() {
+        Some((0, text)) if !text.contains(&0) => {
+            core::str::from_utf8(text).map_err(|_| Problem::NotAString)
+        }
+        _ => Err(Problem::NotAString),
+    }
+}
+
+fn cell(value: &[u8]) -> Result<u32, Problem> {
+    let bytes: [u8; 4] = value.try_into().map_err(|_| Problem::Length {
+        expected: 4,
+        found: value.len(),
+    })?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+fn two_cells(value: &[u8]) -> Result<u64, Problem> {
+    let bytes: [u8; 8] = value.try_into().map_err(|_| Problem::Length {
+        expected: 8,
+        found: value.len(),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// `<offset-hi offset-lo size-hi size-lo>`.
+fn range(value: &[u8]) -> Result<(u64, u64), Problem> {
+    if value.len() != 16 {
+        return Err(Problem::Length {
+            expected: 16,
+            found: value.len(),
+        });
+    }
+    let (offset, size) = value.split_at(8);
+    Ok((two_cells(offset)?, two_cells(size)?))
+}
+
+fn role(value: &'static [u8]) -> Result<Role, Problem> {
+    let name = string(value)?;
+    Role::from_name(name).ok_or(Problem::BadRole(name))
+}
+
+fn memory_mib(value: &[u8]) -> Result<u32, Problem> {
+    let mib = cell(value)?;
+    let granule = format::MEMORY_GRANULE_MIB;
+    if mib == 0 || !mib.is_multiple_of(granule) {
+        let (value, of) = (mib.into(), granule.into());
+        return Err(Problem::NotMultiple { value, of });
+    }
+    Ok(mib)
+}
+
+fn vcpus(value: &[u8]) -> Result<u32, Problem> {
+    let vcpus = cell(value)?;
+    if !(1..=format::MAX_VCPUS).contains(&vcpus) {
+        let max = format::MAX_VCPUS.into();
+        return Err(Problem::OutOfRange {
+            value: vcpus.into(),
+            min: 1,
+            max,
+        });
+    }
+    Ok(vcpus)
+}
+
+fn cmdline(value: &'static [u8]) -> Result<&'static str, Problem> {
+    let line = string(value)?;
+    format::check_cmdline(line).map_err(Problem::Cmdline)?;
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_an_empty_slice() {
+        let error = PersonaPackage::parse(&[]).unwrap_err();
+        assert_eq!(error, PackageError::Tree(TreeError::TooShort { len: 0 }));
+        assert_eq!(
+            error.to_string(),
+            "the persona table is not a valid device tree: 0 bytes are too few for a device \
+             tree header (40)"
+        );
+    }
+
+    #[test]
+    fn rejects_junk() {
+        static JUNK: [u8; 4096] = [0x5a; 4096];
+        assert_eq!(
+            PersonaPackage::parse(&JUNK),
+            Err(PackageError::Tree(TreeError::BadMagic {
+                found: 0x5a5a_5a5a
+            }))
+        );
+    }
+
+    #[test]
+    fn rejects_a_device_tree_that_is_not_a_package() {
+        let board = include_bytes!("../testdata/qemu-virt-gicv3.dtb");
+        assert_eq!(PersonaPackage::parse(board), Err(PackageError::NotAPackage));
+    }
+
+    #[test]
+    fn vm_node_names_are_canonical() {
+        assert!(is_vm_node_name("vm@0", 0));
+        assert!(is_vm_node_name("vm@7", 7));
+        assert!(!is_vm_node_name("vm@1", 0));
+        assert!(!is_vm_node_name("vm@01", 1));
+        assert!(!is_vm_node_name("vm@+1", 1));
+        assert!(!is_vm_node_name("vm", 0));
+        assert!(!is_vm_node_name("cpu@0", 0));
+    }
+
+    #[test]
+    fn strings_and_cells_decode_strictly() {
+        assert_eq!(string(b"personal\0"), Ok("personal"));
+        assert_eq!(string(b"\0"), Ok(""));
+        assert_eq!(string(b"personal"), Err(Problem::NotAString));
+        assert_eq!(string(b"a\0b\0"), Err(Problem::NotAString));
+        assert_eq!(string(b""), Err(Problem::NotAString));
+        assert_eq!(cell(&[0, 0, 1, 0]), Ok(256));
+        assert_eq!(
+            cell(&[0; 8]),
+            Err(Problem::Length {
+                expected: 4,
+                found: 8
+            })
+        );
+        assert_eq!(
+            range(&[0; 15]),
+            Err(Problem::Length {
+                expected: 16,
+                found: 15
+            })
+        );
+        assert_eq!(
+            vcpus(&[0; 4]),
+            Err(Problem::OutOfRange {
+                value: 0,
+                min: 1,
+                max: 8
+            })
+        );
+        assert_eq!(
+            memory_mib(&[0, 0, 0, 3]),
+            Err(Problem::NotMultiple { value: 3, of: 2 })
+        );
+        assert_eq!(role(b"boss\0"), Err(Problem::BadRole("boss")));
+    }
+}

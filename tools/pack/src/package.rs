@@ -1,0 +1,197 @@
+//! Writing a persona package: the persona table (a flattened device tree)
+//! and the images, in the layout Duet reads.
+//!
+//! ```text
+//! offset 0      persona table (FDT), zero-padded to a 4 KiB boundary
+//! 4 KiB * k     vm@0's kernel, zero-padded to 4 KiB
+//!               vm@0's initrd (if any), zero-padded to 4 KiB
+//!               vm@1's kernel, ... and so on, in manifest order
+//! ```
+//!
+//! The table's root carries `compatible = "duet,persona-package"`,
+//! `duet,format-version = <1>` and `duet,package-size = <hi lo>`; each VM is
+//! a node `vm@<index>` with `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`,
+//! `kernel = <offset-hi offset-lo size-hi size-lo>` and optionally `initrd`
+//! of the same shape, offsets counted from the start of the package. The
+//! names and limits come from [`duet::personas::format`];
+//! `docs/persona-package.md` is the full description.
+
+use crate::manifest::{check_kernel_bytes, Manifest, VmManifest, VmProblem};
+use duet::personas::format::{self, prop};
+use std::path::{Path, PathBuf};
+use vm_fdt::FdtWriter;
+
+/// Why a package could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error("vm {vm:?}: {key}: cannot read {}: {source}", path.display())]
+    Read {
+        vm: String,
+        key: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An image changed between the manifest check and packing.
+    #[error("vm {vm:?}: {key}: {problem}")]
+    Image {
+        vm: String,
+        key: &'static str,
+        problem: VmProblem,
+    },
+    #[error("cannot write the persona table: {0}")]
+    Table(#[from] vm_fdt::Error),
+}
+
+/// Packs the manifest's VMs and their images into one package.
+pub fn write_package(manifest: &Manifest) -> Result<Vec<u8>, PackError> {
+    let images = manifest
+        .vms
+        .iter()
+        .map(VmImages::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (table, layout) = table_and_layout(manifest, &images)?;
+    Ok(assemble(&table, &images, &layout))
+}
+
+/// One VM's images, read whole.
+struct VmImages {
+    kernel: Vec<u8>,
+    initrd: Option<Vec<u8>>,
+}
+
+impl VmImages {
+    fn read(vm: &VmManifest) -> Result<Self, PackError> {
+        let kernel = read_image(vm, prop::KERNEL, &vm.kernel)?;
+        check_kernel_bytes(&vm.kernel, &kernel).map_err(|problem| PackError::Image {
+            vm: vm.name.clone(),
+            key: prop::KERNEL,
+            problem,
+        })?;
+        let initrd = match &vm.initrd {
+            Some(path) => Some(read_image(vm, prop::INITRD, path)?),
+            None => None,
+        };
+        Ok(VmImages { kernel, initrd })
+    }
+}
+
+fn read_image(vm: &VmManifest, key: &'static str, path: &Path) -> Result<Vec<u8>, PackError> {
+    std::fs::read(path).map_err(|source| PackError::Read {
+        vm: vm.name.clone(),
+        key,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Bytes `[offset, offset + size)` of the package.
+#[derive(Clone, Copy, Debug)]
+struct Extent {
+    offset: u64,
+    size: u64,
+}
+
+impl Extent {
+    fn cells(self) -> [u64; 2] {
+        [self.offset, self.size]
+    }
+}
+
+/// Where every image goes.
+struct Layout {
+    vms: Vec<(Extent, Option<Extent>)>,
+    package_size: u64,
+}
+
+/// Places the images after a table of `table_len` bytes, each on a
+/// [`format::ALIGN`] boundary; the package ends on one too.
+fn layout(images: &[VmImages], table_len: usize) -> Layout {
+    let mut cursor = align(table_len as u64);
+    let mut place = |size: usize| {
+        let extent = Extent {
+            offset: cursor,
+            size: size as u64,
+        };
+        cursor = align(cursor + extent.size);
+        extent
+    };
+    let vms = images
+        .iter()
+        .map(|vm| {
+            (
+                place(vm.kernel.len()),
+                vm.initrd.as_ref().map(|i| place(i.len())),
+            )
+        })
+        .collect();
+    Layout {
+        vms,
+        package_size: cursor,
+    }
+}
+
+fn align(offset: u64) -> u64 {
+    offset.next_multiple_of(format::ALIGN)
+}
+
+/// The table holds the layout, and the layout depends on the table's size.
+/// Every number in the table has a fixed width, so its size does not depend
+/// on the values: a draft with a guessed layout gives the size, and the
+/// second round is final. The loop only makes that argument unnecessary.
+fn table_and_layout(
+    manifest: &Manifest,
+    images: &[VmImages],
+) -> Result<(Vec<u8>, Layout), PackError> {
+    let mut table_len = 0;
+    loop {
+        let layout = layout(images, table_len);
+        let table = persona_table(manifest, &layout)?;
+        if table.len() == table_len {
+            return Ok((table, layout));
+        }
+        table_len = table.len();
+    }
+}
+
+/// The persona table for `manifest` with its images placed by `layout`.
+fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackError> {
+    let mut fdt = FdtWriter::new()?;
+    let root = fdt.begin_node("")?;
+    fdt.property_string(prop::COMPATIBLE, format::COMPATIBLE)?;
+    fdt.property_u32(prop::FORMAT_VERSION, format::VERSION)?;
+    fdt.property_u64(prop::PACKAGE_SIZE, layout.package_size)?;
+    for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&layout.vms).enumerate() {
+        let node = fdt.begin_node(&format!("{}{index}", format::VM_NODE_PREFIX))?;
+        fdt.property_string(prop::NAME, &vm.name)?;
+        fdt.property_string(prop::ROLE, vm.role.name())?;
+        fdt.property_u32(prop::MEMORY_MIB, vm.memory_mib)?;
+        fdt.property_u32(prop::VCPUS, vm.vcpus)?;
+        fdt.property_string(prop::CMDLINE, &vm.cmdline)?;
+        fdt.property_array_u64(prop::KERNEL, &kernel.cells())?;
+        if let Some(initrd) = initrd {
+            fdt.property_array_u64(prop::INITRD, &initrd.cells())?;
+        }
+        fdt.end_node(node)?;
+    }
+    fdt.end_node(root)?;
+    Ok(fdt.finish()?)
+}
+
+/// The table and the images at their places, zero padding between.
+fn assemble(table: &[u8], images: &[VmImages], layout: &Layout) -> Vec<u8> {
+    let mut package = Vec::with_capacity(layout.package_size as usize);
+    package.extend_from_slice(table);
+    let mut put = |extent: Extent, bytes: &[u8]| {
+        package.resize(extent.offset as usize, 0);
+        package.extend_from_slice(bytes);
+    };
+    for (vm, &(kernel, initrd)) in images.iter().zip(&layout.vms) {
+        put(kernel, &vm.kernel);
+        if let (Some(extent), Some(bytes)) = (initrd, &vm.initrd) {
+            put(extent, bytes);
+        }
+    }
+    package.resize(layout.package_size as usize, 0);
+    package
+}

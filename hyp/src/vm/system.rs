@@ -32,12 +32,12 @@ pub fn start(package: Option<Region>) -> bool {
         Err(e) => halt(format_args!("the persona package is unusable: {e}")),
     };
     let mut vms = Vec::new();
-    for (index, spec) in package.vms().enumerate() {
+    for (index, spec) in package.vms().iter().enumerate() {
         let mib = u64::from(spec.memory_mib);
         let Some(ram) = boot::FREE_RAM.lock().allocate(mib << 20, 2 << 20) else {
             halt(format_args!("vm {}: no {mib} MiB of free RAM left", spec.name));
         };
-        match Vm::build(index, &spec, ram, mmu::physical_address_bits(), GicVersion::V3) {
+        match Vm::build(index, spec, ram, mmu::physical_address_bits(), GicVersion::V3) {
             Ok(vm) => {
                 println!(
                     "duet: vm {} ({:?}): {} vcpus, {mib} MiB at {ram:?}, command line {:?}",

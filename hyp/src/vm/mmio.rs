@@ -24,10 +24,16 @@ pub enum MmioError {
 impl fmt::Display for MmioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::BadSize { offset, size } => write!(f, "{size}-byte access at {offset:#x} not supported"),
-            Self::Unaligned { offset, size } => write!(f, "{size}-byte access at {offset:#x} is unaligned"),
+            Self::BadSize { offset, size } => {
+                write!(f, "{size}-byte access at {offset:#x} not supported")
+            }
+            Self::Unaligned { offset, size } => {
+                write!(f, "{size}-byte access at {offset:#x} is unaligned")
+            }
             Self::NoRegister { offset } => write!(f, "no register at {offset:#x}"),
-            Self::Direction { offset } => write!(f, "wrong direction for the register at {offset:#x}"),
+            Self::Direction { offset } => {
+                write!(f, "wrong direction for the register at {offset:#x}")
+            }
         }
     }
 }

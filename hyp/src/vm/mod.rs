@@ -4,3 +4,4 @@
 pub mod device_tree;
 pub mod layout;
 pub mod mmio;
+pub mod psci;

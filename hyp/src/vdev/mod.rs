@@ -1,1 +1,3 @@
 //! Virtual devices Duet emulates for guests.
+
+pub mod pl011;

@@ -1,3 +1,4 @@
 //! Virtual devices Duet emulates for guests.
 
+pub mod pl011;
 pub mod vgic;

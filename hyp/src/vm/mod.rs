@@ -1,10 +1,12 @@
 //! Virtual machines: the virtual platform they see, their vCPUs, and how
 //! their exits are handled.
 
+pub mod device_tree;
 pub mod features;
 pub mod layout;
 pub mod loader;
 pub mod mmio;
+pub mod psci;
 pub mod sysreg;
 pub mod vcpu;
 

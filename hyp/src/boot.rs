@@ -112,7 +112,7 @@ fn init_interrupts(platform: &Platform) {
     init_interrupts_on_this_cpu();
     if let Some(intid) = platform.uart_intid {
         gic.enable_shared(intid, cpu::mpidr());
-        console::enable_input_interrupt();
+        console::set_input_interrupt(true);
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::arch::aarch64::cpu;
 use crate::drivers::pl011::Pl011;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, Once};
 
 static UART: Once<Pl011> = Once::new();
@@ -72,11 +73,19 @@ pub fn read_byte() -> Option<u8> {
     UART.get()?.read_byte()
 }
 
-/// Makes typed bytes raise the console UART's interrupt.
-pub fn enable_input_interrupt() {
+static INPUT_INTERRUPT: AtomicBool = AtomicBool::new(false);
+
+/// Makes typed bytes raise the console UART's interrupt, or stops them.
+pub fn set_input_interrupt(enabled: bool) {
     if let Some(uart) = UART.get() {
-        uart.enable_receive_interrupt();
+        uart.set_receive_interrupt(enabled);
+        INPUT_INTERRUPT.store(enabled, Ordering::Relaxed);
     }
+}
+
+/// Whether typed bytes raise an interrupt.
+pub fn input_interrupt_enabled() -> bool {
+    INPUT_INTERRUPT.load(Ordering::Relaxed)
 }
 
 /// Acknowledges the console UART's interrupt once its FIFO is drained.

@@ -93,9 +93,9 @@ impl Pl011 {
         Some(self.regs().dr.read(DR::DATA) as u8)
     }
 
-    /// Interrupts when bytes arrive (receive and receive-timeout).
-    pub fn enable_receive_interrupt(&self) {
-        self.regs().imsc.set(IMSC_RX | IMSC_RX_TIMEOUT);
+    /// Interrupts, or not, when bytes arrive (receive and receive-timeout).
+    pub fn set_receive_interrupt(&self, enabled: bool) {
+        self.regs().imsc.set(if enabled { IMSC_RX | IMSC_RX_TIMEOUT } else { 0 });
     }
 
     /// Clears every latched interrupt; called after draining the FIFO.

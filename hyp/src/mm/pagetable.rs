@@ -272,8 +272,10 @@ pub struct PageTable {
 }
 
 // SAFETY: the table memory is owned by this object alone; moving it between
-// CPUs is no different from moving a Box.
+// CPUs is no different from moving a Box, and shared references only read
+// through it (changes take `&mut self`).
 unsafe impl Send for PageTable {}
+unsafe impl Sync for PageTable {}
 
 impl PageTable {
     /// An empty map.

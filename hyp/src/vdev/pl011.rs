@@ -198,6 +198,11 @@ impl Pl011 {
         taken
     }
 
+    /// Whether the receive FIFO can take another byte.
+    pub fn has_input_room(&self) -> bool {
+        self.rx.len < RX_FIFO_DEPTH
+    }
+
     /// The bytes the guest transmitted since the last call, oldest first.
     /// Drain it after every guest write, or at least before
     /// [`OUTPUT_CAPACITY`] bytes pile up.

@@ -1,7 +1,7 @@
 //! One VM: its RAM, its stage-2 map, its vCPUs' power states and its
 //! emulated devices, and how it is built from a persona's images.
 
-use super::device_tree::{self, GicVersion, GuestConfig};
+use super::device_tree::{self, GicVersion, GuestConfig, Initrd};
 use super::layout;
 use super::loader::{self, ImageHeader};
 use crate::mm::pagetable::{Attributes, Geometry, HeapTables, MapError, PageTable, Stage};
@@ -127,7 +127,7 @@ fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Resu
     let initrd = match (spec.initrd, plan.initrd) {
         (Some(image), Some(at)) => {
             copy(memory, at, image);
-            Some((layout::RAM_BASE + at, layout::RAM_BASE + at + image.len() as u64))
+            Some(Initrd { start: layout::RAM_BASE + at, end: layout::RAM_BASE + at + image.len() as u64 })
         }
         _ => None,
     };

@@ -103,14 +103,17 @@ fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
     }
 }
 
-/// Moves bytes typed on Duet's console into the VM's UART.
+/// Moves bytes typed on Duet's console into the VM's UART, as many as it
+/// has room for. While it is full, the console's input interrupt stays off
+/// (the bytes wait in the physical FIFO); reads by the guest turn it back on.
 fn console_input(vm: &Vm, cpus: &impl Cpus) {
     let mut uart = vm.uart.lock();
-    while let Some(byte) = console::read_byte() {
-        if !uart.push_input(byte) {
-            break;
-        }
+    while uart.has_input_room() {
+        let Some(byte) = console::read_byte() else { break };
+        uart.push_input(byte);
     }
+    console::set_input_interrupt(uart.has_input_room());
+    console::acknowledge_input();
     let level = uart.interrupt_level();
     drop(uart);
     set_uart_line(vm, level, cpus);
@@ -166,14 +169,10 @@ fn wait_for_interrupt(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
 }
 
 fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
-    let call = psci::Call { function: regs.x[0] as u32, args: [regs.x[1], regs.x[2], regs.x[3]] };
+    let call = psci::Call::from_registers([regs.x[0], regs.x[1], regs.x[2], regs.x[3]]);
     match psci::handle(&call, &VmVcpus(vm)) {
         psci::Outcome::Return(value) => regs.x[0] = value,
-        psci::Outcome::CpuOn { target, entry, context } => {
-            *vm.power[target].lock() = Power::Starting { entry, context };
-            cpus.kick(vm, target);
-            regs.x[0] = 0;
-        }
+        psci::Outcome::CpuOn { target, entry, context } => regs.x[0] = cpu_on(vm, target, entry, context, cpus),
         psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
         psci::Outcome::CpuSuspend => {
             regs.x[0] = 0;
@@ -188,6 +187,23 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
             stop_vm(vm, cpus);
         }
     }
+}
+
+/// Starts vCPU `target` at `entry`, if it is still off and `entry` is RAM.
+fn cpu_on(vm: &Vm, target: usize, entry: u64, context: u64, cpus: &impl Cpus) -> u64 {
+    use smccc::psci::Error;
+    if !in_range(entry, layout::RAM_BASE, vm.ram.size()) {
+        return psci::error_value(Error::InvalidAddress);
+    }
+    let mut power = vm.power[target].lock();
+    match *power {
+        Power::On => return psci::error_value(Error::AlreadyOn),
+        Power::Starting { .. } => return psci::error_value(Error::OnPending),
+        Power::Off => *power = Power::Starting { entry, context },
+    }
+    drop(power);
+    cpus.kick(vm, target);
+    psci::SUCCESS
 }
 
 /// Stops every vCPU of `vm`.
@@ -230,9 +246,14 @@ fn mmio(vm: &Vm, vcpu: usize, access: &Access, regs: &mut GuestRegs, cpus: &impl
         for byte in uart.take_output() {
             console::write_byte(byte);
         }
-        let level = uart.interrupt_level();
+        let room = uart.has_input_room();
         drop(uart);
-        set_uart_line(vm, level, cpus);
+        if room && !console::input_interrupt_enabled() {
+            console_input(vm, cpus);
+        } else {
+            let level = vm.uart.lock().interrupt_level();
+            set_uart_line(vm, level, cpus);
+        }
         result
     } else if in_range(address, layout::GICD_BASE, layout::GICD_SIZE) {
         let mut vgic = vm.vgic.lock();
@@ -322,15 +343,11 @@ impl psci::VcpuStates for VmVcpus<'_> {
         self.0.vcpu_count()
     }
 
-    fn index_of(&self, mpidr: u64) -> Option<usize> {
-        (0..self.count()).find(|&i| layout::vcpu_mpidr(i) == mpidr & 0xff_00ff_ffff)
-    }
-
-    fn state(&self, index: usize) -> psci::VcpuState {
+    fn power(&self, index: usize) -> psci::VcpuPower {
         match *self.0.power[index].lock() {
-            Power::Off => psci::VcpuState::Off,
-            Power::Starting { .. } => psci::VcpuState::OnPending,
-            Power::On => psci::VcpuState::On,
+            Power::Off => psci::VcpuPower::Off,
+            Power::Starting { .. } => psci::VcpuPower::OnPending,
+            Power::On => psci::VcpuPower::On,
         }
     }
 }

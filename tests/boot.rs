@@ -19,9 +19,7 @@ fn xtask_run_boots_at_el2_with_four_cpus_and_powers_off() {
         &format!("{} nothing left to run", status::POWER_OFF),
     ]);
     for cpu in 1..4 {
-        run.require(&[&format!(
-            "cpu{cpu} INFO  cpu{cpu} online at EL2 (MPIDR {cpu:#x})"
-        )]);
+        run.require(&[&format!("cpu{cpu} INFO  cpu{cpu} online at EL2 (MPIDR {cpu:#x})")]);
     }
     run.forbid(status::HALTED);
     if !exit.success() {
@@ -33,10 +31,7 @@ fn xtask_run_boots_at_el2_with_four_cpus_and_powers_off() {
 fn xtask_run_below_el2_says_so_and_fails() {
     let mut run = Machine::xtask(&["run", "--", "-machine", "virtualization=off"]);
     let exit = run.wait(BOOT_TIMEOUT * 3);
-    run.require(&[&format!(
-        "{} not started at EL2 (running at EL1)",
-        status::HALTED
-    )]);
+    run.require(&[&format!("{} not started at EL2 (running at EL1)", status::HALTED)]);
     run.forbid("online at EL2");
     if exit.success() {
         run.fail("`cargo xtask run` exited with success although Duet could not start");

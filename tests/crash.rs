@@ -7,10 +7,7 @@ use duet_tests::{status, Ending, Machine, Options, Variant, BOOT_TIMEOUT};
 /// Boots with `duet.fault=fault` and waits for the machine to stop, after
 /// checking that Duet halted rather than powered off.
 fn crash(fault: &str) -> Machine {
-    let options = Options {
-        append: Some(format!("duet.fault={fault}")),
-        ..Options::default()
-    };
+    let options = Options { append: Some(format!("duet.fault={fault}")), ..Options::default() };
     let mut machine = Machine::boot(Variant::FaultInjection, &options);
     machine.wait(BOOT_TIMEOUT);
     if Ending::of(&machine.console()) != Ending::Halted {

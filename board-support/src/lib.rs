@@ -31,8 +31,8 @@ pub struct Qemu {
     pub cpus: u32,
     /// Whether the CPU count can be changed (some boards have a fixed number).
     pub cpus_fixed: bool,
-    /// RAM, as `-m` takes it.
-    pub memory: &'static str,
+    /// RAM in MiB.
+    pub memory_mib: u32,
     /// Further arguments, always passed.
     pub extra_args: &'static [&'static str],
 }

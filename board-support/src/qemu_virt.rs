@@ -11,7 +11,7 @@ pub const BOARD: Board = Board {
         cpu: "max",
         cpus: 4,
         cpus_fixed: false,
-        memory: "2G",
+        memory_mib: 2048,
         extra_args: &[
             // No default PCI network card; Duet's devices are virtio-mmio.
             "-nic",

@@ -3,14 +3,14 @@
 //! the heap, say what was found, start the other CPUs.
 
 use crate::arch::aarch64::{cache, cpu, entry, exceptions, mmu};
+use crate::drivers::gicv3::Gicv3;
 use crate::mm::el2_map::{self, ImageLayout};
 use crate::mm::pagetable::{Geometry, MapError, PageTable, Stage};
 use crate::mm::regions::{Region, RegionSet, TooManyRegions};
-use crate::drivers::gicv3::Gicv3;
 use crate::mm::{heap, TablePool};
+use crate::platform::{Gic, Platform};
 use crate::sched::KICK_SGI;
 use crate::vm::layout;
-use crate::platform::{Gic, Platform};
 use crate::{console, machine, println, smp, status, MAX_CPUS};
 use spin::{Mutex, Once};
 
@@ -63,9 +63,7 @@ impl From<TooManyRegions> for BootError {
 pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     cpu::set_id(0);
     exceptions::install();
-    let Some(platform) = read_platform(dtb) else {
-        cpu::park()
-    };
+    let Some(platform) = read_platform(dtb) else { cpu::park() };
     let platform = PLATFORM.call_once(|| platform);
     if let Some(conduit) = platform.psci {
         machine::set_psci(conduit);
@@ -105,7 +103,11 @@ fn init_interrupts(platform: &Platform) {
     // SAFETY: the device tree names these as the GIC; Duet's map has them as
     // device memory; nothing else drives the GIC.
     let gic = unsafe {
-        Gicv3::new(distributor.start as usize, redistributors.start as usize, redistributors.size() as usize)
+        Gicv3::new(
+            distributor.start as usize,
+            redistributors.start as usize,
+            redistributors.size() as usize,
+        )
     };
     let gic = GIC.call_once(|| gic);
     gic.init_distributor();
@@ -166,13 +168,7 @@ fn start_memory(platform: &Platform) -> Result<(), BootError> {
     let mut tables = BOOT_TABLES.lock();
     let mut map = PageTable::new(Stage::El2, Geometry::stage1(mmu::VA_BITS), 48, &mut *tables)?;
     el2_map::plan::<BootError>(platform, &layout, |region, attrs| {
-        Ok(map.map(
-            &mut *tables,
-            region.start,
-            region.start,
-            region.size(),
-            attrs,
-        )?)
+        Ok(map.map(&mut *tables, region.start, region.start, region.size(), attrs)?)
     })?;
     drop(tables);
     let config = mmu::config(map.root_address());
@@ -188,10 +184,7 @@ fn start_memory(platform: &Platform) -> Result<(), BootError> {
     // MMU off, so it is cleaned to memory below.
     unsafe { entry::SECONDARY_MMU = config };
     let secondary_config = (&raw const entry::SECONDARY_MMU) as usize;
-    cache::clean_range(
-        secondary_config,
-        secondary_config + size_of::<mmu::MmuConfig>(),
-    );
+    cache::clean_range(secondary_config, secondary_config + size_of::<mmu::MmuConfig>());
     EL2_MAP.call_once(|| Mutex::new(map));
     start_heap(platform, image)
 }
@@ -209,9 +202,7 @@ fn start_heap(platform: &Platform, image: Region) -> Result<(), BootError> {
     for reserved in platform.reserved.iter() {
         free.remove(reserved)?;
     }
-    let heap = free
-        .allocate(HEAP_SIZE, 2 * MIB)
-        .ok_or(BootError::NoRoomForHeap)?;
+    let heap = free.allocate(HEAP_SIZE, 2 * MIB).ok_or(BootError::NoRoomForHeap)?;
     // SAFETY: the region is RAM, mapped read-write by Duet's map, and was just
     // taken out of the free set, so nothing else will use it.
     unsafe { heap::init(heap) };
@@ -238,18 +229,9 @@ fn image_layout() -> ImageLayout {
         *slot = guard as u64;
     }
     ImageLayout {
-        text: Region {
-            start,
-            end: text_end,
-        },
-        rodata: Region {
-            start: text_end,
-            end: rodata_end,
-        },
-        data: Region {
-            start: rodata_end,
-            end,
-        },
+        text: Region { start, end: text_end },
+        rodata: Region { start: text_end, end: rodata_end },
+        data: Region { start: rodata_end, end },
         guard_pages,
     }
 }
@@ -266,10 +248,7 @@ fn log_level(platform: &Platform) -> log::LevelFilter {
 fn print_banner(platform: &Platform) {
     let image = image_layout().image();
     let (heap_used, heap_total) = heap::usage();
-    println!(
-        "Duet {} -- a hypervisor for phones, at EL2",
-        env!("CARGO_PKG_VERSION")
-    );
+    println!("Duet {} -- a hypervisor for phones, at EL2", env!("CARGO_PKG_VERSION"));
     println!("  board   {}", platform.model);
     println!(
         "  cpus    {} in the device tree, boot cpu MPIDR {:#x}",
@@ -287,19 +266,11 @@ fn print_banner(platform: &Platform) {
         heap_used / 1024
     );
     match platform.gic {
-        Some(Gic::V3 {
-            distributor,
-            redistributors,
-        }) => println!(
+        Some(Gic::V3 { distributor, redistributors }) => println!(
             "  gic     GICv3, distributor {:#x}, redistributors {:#x}",
             distributor.start, redistributors.start
         ),
-        Some(Gic::V2 {
-            distributor,
-            cpu_interface,
-            hypervisor,
-            ..
-        }) => println!(
+        Some(Gic::V2 { distributor, cpu_interface, hypervisor, .. }) => println!(
             "  gic     GICv2, distributor {:#x}, cpu interface {:#x}, virtualization {}",
             distributor.start,
             cpu_interface.start,
@@ -329,9 +300,7 @@ fn halt(reason: core::fmt::Arguments) -> ! {
 /// The entry code lands here when the CPU did not start at EL2. Duet
 /// cannot work there; it says so and powers off, with the MMU still off.
 pub extern "C" fn wrong_el_main(dtb: usize, el: u64) -> ! {
-    let Some(platform) = read_platform(dtb) else {
-        cpu::park()
-    };
+    let Some(platform) = read_platform(dtb) else { cpu::park() };
     println!(
         "{} not started at EL2 (running at EL{el}): Duet needs the bootloader to enter it at EL2 \
          (on QEMU: -machine virtualization=on)",

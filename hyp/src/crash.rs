@@ -30,17 +30,10 @@ pub fn write_report(
         }
         writeln!(out, "  FAR_EL2  {:#018x}", frame.far)?;
         if esr.abort().is_some() && in_guard_page(frame.far) {
-            writeln!(
-                out,
-                "  the address is in a stack guard page: a stack overflowed"
-            )?;
+            writeln!(out, "  the address is in a stack guard page: a stack overflowed")?;
         }
     }
-    writeln!(
-        out,
-        "  ELR_EL2  {:#018x}  SPSR_EL2 {:#010x}",
-        frame.elr, frame.spsr
-    )?;
+    writeln!(out, "  ELR_EL2  {:#018x}  SPSR_EL2 {:#010x}", frame.elr, frame.spsr)?;
     for row in 0..8 {
         write!(out, " ")?;
         for column in 0..4 {
@@ -103,10 +96,7 @@ mod bare_metal {
     #[panic_handler]
     fn panic(info: &core::panic::PanicInfo) -> ! {
         let cpu = enter_crash();
-        console::print_emergency(format_args!(
-            "{} panic on cpu {cpu}: {info}\n",
-            status::HALTED
-        ));
+        console::print_emergency(format_args!("{} panic on cpu {cpu}: {info}\n", status::HALTED));
         crate::machine::stop()
     }
 
@@ -118,10 +108,7 @@ mod bare_metal {
 
     impl ReportBuffer {
         fn new() -> Self {
-            Self {
-                bytes: [0; 2048],
-                len: 0,
-            }
+            Self { bytes: [0; 2048], len: 0 }
         }
 
         fn as_str(&self) -> &str {
@@ -178,11 +165,7 @@ mod tests {
 
     #[test]
     fn report_names_a_stack_overflow() {
-        let frame = TrapFrame {
-            esr: 0x9600_0047,
-            far: 0x4015_ec10,
-            ..Default::default()
-        };
+        let frame = TrapFrame { esr: 0x9600_0047, far: 0x4015_ec10, ..Default::default() };
         let mut out = String::new();
         let guard = |address: u64| (0x4015_e000..0x4015_f000).contains(&address);
         write_report(&mut out, 0, Vector::from_index(0), &frame, guard).unwrap();
@@ -193,14 +176,7 @@ mod tests {
     #[test]
     fn interrupts_have_no_syndrome_lines() {
         let mut out = String::new();
-        write_report(
-            &mut out,
-            0,
-            Vector::from_index(5),
-            &TrapFrame::default(),
-            |_| true,
-        )
-        .unwrap();
+        write_report(&mut out, 0, Vector::from_index(5), &TrapFrame::default(), |_| true).unwrap();
         assert!(out.contains("unexpected IRQ from EL2 on cpu 0"));
         assert!(!out.contains("ESR_EL2"));
     }

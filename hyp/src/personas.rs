@@ -179,11 +179,9 @@ impl fmt::Display for Problem {
                 write!(f, "must be a positive multiple of {of}, not {value}")
             }
             Self::Cmdline(error) => write!(f, "{error}"),
-            Self::Unaligned { offset } => write!(
-                f,
-                "offset {offset:#x} is not a multiple of {:#x}",
-                format::ALIGN
-            ),
+            Self::Unaligned { offset } => {
+                write!(f, "offset {offset:#x} is not a multiple of {:#x}", format::ALIGN)
+            }
             Self::Overflow { offset, size } => {
                 write!(f, "offset {offset:#x} + size {size:#x} overflows")
             }
@@ -262,26 +260,17 @@ impl fmt::Display for PackageError {
                 "the package is {declared:#x} bytes but only {loaded:#x} were loaded (truncated?)"
             ),
             Self::Root { property, problem } => write!(f, "root: {property}: {problem}"),
-            Self::UnexpectedNode { name, parent: None } => write!(
-                f,
-                "unexpected node {name:?} (VM nodes are vm@0, vm@1, ... in order)"
-            ),
-            Self::UnexpectedNode {
-                name,
-                parent: Some(index),
-            } => {
+            Self::UnexpectedNode { name, parent: None } => {
+                write!(f, "unexpected node {name:?} (VM nodes are vm@0, vm@1, ... in order)")
+            }
+            Self::UnexpectedNode { name, parent: Some(index) } => {
                 write!(f, "vm@{index}: unexpected node {name:?}")
             }
             Self::NoVms => write!(f, "the package describes no VMs"),
             Self::TooManyVms => {
                 write!(f, "the package describes more than {} VMs", format::MAX_VMS)
             }
-            Self::Vm {
-                index,
-                name,
-                property,
-                problem,
-            } => {
+            Self::Vm { index, name, property, problem } => {
                 write!(f, "vm@{index}")?;
                 if let Some(name) = name {
                     write!(f, " ({name:?})")?;
@@ -348,27 +337,16 @@ impl PersonaPackage {
     fn add_vm(&mut self, node: FdtNode<'_, 'static>) -> Result<(), PackageError> {
         let index = self.vm_count;
         if !is_vm_node_name(node.name, index) {
-            return Err(PackageError::UnexpectedNode {
-                name: node.name,
-                parent: None,
-            });
+            return Err(PackageError::UnexpectedNode { name: node.name, parent: None });
         }
         if index == format::MAX_VMS {
             return Err(PackageError::TooManyVms);
         }
         if let Some(child) = node.children().next() {
-            return Err(PackageError::UnexpectedNode {
-                name: child.name,
-                parent: Some(index),
-            });
+            return Err(PackageError::UnexpectedNode { name: child.name, parent: Some(index) });
         }
-        let mut reader = VmReader {
-            node,
-            index,
-            name: None,
-            package: self.bytes,
-            table_end: self.table_end(),
-        };
+        let mut reader =
+            VmReader { node, index, name: None, package: self.bytes, table_end: self.table_end() };
         let spec = reader.read()?;
         if let Some(other) = self.vms().iter().position(|vm| vm.name == spec.name) {
             return Err(reader.error(prop::NAME, Problem::SameName { other }));
@@ -418,32 +396,19 @@ fn package_size(
     loaded: usize,
     table_size: usize,
 ) -> Result<usize, PackageError> {
-    let root_error = |problem| PackageError::Root {
-        property: prop::PACKAGE_SIZE,
-        problem,
-    };
-    let declared = required(root, prop::PACKAGE_SIZE)
-        .and_then(two_cells)
-        .map_err(root_error)?;
+    let root_error = |problem| PackageError::Root { property: prop::PACKAGE_SIZE, problem };
+    let declared = required(root, prop::PACKAGE_SIZE).and_then(two_cells).map_err(root_error)?;
     let (loaded, table_size) = (loaded as u64, table_size as u64);
     if declared > loaded {
         return Err(PackageError::Truncated { declared, loaded });
     }
     if declared < table_size {
-        let problem = Problem::OutOfRange {
-            value: declared,
-            min: table_size,
-            max: loaded,
-        };
+        let problem = Problem::OutOfRange { value: declared, min: table_size, max: loaded };
         return Err(root_error(problem));
     }
     // At most `loaded`, which came from a usize.
-    usize::try_from(declared).map_err(|_| {
-        root_error(Problem::Overflow {
-            offset: 0,
-            size: declared,
-        })
-    })
+    usize::try_from(declared)
+        .map_err(|_| root_error(Problem::Overflow { offset: 0, size: declared }))
 }
 
 /// Reads the properties of one `vm@<index>` node.
@@ -491,10 +456,7 @@ impl VmReader<'_> {
 
     fn initrd(&self) -> Result<Option<&'static [u8]>, PackageError> {
         let value = optional(self.node, prop::INITRD).map_err(|p| self.error(prop::INITRD, p))?;
-        value
-            .map(|v| self.image(v))
-            .transpose()
-            .map_err(|p| self.error(prop::INITRD, p))
+        value.map(|v| self.image(v)).transpose().map_err(|p| self.error(prop::INITRD, p))
     }
 
     /// The image a `<offset size>` property points at.
@@ -503,23 +465,14 @@ impl VmReader<'_> {
         if offset % format::ALIGN != 0 {
             return Err(Problem::Unaligned { offset });
         }
-        let end = offset
-            .checked_add(size)
-            .ok_or(Problem::Overflow { offset, size })?;
+        let end = offset.checked_add(size).ok_or(Problem::Overflow { offset, size })?;
         let package_end = self.package.len() as u64;
-        let past_end = Problem::PastEnd {
-            offset,
-            size,
-            end: package_end,
-        };
+        let past_end = Problem::PastEnd { offset, size, end: package_end };
         if end > package_end {
             return Err(past_end);
         }
         if offset < self.table_end {
-            return Err(Problem::InTable {
-                offset,
-                table_end: self.table_end,
-            });
+            return Err(Problem::InTable { offset, table_end: self.table_end });
         }
         if size == 0 {
             return Err(Problem::Empty);
@@ -541,12 +494,7 @@ impl VmReader<'_> {
     }
 
     fn error(&self, property: &'static str, problem: Problem) -> PackageError {
-        PackageError::Vm {
-            index: self.index,
-            name: self.name,
-            property,
-            problem,
-        }
+        PackageError::Vm { index: self.index, name: self.name, property, problem }
     }
 }
 
@@ -568,9 +516,7 @@ fn required(node: FdtNode<'_, 'static>, name: &str) -> Result<&'static [u8], Pro
 
 /// The first property of `node` whose name is not in `known`.
 fn unknown_property(node: FdtNode<'_, 'static>, known: &[&str]) -> Option<&'static str> {
-    node.properties()
-        .map(|p| p.name)
-        .find(|name| !known.contains(name))
+    node.properties().map(|p| p.name).find(|name| !known.contains(name))
 }
 
 fn string(value: &'static [u8]) -> Result<&'static str, Problem> {
@@ -583,28 +529,21 @@ fn string(value: &'static [u8]) -> Result<&'static str, Problem> {
 }
 
 fn cell(value: &[u8]) -> Result<u32, Problem> {
-    let bytes: [u8; 4] = value.try_into().map_err(|_| Problem::Length {
-        expected: 4,
-        found: value.len(),
-    })?;
+    let bytes: [u8; 4] =
+        value.try_into().map_err(|_| Problem::Length { expected: 4, found: value.len() })?;
     Ok(u32::from_be_bytes(bytes))
 }
 
 fn two_cells(value: &[u8]) -> Result<u64, Problem> {
-    let bytes: [u8; 8] = value.try_into().map_err(|_| Problem::Length {
-        expected: 8,
-        found: value.len(),
-    })?;
+    let bytes: [u8; 8] =
+        value.try_into().map_err(|_| Problem::Length { expected: 8, found: value.len() })?;
     Ok(u64::from_be_bytes(bytes))
 }
 
 /// `<offset-hi offset-lo size-hi size-lo>`.
 fn range(value: &[u8]) -> Result<(u64, u64), Problem> {
     if value.len() != 16 {
-        return Err(Problem::Length {
-            expected: 16,
-            found: value.len(),
-        });
+        return Err(Problem::Length { expected: 16, found: value.len() });
     }
     let (offset, size) = value.split_at(8);
     Ok((two_cells(offset)?, two_cells(size)?))
@@ -629,11 +568,7 @@ fn vcpus(value: &[u8]) -> Result<u32, Problem> {
     let vcpus = cell(value)?;
     if !(1..=format::MAX_VCPUS).contains(&vcpus) {
         let max = format::MAX_VCPUS.into();
-        return Err(Problem::OutOfRange {
-            value: vcpus.into(),
-            min: 1,
-            max,
-        });
+        return Err(Problem::OutOfRange { value: vcpus.into(), min: 1, max });
     }
     Ok(vcpus)
 }
@@ -664,9 +599,7 @@ mod tests {
         static JUNK: [u8; 4096] = [0x5a; 4096];
         assert_eq!(
             PersonaPackage::parse(&JUNK),
-            Err(PackageError::Tree(TreeError::BadMagic {
-                found: 0x5a5a_5a5a
-            }))
+            Err(PackageError::Tree(TreeError::BadMagic { found: 0x5a5a_5a5a }))
         );
     }
 
@@ -695,32 +628,10 @@ mod tests {
         assert_eq!(string(b"a\0b\0"), Err(Problem::NotAString));
         assert_eq!(string(b""), Err(Problem::NotAString));
         assert_eq!(cell(&[0, 0, 1, 0]), Ok(256));
-        assert_eq!(
-            cell(&[0; 8]),
-            Err(Problem::Length {
-                expected: 4,
-                found: 8
-            })
-        );
-        assert_eq!(
-            range(&[0; 15]),
-            Err(Problem::Length {
-                expected: 16,
-                found: 15
-            })
-        );
-        assert_eq!(
-            vcpus(&[0; 4]),
-            Err(Problem::OutOfRange {
-                value: 0,
-                min: 1,
-                max: 8
-            })
-        );
-        assert_eq!(
-            memory_mib(&[0, 0, 0, 3]),
-            Err(Problem::NotMultiple { value: 3, of: 2 })
-        );
+        assert_eq!(cell(&[0; 8]), Err(Problem::Length { expected: 4, found: 8 }));
+        assert_eq!(range(&[0; 15]), Err(Problem::Length { expected: 16, found: 15 }));
+        assert_eq!(vcpus(&[0; 4]), Err(Problem::OutOfRange { value: 0, min: 1, max: 8 }));
+        assert_eq!(memory_mib(&[0, 0, 0, 3]), Err(Problem::NotMultiple { value: 3, of: 2 }));
         assert_eq!(role(b"boss\0"), Err(Problem::BadRole("boss")));
     }
 }

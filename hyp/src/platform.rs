@@ -138,10 +138,7 @@ impl Platform {
             model: fdt.root().model(),
             memory: RegionSet::new(),
             reserved: RegionSet::new(),
-            cpus: [Cpu {
-                mpidr: 0,
-                enable_method: EnableMethod::Unsupported,
-            }; MAX_CPUS],
+            cpus: [Cpu { mpidr: 0, enable_method: EnableMethod::Unsupported }; MAX_CPUS],
             cpu_count: 0,
             cpus_ignored: 0,
             gic: find_gic(&fdt),
@@ -175,8 +172,7 @@ impl Platform {
         for node in fdt.all_nodes().filter(is_memory_node) {
             for reg in node.reg().into_iter().flatten() {
                 let size = reg.size.unwrap_or(0) as u64;
-                self.memory
-                    .insert(Region::new(reg.starting_address as u64, size))?;
+                self.memory.insert(Region::new(reg.starting_address as u64, size))?;
             }
         }
         if self.memory.total() == 0 {
@@ -190,8 +186,7 @@ impl Platform {
             for child in reserved.children() {
                 for reg in child.reg().into_iter().flatten() {
                     let size = reg.size.unwrap_or(0) as u64;
-                    self.reserved
-                        .insert(Region::new(reg.starting_address as u64, size))?;
+                    self.reserved.insert(Region::new(reg.starting_address as u64, size))?;
                 }
             }
         }
@@ -210,10 +205,8 @@ impl Platform {
                 self.cpus_ignored += 1;
                 continue;
             }
-            self.cpus[self.cpu_count] = Cpu {
-                mpidr: mpidr.starting_address as u64,
-                enable_method: enable_method(&node),
-            };
+            self.cpus[self.cpu_count] =
+                Cpu { mpidr: mpidr.starting_address as u64, enable_method: enable_method(&node) };
             self.cpu_count += 1;
         }
     }
@@ -228,9 +221,7 @@ fn enable_method(node: &FdtNode<'_, '_>) -> EnableMethod {
     match node.property("enable-method").and_then(|p| p.as_str()) {
         Some("psci") => EnableMethod::Psci,
         Some("spin-table") => match node.property("cpu-release-addr") {
-            Some(p) => EnableMethod::SpinTable {
-                release_address: be_number(p.value),
-            },
+            Some(p) => EnableMethod::SpinTable { release_address: be_number(p.value) },
             None => EnableMethod::Unsupported,
         },
         _ => EnableMethod::Unsupported,
@@ -239,10 +230,7 @@ fn enable_method(node: &FdtNode<'_, '_>) -> EnableMethod {
 
 /// A big-endian number of one or two cells.
 fn be_number(bytes: &[u8]) -> u64 {
-    bytes
-        .iter()
-        .take(8)
-        .fold(0, |acc, &b| (acc << 8) | u64::from(b))
+    bytes.iter().take(8).fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 fn regions(node: &FdtNode<'_, 'static>) -> impl Iterator<Item = Region> + 'static {
@@ -255,10 +243,7 @@ fn regions(node: &FdtNode<'_, 'static>) -> impl Iterator<Item = Region> + 'stati
 fn find_gic(fdt: &Fdt<'static>) -> Option<Gic> {
     if let Some(node) = fdt.find_compatible(&["arm,gic-v3"]) {
         let mut regs = regions(&node);
-        return Some(Gic::V3 {
-            distributor: regs.next()?,
-            redistributors: regs.next()?,
-        });
+        return Some(Gic::V3 { distributor: regs.next()?, redistributors: regs.next()? });
     }
     let node = fdt.find_compatible(&[
         "arm,gic-400",
@@ -278,14 +263,10 @@ fn find_gic(fdt: &Fdt<'static>) -> Option<Gic> {
 /// The console PL011 and its interrupt.
 fn find_uart(fdt: &Fdt<'static>) -> Option<(Region, Option<u32>)> {
     let is_pl011 = |node: &FdtNode<'_, '_>| {
-        node.compatible()
-            .is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+        node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
     };
-    let node = fdt
-        .chosen()
-        .stdout()
-        .filter(is_pl011)
-        .or_else(|| fdt.find_compatible(&["arm,pl011"]))?;
+    let node =
+        fdt.chosen().stdout().filter(is_pl011).or_else(|| fdt.find_compatible(&["arm,pl011"]))?;
     Some((regions(&node).next()?, first_interrupt(&node)))
 }
 
@@ -330,18 +311,9 @@ mod tests {
     fn reads_qemu_virt_with_gicv3() {
         let p = load(include_bytes!("../testdata/qemu-virt-gicv3.dtb"));
         assert_eq!(p.model, "linux,dummy-virt");
-        assert_eq!(
-            p.memory.iter().collect::<Vec<_>>(),
-            [Region::new(0x4000_0000, 2 << 30)]
-        );
+        assert_eq!(p.memory.iter().collect::<Vec<_>>(), [Region::new(0x4000_0000, 2 << 30)]);
         assert_eq!(p.cpus().len(), 4);
-        assert_eq!(
-            p.cpus()[3],
-            Cpu {
-                mpidr: 3,
-                enable_method: EnableMethod::Psci
-            }
-        );
+        assert_eq!(p.cpus()[3], Cpu { mpidr: 3, enable_method: EnableMethod::Psci });
         assert_eq!(
             p.gic,
             Some(Gic::V3 {
@@ -377,10 +349,7 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_device_tree() {
         let junk: &'static [u8] = &[0u8; 64];
-        assert!(matches!(
-            Platform::parse(junk),
-            Err(PlatformError::Malformed(_))
-        ));
+        assert!(matches!(Platform::parse(junk), Err(PlatformError::Malformed(_))));
     }
 
     #[test]

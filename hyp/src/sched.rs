@@ -52,7 +52,10 @@ impl Placement {
             return Err(TooManyVcpus { vcpus, cpus });
         }
         let mut placement = Placement { cpus: [None; MAX_CPUS] };
-        let all = vcpu_counts.iter().enumerate().flat_map(|(vm, &n)| (0..n).map(move |vcpu| VcpuId { vm, vcpu }));
+        let all = vcpu_counts
+            .iter()
+            .enumerate()
+            .flat_map(|(vm, &n)| (0..n).map(move |vcpu| VcpuId { vm, vcpu }));
         for (slot, id) in placement.cpus.iter_mut().zip(all) {
             *slot = Some(id);
         }

@@ -34,19 +34,11 @@ pub fn start_secondaries(platform: &Platform) {
         let result = match (cpu.enable_method, platform.psci) {
             (EnableMethod::Psci, Some(conduit)) => {
                 MPIDR[index].store(cpu.mpidr, Ordering::Release);
-                psci::cpu_on(
-                    conduit,
-                    cpu.mpidr,
-                    entry::secondary_entry_address(),
-                    index as u64,
-                )
-                .map_err(|e| warn!("cpu MPIDR {:#x}: PSCI CPU_ON failed: {e:?}", cpu.mpidr))
+                psci::cpu_on(conduit, cpu.mpidr, entry::secondary_entry_address(), index as u64)
+                    .map_err(|e| warn!("cpu MPIDR {:#x}: PSCI CPU_ON failed: {e:?}", cpu.mpidr))
             }
             (method, _) => {
-                warn!(
-                    "cpu MPIDR {:#x}: cannot start it ({method:?}); it stays off",
-                    cpu.mpidr
-                );
+                warn!("cpu MPIDR {:#x}: cannot start it ({method:?}); it stays off", cpu.mpidr);
                 Err(())
             }
         };
@@ -55,10 +47,7 @@ pub fn start_secondaries(platform: &Platform) {
         }
     }
     if platform.cpus_ignored > 0 {
-        warn!(
-            "{} cpus beyond the first {MAX_CPUS} stay off",
-            platform.cpus_ignored
-        );
+        warn!("{} cpus beyond the first {MAX_CPUS} stay off", platform.cpus_ignored);
     }
     wait_for(started);
 }
@@ -80,11 +69,7 @@ fn wait_for(expected: usize) {
 pub extern "C" fn secondary_main(index: usize) -> ! {
     cpu::set_id(index);
     exceptions::install();
-    info!(
-        "cpu{index} online at EL{} (MPIDR {:#x})",
-        cpu::current_el(),
-        cpu::mpidr()
-    );
+    info!("cpu{index} online at EL{} (MPIDR {:#x})", cpu::current_el(), cpu::mpidr());
     ONLINE.fetch_add(1, Ordering::AcqRel);
     #[cfg(feature = "fault-injection")]
     crate::fault::commit_if_armed();

@@ -83,13 +83,7 @@ impl Machine {
         collect(child.stdout.take().expect("piped"), output.clone());
         collect(child.stderr.take().expect("piped"), output.clone());
         let stdin = child.stdin.take();
-        Machine {
-            child,
-            stdin,
-            output,
-            status: None,
-            what: what.to_string(),
-        }
+        Machine { child, stdin, output, status: None, what: what.to_string() }
     }
 
     /// Everything printed so far.
@@ -135,10 +129,7 @@ impl Machine {
     /// Types `text` into the console.
     pub fn send(&mut self, text: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin
-            .write_all(text.as_bytes())
-            .and_then(|()| stdin.flush())
-            .expect("console input");
+        stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()).expect("console input");
     }
 
     /// Waits for the process to end; fails the test (and stops it) on timeout.
@@ -158,10 +149,7 @@ impl Machine {
     /// Fails the test with `message` and the console transcript.
     pub fn fail(&mut self, message: &str) -> ! {
         self.stop();
-        panic!(
-            "{message}\n----- console -----\n{}\n-------------------",
-            self.console()
-        );
+        panic!("{message}\n----- console -----\n{}\n-------------------", self.console());
     }
 
     fn poll_exit(&mut self) -> Option<ExitStatus> {

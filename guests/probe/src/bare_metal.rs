@@ -127,10 +127,18 @@ extern "C" fn main() -> ! {
         core::ptr::read_volatile(HOLE as *const u32);
     });
     match abort {
-        Some((class, far)) => say!("probe: load from a hole: exception class {class:#x}, FAR {far:#x}"),
+        Some((class, far)) => {
+            say!("probe: load from a hole: exception class {class:#x}, FAR {far:#x}")
+        }
         None => say!("probe: load from a hole: NO EXCEPTION"),
     }
 
+    // Give EL1 SVE access (CPACR_EL1.ZEN), so that an SVE instruction goes
+    // past EL1's own trap and reaches Duet's, which Duet does not handle.
+    // SAFETY: changes only which instructions trap.
+    unsafe {
+        asm!("mrs {0}, cpacr_el1", "orr {0}, {0}, #(3 << 16)", "msr cpacr_el1, {0}", "isb", out(reg) _)
+    };
     // SAFETY: RDVL is an SVE instruction; it should fault, not run.
     let undefined = expect_exception(|| unsafe { asm!(".inst 0x04bf5020", out("x0") _) });
     match undefined {

@@ -275,10 +275,7 @@ impl fmt::Display for FaultStatus {
             Self::Permission { level } => write!(f, "permission fault at level {level}"),
             Self::SyncExternal => write!(f, "synchronous external abort"),
             Self::SyncExternalOnWalk { level } => {
-                write!(
-                    f,
-                    "synchronous external abort on table walk at level {level}"
-                )
+                write!(f, "synchronous external abort on table walk at level {level}")
             }
             Self::TagCheck => write!(f, "tag check fault"),
             Self::Parity => write!(f, "parity or ECC error"),
@@ -337,10 +334,7 @@ mod tests {
             assert!(!class.description().is_empty());
         }
         assert_eq!(ExceptionClass::from_bits(0x16), ExceptionClass::Hvc64);
-        assert_eq!(
-            ExceptionClass::from_bits(0x3f),
-            ExceptionClass::Reserved(0x3f)
-        );
+        assert_eq!(ExceptionClass::from_bits(0x3f), ExceptionClass::Reserved(0x3f));
     }
 
     #[test]
@@ -351,15 +345,9 @@ mod tests {
 
     #[test]
     fn fault_status_codes() {
-        assert_eq!(
-            FaultStatus::from_bits(0x0f),
-            FaultStatus::Permission { level: 3 }
-        );
+        assert_eq!(FaultStatus::from_bits(0x0f), FaultStatus::Permission { level: 3 });
         assert_eq!(FaultStatus::from_bits(0x21), FaultStatus::Alignment);
-        assert_eq!(
-            FaultStatus::from_bits(0x15),
-            FaultStatus::SyncExternalOnWalk { level: 1 }
-        );
+        assert_eq!(FaultStatus::from_bits(0x15), FaultStatus::SyncExternalOnWalk { level: 1 });
         assert_eq!(FaultStatus::from_bits(0x3e), FaultStatus::Other(0x3e));
         assert_eq!(
             Esr(0x9600_0021).to_string_for_test(),

@@ -105,23 +105,14 @@ mod tests {
     fn vector_indices_follow_the_table_order() {
         assert_eq!(
             Vector::from_index(4),
-            Vector {
-                origin: Origin::CurrentElSpx,
-                kind: Kind::Synchronous
-            }
+            Vector { origin: Origin::CurrentElSpx, kind: Kind::Synchronous }
         );
         assert_eq!(
             Vector::from_index(9),
-            Vector {
-                origin: Origin::LowerElAarch64,
-                kind: Kind::Irq
-            }
+            Vector { origin: Origin::LowerElAarch64, kind: Kind::Irq }
         );
         assert_eq!(Vector::from_index(15).kind, Kind::SError);
-        assert_eq!(
-            Vector::from_index(4).to_string(),
-            "synchronous exception from EL2"
-        );
+        assert_eq!(Vector::from_index(4).to_string(), "synchronous exception from EL2");
         assert!(!Vector::from_index(5).has_syndrome());
     }
 }

@@ -4,8 +4,8 @@
 //! Everything else stays disabled: guests get virtual interrupts only.
 
 use tock_registers::interfaces::{Readable, Writeable};
-use tock_registers::registers::{ReadOnly, ReadWrite};
 use tock_registers::register_structs;
+use tock_registers::registers::{ReadOnly, ReadWrite};
 
 register_structs! {
     /// GICD: only the registers Duet uses.
@@ -72,8 +72,16 @@ impl Gicv3 {
     /// # Safety
     /// The addresses must be the GIC's distributor and redistributor region,
     /// mapped as device memory, and nothing else may drive the GIC.
-    pub unsafe fn new(distributor: usize, redistributors: usize, redistributors_size: usize) -> Self {
-        Self { distributor, redistributors, redistributors_end: redistributors + redistributors_size }
+    pub unsafe fn new(
+        distributor: usize,
+        redistributors: usize,
+        redistributors_size: usize,
+    ) -> Self {
+        Self {
+            distributor,
+            redistributors,
+            redistributors_end: redistributors + redistributors_size,
+        }
     }
 
     fn gicd(&self) -> &Distributor {

@@ -63,12 +63,8 @@ impl Pl011 {
     /// `base` must be the address of a PL011's registers, mapped as device
     /// memory, and nothing else may drive this UART.
     pub unsafe fn new(base: usize) -> Self {
-        let uart = Self {
-            registers: base as *const Registers,
-        };
-        uart.regs()
-            .cr
-            .modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
+        let uart = Self { registers: base as *const Registers };
+        uart.regs().cr.modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         uart
     }
 

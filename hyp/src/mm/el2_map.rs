@@ -24,10 +24,7 @@ pub struct ImageLayout {
 impl ImageLayout {
     /// The whole image.
     pub fn image(&self) -> Region {
-        Region {
-            start: self.text.start,
-            end: self.data.end,
-        }
+        Region { start: self.text.start, end: self.data.end }
     }
 }
 
@@ -76,23 +73,14 @@ pub fn plan<E: From<TooManyRegions>>(
 fn gic_regions(platform: &Platform) -> impl Iterator<Item = Region> {
     let cpus = platform.cpus().len() as u64;
     let regions = match platform.gic {
-        Some(Gic::V3 {
-            distributor,
-            redistributors,
-        }) => {
+        Some(Gic::V3 { distributor, redistributors }) => {
             let used = Region::new(redistributors.start, cpus * REDISTRIBUTOR_STRIDE);
-            let redistributors = Region {
-                end: used.end.min(redistributors.end),
-                ..used
-            };
+            let redistributors = Region { end: used.end.min(redistributors.end), ..used };
             [Some(distributor), Some(redistributors), None]
         }
-        Some(Gic::V2 {
-            distributor,
-            cpu_interface,
-            hypervisor,
-            ..
-        }) => [Some(distributor), Some(cpu_interface), hypervisor],
+        Some(Gic::V2 { distributor, cpu_interface, hypervisor, .. }) => {
+            [Some(distributor), Some(cpu_interface), hypervisor]
+        }
         None => [None; 3],
     };
     regions.into_iter().flatten()
@@ -116,18 +104,9 @@ mod tests {
             *guard = base + 0x10_0000 + i as u64 * 0x1_0000;
         }
         ImageLayout {
-            text: Region {
-                start: base,
-                end: base + 0x8_0000,
-            },
-            rodata: Region {
-                start: base + 0x8_0000,
-                end: base + 0x10_0000,
-            },
-            data: Region {
-                start: base + 0x10_0000,
-                end: base + 0x30_0000,
-            },
+            text: Region { start: base, end: base + 0x8_0000 },
+            rodata: Region { start: base + 0x8_0000, end: base + 0x10_0000 },
+            data: Region { start: base + 0x10_0000, end: base + 0x30_0000 },
             guard_pages,
         }
     }
@@ -142,13 +121,7 @@ mod tests {
         let mut map =
             PageTable::new(Stage::El2, Geometry::stage1(48), 48, &mut HeapTables).unwrap();
         plan(&platform, &image, |region, attrs| {
-            map.map(
-                &mut HeapTables,
-                region.start,
-                region.start,
-                region.size(),
-                attrs,
-            )
+            map.map(&mut HeapTables, region.start, region.start, region.size(), attrs)
         })
         .unwrap();
 
@@ -158,38 +131,15 @@ mod tests {
         assert_eq!(attrs(0x4018_0000), None, "first guard page is mapped");
         assert_eq!(attrs(0x4018_1000), Some(Attributes::READ_WRITE));
         assert_eq!(attrs(0x4019_0000), None, "second guard page is mapped");
-        assert_eq!(
-            attrs(0x4037_f000),
-            Some(Attributes::READ_WRITE),
-            "end of the image"
-        );
-        assert_eq!(
-            attrs(0x4000_0000),
-            Some(Attributes::READ_ONLY),
-            "device tree"
-        );
+        assert_eq!(attrs(0x4037_f000), Some(Attributes::READ_WRITE), "end of the image");
+        assert_eq!(attrs(0x4000_0000), Some(Attributes::READ_ONLY), "device tree");
         assert_eq!(attrs(0x8000_0000), Some(Attributes::READ_WRITE), "free RAM");
-        assert_eq!(
-            attrs(0xbfff_f000),
-            Some(Attributes::READ_WRITE),
-            "end of RAM"
-        );
+        assert_eq!(attrs(0xbfff_f000), Some(Attributes::READ_WRITE), "end of RAM");
         assert_eq!(attrs(0xc000_0000), None, "past RAM");
         assert_eq!(attrs(0x0900_0000), Some(Attributes::DEVICE), "UART");
-        assert_eq!(
-            attrs(0x0800_0000),
-            Some(Attributes::DEVICE),
-            "GIC distributor"
-        );
-        assert_eq!(
-            attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE - 1),
-            Some(Attributes::DEVICE)
-        );
-        assert_eq!(
-            attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE),
-            None,
-            "unused redistributors"
-        );
+        assert_eq!(attrs(0x0800_0000), Some(Attributes::DEVICE), "GIC distributor");
+        assert_eq!(attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE - 1), Some(Attributes::DEVICE));
+        assert_eq!(attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE), None, "unused redistributors");
         assert_eq!(attrs(0x0a00_0000), None, "virtio-mmio is not Duet's yet");
         assert_eq!(attrs(0), None, "flash");
     }

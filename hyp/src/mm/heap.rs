@@ -13,10 +13,7 @@ static HEAP: LockedHeap<32> = LockedHeap::empty();
 /// so for as long as Duet runs.
 pub unsafe fn init(region: Region) {
     // SAFETY: the caller's contract.
-    unsafe {
-        HEAP.lock()
-            .init(region.start as usize, region.size() as usize)
-    };
+    unsafe { HEAP.lock().init(region.start as usize, region.size() as usize) };
 }
 
 /// Bytes in use and bytes in all.

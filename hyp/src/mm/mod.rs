@@ -20,10 +20,7 @@ pub struct TablePool<const N: usize> {
 
 impl<const N: usize> TablePool<N> {
     pub const fn new() -> Self {
-        Self {
-            tables: [const { Table([0; 512]) }; N],
-            used: 0,
-        }
+        Self { tables: [const { Table([0; 512]) }; N], used: 0 }
     }
 
     /// Tables handed out so far.

@@ -60,31 +60,11 @@ pub struct Attributes {
 }
 
 impl Attributes {
-    pub const CODE: Self = Self {
-        memory: Memory::Normal,
-        write: false,
-        execute: true,
-    };
-    pub const READ_ONLY: Self = Self {
-        memory: Memory::Normal,
-        write: false,
-        execute: false,
-    };
-    pub const READ_WRITE: Self = Self {
-        memory: Memory::Normal,
-        write: true,
-        execute: false,
-    };
-    pub const RAM: Self = Self {
-        memory: Memory::Normal,
-        write: true,
-        execute: true,
-    };
-    pub const DEVICE: Self = Self {
-        memory: Memory::Device,
-        write: true,
-        execute: false,
-    };
+    pub const CODE: Self = Self { memory: Memory::Normal, write: false, execute: true };
+    pub const READ_ONLY: Self = Self { memory: Memory::Normal, write: false, execute: false };
+    pub const READ_WRITE: Self = Self { memory: Memory::Normal, write: true, execute: false };
+    pub const RAM: Self = Self { memory: Memory::Normal, write: true, execute: true };
+    pub const DEVICE: Self = Self { memory: Memory::Device, write: true, execute: false };
 }
 
 /// Why a change to the map was refused.
@@ -146,11 +126,7 @@ impl Geometry {
     /// A stage-1 geometry: a single root table at whatever level covers `input_bits`.
     pub fn stage1(input_bits: u32) -> Self {
         let levels = (input_bits - PAGE_SHIFT).div_ceil(BITS_PER_LEVEL);
-        Self {
-            input_bits,
-            root_level: 4 - levels,
-            root_tables: 1,
-        }
+        Self { input_bits, root_level: 4 - levels, root_tables: 1 }
     }
 
     /// A stage-2 geometry: uses up to 16 concatenated root tables to save a
@@ -285,15 +261,8 @@ impl PageTable {
         output_bits: u32,
         allocator: &mut impl TableAllocator,
     ) -> Result<Self, MapError> {
-        let root = allocator
-            .allocate(geometry.root_tables)
-            .ok_or(MapError::OutOfTables)?;
-        Ok(Self {
-            root,
-            stage,
-            geometry,
-            output_bits,
-        })
+        let root = allocator.allocate(geometry.root_tables).ok_or(MapError::OutOfTables)?;
+        Ok(Self { root, stage, geometry, output_bits })
     }
 
     /// The physical address of the root table (for TTBR0_EL2 or VTTBR_EL2).
@@ -321,12 +290,7 @@ impl PageTable {
         let mut done = 0;
         while done < size {
             let (level, block) = self.largest_block(input + done, output + done, size - done);
-            self.install(
-                allocator,
-                input + done,
-                level,
-                (output + done) | descriptor_bits,
-            )?;
+            self.install(allocator, input + done, level, (output + done) | descriptor_bits)?;
             done += block;
         }
         Ok(())
@@ -383,9 +347,7 @@ impl PageTable {
                 return Err(MapError::Misaligned { address });
             }
         }
-        let input_end = input
-            .checked_add(size)
-            .ok_or(MapError::OutOfRange { address: input })?;
+        let input_end = input.checked_add(size).ok_or(MapError::OutOfRange { address: input })?;
         if input_end > 1 << self.geometry.input_bits {
             return Err(MapError::OutOfRange { address: input });
         }
@@ -540,66 +502,35 @@ mod tests {
     fn geometry_follows_the_input_size() {
         assert_eq!(
             Geometry::stage1(48),
-            Geometry {
-                input_bits: 48,
-                root_level: 0,
-                root_tables: 1
-            }
+            Geometry { input_bits: 48, root_level: 0, root_tables: 1 }
         );
         assert_eq!(
             Geometry::stage1(39),
-            Geometry {
-                input_bits: 39,
-                root_level: 1,
-                root_tables: 1
-            }
+            Geometry { input_bits: 39, root_level: 1, root_tables: 1 }
         );
         // 40-bit IPA: two concatenated level-1 tables instead of a level-0 walk.
         assert_eq!(
             Geometry::stage2(40),
-            Geometry {
-                input_bits: 40,
-                root_level: 1,
-                root_tables: 2
-            }
+            Geometry { input_bits: 40, root_level: 1, root_tables: 2 }
         );
         assert_eq!(
             Geometry::stage2(43),
-            Geometry {
-                input_bits: 43,
-                root_level: 1,
-                root_tables: 16
-            }
+            Geometry { input_bits: 43, root_level: 1, root_tables: 16 }
         );
         assert_eq!(
             Geometry::stage2(44),
-            Geometry {
-                input_bits: 44,
-                root_level: 0,
-                root_tables: 1
-            }
+            Geometry { input_bits: 44, root_level: 0, root_tables: 1 }
         );
         assert_eq!(
             Geometry::stage2(48),
-            Geometry {
-                input_bits: 48,
-                root_level: 0,
-                root_tables: 1
-            }
+            Geometry { input_bits: 48, root_level: 0, root_tables: 1 }
         );
     }
 
     #[test]
     fn maps_pages_and_translates_them() {
         let (mut map, mut tables) = stage2();
-        map.map(
-            &mut tables,
-            0x4000_0000,
-            0x8_1234_5000,
-            3 * PAGE_SIZE,
-            Attributes::RAM,
-        )
-        .unwrap();
+        map.map(&mut tables, 0x4000_0000, 0x8_1234_5000, 3 * PAGE_SIZE, Attributes::RAM).unwrap();
         let t = map.translate(0x4000_1abc).unwrap();
         assert_eq!(t.output, 0x8_1234_6abc);
         assert_eq!(t.size, PAGE_SIZE);
@@ -613,14 +544,7 @@ mod tests {
         let (mut map, mut tables) = stage2();
         let before = tables.0;
         // 1 GiB + 2 MiB + 4 KiB, all aligned: one 1 GiB block, one 2 MiB block, one page.
-        map.map(
-            &mut tables,
-            GIB,
-            2 * GIB,
-            GIB + 2 * MIB + PAGE_SIZE,
-            Attributes::RAM,
-        )
-        .unwrap();
+        map.map(&mut tables, GIB, 2 * GIB, GIB + 2 * MIB + PAGE_SIZE, Attributes::RAM).unwrap();
         assert_eq!(map.translate(GIB + 5).unwrap().size, GIB);
         assert_eq!(map.translate(2 * GIB + MIB).unwrap().size, 2 * MIB);
         assert_eq!(map.translate(2 * GIB + 2 * MIB).unwrap().size, PAGE_SIZE);
@@ -631,20 +555,15 @@ mod tests {
     #[test]
     fn misaligned_output_forces_pages() {
         let (mut map, mut tables) = stage2();
-        map.map(&mut tables, 0, PAGE_SIZE, 2 * MIB, Attributes::RAM)
-            .unwrap();
+        map.map(&mut tables, 0, PAGE_SIZE, 2 * MIB, Attributes::RAM).unwrap();
         assert_eq!(map.translate(0).unwrap().size, PAGE_SIZE);
-        assert_eq!(
-            map.translate(2 * MIB - 1).unwrap().output,
-            2 * MIB + PAGE_SIZE - 1
-        );
+        assert_eq!(map.translate(2 * MIB - 1).unwrap().output, 2 * MIB + PAGE_SIZE - 1);
     }
 
     #[test]
     fn refuses_overlaps_and_bad_ranges() {
         let (mut map, mut tables) = stage2();
-        map.map(&mut tables, 0, 0, 2 * MIB, Attributes::RAM)
-            .unwrap();
+        map.map(&mut tables, 0, 0, 2 * MIB, Attributes::RAM).unwrap();
         assert_eq!(
             map.map(&mut tables, MIB, 0x1000_0000, PAGE_SIZE, Attributes::RAM),
             Err(MapError::AlreadyMapped { address: MIB })
@@ -667,8 +586,7 @@ mod tests {
     #[test]
     fn unmapping_splits_blocks_and_keeps_the_rest() {
         let (mut map, mut tables) = stage2();
-        map.map(&mut tables, 0, 0x8000_0000, GIB, Attributes::READ_WRITE)
-            .unwrap();
+        map.map(&mut tables, 0, 0x8000_0000, GIB, Attributes::READ_WRITE).unwrap();
         // Punch one page out of the middle of the 1 GiB block.
         map.unmap(&mut tables, 0x1234_5000, PAGE_SIZE).unwrap();
         assert_eq!(map.translate(0x1234_5000), None);
@@ -684,12 +602,8 @@ mod tests {
         assert_eq!(map.translate(0x3000_0000), None);
         assert!(map.translate(0x1fff_f000).is_some());
         // The space is free again.
-        map.map(&mut tables, 0x1234_5000, 0, PAGE_SIZE, Attributes::DEVICE)
-            .unwrap();
-        assert_eq!(
-            map.translate(0x1234_5000).unwrap().attributes,
-            Attributes::DEVICE
-        );
+        map.map(&mut tables, 0x1234_5000, 0, PAGE_SIZE, Attributes::DEVICE).unwrap();
+        assert_eq!(map.translate(0x1234_5000).unwrap().attributes, Attributes::DEVICE);
     }
 
     #[test]
@@ -717,22 +631,8 @@ mod tests {
     fn el2_map_with_a_48_bit_input() {
         let mut tables = Counting(0);
         let mut map = PageTable::new(Stage::El2, Geometry::stage1(48), 48, &mut tables).unwrap();
-        map.map(
-            &mut tables,
-            0x0900_0000,
-            0x0900_0000,
-            PAGE_SIZE,
-            Attributes::DEVICE,
-        )
-        .unwrap();
-        map.map(
-            &mut tables,
-            0x4000_0000,
-            0x4000_0000,
-            2 * GIB,
-            Attributes::READ_WRITE,
-        )
-        .unwrap();
+        map.map(&mut tables, 0x0900_0000, 0x0900_0000, PAGE_SIZE, Attributes::DEVICE).unwrap();
+        map.map(&mut tables, 0x4000_0000, 0x4000_0000, 2 * GIB, Attributes::READ_WRITE).unwrap();
         assert_eq!(map.translate(0x0900_0018).unwrap().output, 0x0900_0018);
         assert_eq!(map.translate(0x8000_0000).unwrap().size, GIB);
     }

@@ -13,10 +13,7 @@ pub struct Region {
 
 impl Region {
     pub const fn new(start: u64, size: u64) -> Self {
-        Self {
-            start,
-            end: start.saturating_add(size),
-        }
+        Self { start, end: start.saturating_add(size) }
     }
 
     pub fn size(self) -> u64 {
@@ -37,10 +34,7 @@ impl Region {
 
     /// The region grown outwards to multiples of `align` (a power of two).
     pub fn align_out(self, align: u64) -> Self {
-        Self {
-            start: self.start & !(align - 1),
-            end: self.end.next_multiple_of(align),
-        }
+        Self { start: self.start & !(align - 1), end: self.end.next_multiple_of(align) }
     }
 }
 
@@ -69,10 +63,7 @@ impl<const N: usize> Default for RegionSet<N> {
 
 impl<const N: usize> RegionSet<N> {
     pub const fn new() -> Self {
-        Self {
-            regions: [Region { start: 0, end: 0 }; N],
-            len: 0,
-        }
+        Self { regions: [Region { start: 0, end: 0 }; N], len: 0 }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Region> + '_ {
@@ -107,14 +98,8 @@ impl<const N: usize> RegionSet<N> {
                 index += 1;
                 continue;
             }
-            let before = Region {
-                start: region.start,
-                end: hole.start.max(region.start),
-            };
-            let after = Region {
-                start: hole.end.min(region.end),
-                end: region.end,
-            };
+            let before = Region { start: region.start, end: hole.start.max(region.start) };
+            let after = Region { start: hole.end.min(region.end), end: region.end };
             self.take(index);
             for piece in [before, after] {
                 if !piece.is_empty() {
@@ -175,30 +160,16 @@ mod tests {
         let s = set(&[(300, 350), (100, 200), (0, 50)]);
         assert_eq!(list(&s), [(0, 50), (100, 200), (300, 350)]);
         assert_eq!(s.total(), 200);
-        assert_eq!(
-            s.largest(),
-            Some(Region {
-                start: 100,
-                end: 200
-            })
-        );
+        assert_eq!(s.largest(), Some(Region { start: 100, end: 200 }));
     }
 
     #[test]
     fn remove_splits_trims_and_drops() {
         let mut s = set(&[(0, 100), (200, 300), (400, 500)]);
         s.remove(Region { start: 40, end: 60 }).unwrap(); // split
-        s.remove(Region {
-            start: 250,
-            end: 450,
-        })
-        .unwrap(); // trims two
+        s.remove(Region { start: 250, end: 450 }).unwrap(); // trims two
         assert_eq!(list(&s), [(0, 40), (60, 100), (200, 250), (450, 500)]);
-        s.remove(Region {
-            start: 0,
-            end: 1000,
-        })
-        .unwrap();
+        s.remove(Region { start: 0, end: 1000 }).unwrap();
         assert!(list(&s).is_empty());
     }
 
@@ -220,17 +191,7 @@ mod tests {
 
     #[test]
     fn align_out_grows_to_pages() {
-        let r = Region {
-            start: 0x4000_0123,
-            end: 0x4000_1001,
-        }
-        .align_out(0x1000);
-        assert_eq!(
-            r,
-            Region {
-                start: 0x4000_0000,
-                end: 0x4000_2000
-            }
-        );
+        let r = Region { start: 0x4000_0123, end: 0x4000_1001 }.align_out(0x1000);
+        assert_eq!(r, Region { start: 0x4000_0000, end: 0x4000_2000 });
     }
 }

@@ -70,9 +70,7 @@ pub const IMAGE_MAGIC: [u8; 4] = *b"ARM\x64";
 /// `0-9` and `-`, so it is safe in file names, logs and device trees alike.
 pub fn is_valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Whether `bytes` start like an arm64 Linux `Image` (the magic in its header).
@@ -146,14 +144,8 @@ mod tests {
     fn cmdlines() {
         assert_eq!(check_cmdline(""), Ok(()));
         assert_eq!(check_cmdline("console=ttyAMA0 quiet"), Ok(()));
-        assert_eq!(
-            check_cmdline("quiet\n"),
-            Err(CmdlineError::NotPrintable { at: 5 })
-        );
+        assert_eq!(check_cmdline("quiet\n"), Err(CmdlineError::NotPrintable { at: 5 }));
         let long = "x".repeat(MAX_CMDLINE_LEN + 1);
-        assert_eq!(
-            check_cmdline(&long),
-            Err(CmdlineError::TooLong { len: 1025 })
-        );
+        assert_eq!(check_cmdline(&long), Err(CmdlineError::TooLong { len: 1025 }));
     }
 }

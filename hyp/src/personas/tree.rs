@@ -48,83 +48,39 @@ impl fmt::Display for Block {
 /// start of the structure block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TreeError {
-    TooShort {
-        len: usize,
-    },
-    BadMagic {
-        found: u32,
-    },
-    TotalSize {
-        total: u32,
-        available: usize,
-    },
-    Version {
-        version: u32,
-        last_compatible: u32,
-    },
-    BlockOutside {
-        block: Block,
-        offset: u32,
-        size: u32,
-        total: u32,
-    },
-    Misaligned {
-        block: Block,
-        offset: u32,
-    },
-    Truncated {
-        at: usize,
-    },
-    UnexpectedToken {
-        at: usize,
-        token: u32,
-    },
-    NodeName {
-        at: usize,
-    },
+    TooShort { len: usize },
+    BadMagic { found: u32 },
+    TotalSize { total: u32, available: usize },
+    Version { version: u32, last_compatible: u32 },
+    BlockOutside { block: Block, offset: u32, size: u32, total: u32 },
+    Misaligned { block: Block, offset: u32 },
+    Truncated { at: usize },
+    UnexpectedToken { at: usize, token: u32 },
+    NodeName { at: usize },
     RootName,
-    PropertyName {
-        at: usize,
-        name_offset: u32,
-    },
-    TooDeep {
-        at: usize,
-    },
+    PropertyName { at: usize, name_offset: u32 },
+    TooDeep { at: usize },
 }
 
 impl fmt::Display for TreeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Self::TooShort { len } => {
-                write!(
-                    f,
-                    "{len} bytes are too few for a device tree header ({HEADER_LEN})"
-                )
+                write!(f, "{len} bytes are too few for a device tree header ({HEADER_LEN})")
             }
             Self::BadMagic { found } => {
-                write!(
-                    f,
-                    "bad magic {found:#010x} (a device tree starts with {MAGIC:#010x})"
-                )
+                write!(f, "bad magic {found:#010x} (a device tree starts with {MAGIC:#010x})")
             }
             Self::TotalSize { total, available } => write!(
                 f,
                 "the header's total size {total:#x} does not fit the {available:#x} bytes given"
             ),
-            Self::Version {
-                version,
-                last_compatible,
-            } => write!(
+            Self::Version { version, last_compatible } => write!(
                 f,
                 "device tree version {version} (compatible back to {last_compatible}) is not \
                  readable; need {MIN_VERSION}"
             ),
-            Self::BlockOutside {
-                block,
-                offset,
-                size,
-                total,
-            } => write!(
+            Self::BlockOutside { block, offset, size, total } => write!(
                 f,
                 "the {block} ({offset:#x} + {size:#x}) lies outside the tree ({total:#x} bytes)"
             ),
@@ -135,10 +91,7 @@ impl fmt::Display for TreeError {
                 write!(f, "the structure block ends inside a token at {at:#x}")
             }
             Self::UnexpectedToken { at, token } => {
-                write!(
-                    f,
-                    "unexpected token {token:#x} at {at:#x} in the structure block"
-                )
+                write!(f, "unexpected token {token:#x} at {at:#x} in the structure block")
             }
             Self::NodeName { at } => {
                 write!(f, "the node name at {at:#x} is not NUL-terminated UTF-8")
@@ -162,10 +115,9 @@ impl core::error::Error for TreeError {}
 pub fn check(blob: &[u8]) -> Result<usize, TreeError> {
     let header = Header::read(blob)?;
     let total = header.total as usize;
-    let tree = blob.get(..total).ok_or(TreeError::TotalSize {
-        total: header.total,
-        available: blob.len(),
-    })?;
+    let tree = blob
+        .get(..total)
+        .ok_or(TreeError::TotalSize { total: header.total, available: blob.len() })?;
     let structure = header.block(tree, Block::Structure)?;
     let strings = header.block(tree, Block::Strings)?;
     header.block(tree, Block::MemoryReservations)?;
@@ -195,17 +147,11 @@ impl Header {
         }
         let (version, last_compatible) = (word(5), word(6));
         if version < MIN_VERSION || last_compatible > MAX_LAST_COMPATIBLE {
-            return Err(TreeError::Version {
-                version,
-                last_compatible,
-            });
+            return Err(TreeError::Version { version, last_compatible });
         }
         let total = word(1);
         if (total as usize) < HEADER_LEN || total as usize > blob.len() {
-            return Err(TreeError::TotalSize {
-                total,
-                available: blob.len(),
-            });
+            return Err(TreeError::TotalSize { total, available: blob.len() });
         }
         Ok(Header {
             total,
@@ -229,12 +175,7 @@ impl Header {
         if offset % align != 0 {
             return Err(TreeError::Misaligned { block, offset });
         }
-        let outside = TreeError::BlockOutside {
-            block,
-            offset,
-            size,
-            total: self.total,
-        };
+        let outside = TreeError::BlockOutside { block, offset, size, total: self.total };
         let start = offset as usize;
         if start < HEADER_LEN {
             return Err(outside);
@@ -337,10 +278,7 @@ mod tests {
     #[test]
     fn rejects_short_and_foreign_blobs() {
         assert_eq!(check(&[]), Err(TreeError::TooShort { len: 0 }));
-        assert_eq!(
-            check(&[0xff; 64]),
-            Err(TreeError::BadMagic { found: 0xffff_ffff })
-        );
+        assert_eq!(check(&[0xff; 64]), Err(TreeError::BadMagic { found: 0xffff_ffff }));
     }
 
     #[test]

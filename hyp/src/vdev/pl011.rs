@@ -114,11 +114,7 @@ struct Ring<const N: usize> {
 
 impl<const N: usize> Ring<N> {
     const fn new() -> Self {
-        Ring {
-            bytes: [0; N],
-            head: 0,
-            len: 0,
-        }
+        Ring { bytes: [0; N], head: 0, len: 0 }
     }
 
     fn push(&mut self, byte: u8) -> bool {
@@ -406,9 +402,8 @@ mod tests {
             assert_eq!(read(&mut uart, reg::FR) & (1 << 3), 0, "BUSY");
         }
         // Probe: the AMBA bus reads the IDs (32-bit) and matches 0x00041011.
-        let ids: Vec<u32> = (0..8)
-            .map(|i| uart.read(0, reg::ID_FIRST + 4 * i, 4).unwrap() as u32)
-            .collect();
+        let ids: Vec<u32> =
+            (0..8).map(|i| uart.read(0, reg::ID_FIRST + 4 * i, 4).unwrap() as u32).collect();
         let periph_id = ids[..4].iter().rev().fold(0, |acc, &b| (acc << 8) | b);
         assert_eq!(periph_id & 0x000f_ffff, 0x0004_1011);
         // startup
@@ -434,10 +429,7 @@ mod tests {
         assert_eq!(read(&mut uart, reg::CR), CR_TXE | CR_RXE);
         assert_eq!(read(&mut uart, reg::IFLS), IFLS_RESET);
         assert_eq!(read(&mut uart, reg::IMSC), 0);
-        assert_eq!(
-            read(&mut uart, reg::FR),
-            fr::TXFE | fr::RXFE | fr::CTS | fr::DSR | fr::DCD
-        );
+        assert_eq!(read(&mut uart, reg::FR), fr::TXFE | fr::RXFE | fr::CTS | fr::DSR | fr::DCD);
         assert!(!uart.interrupt_level());
     }
 
@@ -506,11 +498,7 @@ mod tests {
         assert!(uart.interrupt_level());
         write(&mut uart, reg::ICR, int::RT | int::RX);
         assert!(!uart.interrupt_level());
-        assert_eq!(
-            read(&mut uart, reg::FR) & fr::RXFE,
-            0,
-            "the byte is still there"
-        );
+        assert_eq!(read(&mut uart, reg::FR) & fr::RXFE, 0, "the byte is still there");
         // A new byte raises it again...
         uart.push_input(b'b');
         assert!(uart.interrupt_level());
@@ -563,9 +551,7 @@ mod tests {
         assert_eq!(flags & (fr::RXFF | fr::RXFE), fr::RXFF);
         assert_eq!(read(&mut uart, reg::DR), 1);
         assert!(uart.push_input(0xaa), "room again after one read");
-        let rest: Vec<u8> = (0..RX_FIFO_DEPTH)
-            .map(|_| read(&mut uart, reg::DR) as u8)
-            .collect();
+        let rest: Vec<u8> = (0..RX_FIFO_DEPTH).map(|_| read(&mut uart, reg::DR) as u8).collect();
         assert_eq!(rest[..RX_FIFO_DEPTH - 1], queued[1..]);
         assert_eq!(rest[RX_FIFO_DEPTH - 1], 0xaa);
         assert_eq!(read(&mut uart, reg::FR) & fr::RXFE, fr::RXFE);
@@ -635,10 +621,7 @@ mod tests {
     fn refuses_bad_sizes_and_alignment() {
         let mut uart = Pl011::new();
         for size in [0, 3, 8, 16] {
-            assert_eq!(
-                uart.read(0, reg::DR, size),
-                Err(MmioError::BadSize { offset: 0, size })
-            );
+            assert_eq!(uart.read(0, reg::DR, size), Err(MmioError::BadSize { offset: 0, size }));
             assert_eq!(
                 uart.write(0, reg::DR, size, 0),
                 Err(MmioError::BadSize { offset: 0, size })
@@ -646,26 +629,14 @@ mod tests {
         }
         assert_eq!(
             uart.read(0, reg::FR + 2, 4),
-            Err(MmioError::Unaligned {
-                offset: 0x1a,
-                size: 4
-            })
+            Err(MmioError::Unaligned { offset: 0x1a, size: 4 })
         );
         assert_eq!(
             uart.read(0, reg::FR + 1, 2),
-            Err(MmioError::Unaligned {
-                offset: 0x19,
-                size: 2
-            })
+            Err(MmioError::Unaligned { offset: 0x19, size: 2 })
         );
         // Aligned, but inside a register rather than at its start.
-        assert_eq!(
-            uart.read(0, reg::FR + 2, 2),
-            Err(MmioError::BadSize {
-                offset: 0x1a,
-                size: 2
-            })
-        );
+        assert_eq!(uart.read(0, reg::FR + 2, 2), Err(MmioError::BadSize { offset: 0x1a, size: 2 }));
         assert_eq!(
             uart.write(0, reg::DR + 1, 1, 0),
             Err(MmioError::BadSize { offset: 1, size: 1 })
@@ -677,24 +648,12 @@ mod tests {
     fn refuses_wrong_directions_and_holes() {
         let mut uart = Pl011::new();
         for offset in [reg::FR, reg::RIS, reg::MIS, reg::ID_FIRST, reg::ID_LAST] {
-            assert_eq!(
-                uart.write(0, offset, 4, 0),
-                Err(MmioError::Direction { offset })
-            );
+            assert_eq!(uart.write(0, offset, 4, 0), Err(MmioError::Direction { offset }));
         }
-        assert_eq!(
-            uart.read(0, reg::ICR, 4),
-            Err(MmioError::Direction { offset: reg::ICR })
-        );
+        assert_eq!(uart.read(0, reg::ICR, 4), Err(MmioError::Direction { offset: reg::ICR }));
         for offset in [0x008, 0x01c, 0x04c, 0x080, 0xfdc, 0x1000, u64::MAX - 3] {
-            assert_eq!(
-                uart.read(0, offset, 4),
-                Err(MmioError::NoRegister { offset })
-            );
-            assert_eq!(
-                uart.write(0, offset, 4, 0),
-                Err(MmioError::NoRegister { offset })
-            );
+            assert_eq!(uart.read(0, offset, 4), Err(MmioError::NoRegister { offset }));
+            assert_eq!(uart.write(0, offset, 4, 0), Err(MmioError::NoRegister { offset }));
         }
         // Registers were left alone.
         assert_eq!(uart.read(0, reg::CR, 4), Ok((CR_TXE | CR_RXE).into()));

@@ -81,11 +81,9 @@ impl fmt::Display for DeviceTreeError {
                 write!(f, "{requested} vCPUs requested, at most {max} possible")
             }
             Self::BadRamSize(size) => write!(f, "guest RAM of {size:#x} bytes cannot be placed"),
-            Self::BadInitrd(i) => write!(
-                f,
-                "initrd {:#x}..{:#x} is empty or outside guest RAM",
-                i.start, i.end
-            ),
+            Self::BadInitrd(i) => {
+                write!(f, "initrd {:#x}..{:#x} is empty or outside guest RAM", i.start, i.end)
+            }
             Self::NoSuchVirtioSlot(n) => write!(
                 f,
                 "virtio-mmio slot {n} does not exist (there are {})",
@@ -266,12 +264,7 @@ fn write_gic(fdt: &mut FdtWriter, config: &GuestConfig) -> Result<(), DeviceTree
             fdt.property_string("compatible", "arm,cortex-a15-gic")?;
             fdt.property_array_u64(
                 "reg",
-                &[
-                    layout::GICD_BASE,
-                    layout::GICD_SIZE,
-                    layout::GICC_BASE,
-                    layout::GICC_SIZE,
-                ],
+                &[layout::GICD_BASE, layout::GICD_SIZE, layout::GICC_BASE, layout::GICC_SIZE],
             )?;
         }
         GicVersion::V3 => {
@@ -279,12 +272,7 @@ fn write_gic(fdt: &mut FdtWriter, config: &GuestConfig) -> Result<(), DeviceTree
             fdt.property_string("compatible", "arm,gic-v3")?;
             fdt.property_array_u64(
                 "reg",
-                &[
-                    layout::GICD_BASE,
-                    layout::GICD_SIZE,
-                    layout::GICR_BASE,
-                    redistributors,
-                ],
+                &[layout::GICD_BASE, layout::GICD_SIZE, layout::GICR_BASE, redistributors],
             )?;
             fdt.property_u32("#redistributor-regions", 1)?;
         }
@@ -405,17 +393,11 @@ mod tests {
 
     fn cells(node: &FdtNode, name: &str) -> Vec<u32> {
         let value = node.property(name).expect(name).value;
-        value
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
-            .collect()
+        value.chunks_exact(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect()
     }
 
     fn string(node: &FdtNode, name: &str) -> String {
-        node.property(name)
-            .and_then(|p| p.as_str())
-            .expect(name)
-            .to_string()
+        node.property(name).and_then(|p| p.as_str()).expect(name).to_string()
     }
 
     fn compatibles<'a>(node: &FdtNode<'_, 'a>) -> Vec<&'a str> {
@@ -430,8 +412,7 @@ mod tests {
     }
 
     fn node<'b, 'a>(fdt: &'b Fdt<'a>, path: &str) -> FdtNode<'b, 'a> {
-        fdt.find_node(path)
-            .unwrap_or_else(|| panic!("{path} missing"))
+        fdt.find_node(path).unwrap_or_else(|| panic!("{path} missing"))
     }
 
     #[test]
@@ -452,20 +433,14 @@ mod tests {
         assert_eq!(fdt.chosen().bootargs(), Some("console=ttyAMA0 earlycon"));
         let stdout = fdt.chosen().stdout().expect("stdout-path resolves");
         assert_eq!(stdout.name, "pl011@9000000");
-        assert!(node(&fdt, "/chosen")
-            .property("linux,initrd-start")
-            .is_none());
+        assert!(node(&fdt, "/chosen").property("linux,initrd-start").is_none());
         let aliases = fdt.aliases().expect("aliases");
         assert_eq!(aliases.resolve("serial0"), Some("/pl011@9000000"));
     }
 
     #[test]
     fn cpus_use_psci_and_their_mpidr() {
-        let blob = write(&GuestConfig {
-            vcpus: 4,
-            ..config(GicVersion::V3)
-        })
-        .unwrap();
+        let blob = write(&GuestConfig { vcpus: 4, ..config(GicVersion::V3) }).unwrap();
         let fdt = Fdt::new(&blob).unwrap();
         let cpus = node(&fdt, "/cpus");
         assert_eq!(cells(&cpus, "#address-cells"), [1]);
@@ -502,20 +477,13 @@ mod tests {
 
     #[test]
     fn gicv3_has_one_redistributor_per_vcpu() {
-        let blob = write(&GuestConfig {
-            vcpus: 3,
-            ..config(GicVersion::V3)
-        })
-        .unwrap();
+        let blob = write(&GuestConfig { vcpus: 3, ..config(GicVersion::V3) }).unwrap();
         let fdt = Fdt::new(&blob).unwrap();
         let gic = node(&fdt, "/intc@8000000");
         assert_eq!(compatibles(&gic), ["arm,gic-v3"]);
         assert_eq!(
             regs(&gic),
-            [
-                (layout::GICD_BASE, layout::GICD_SIZE),
-                (layout::GICR_BASE, 3 * layout::GICR_STRIDE)
-            ]
+            [(layout::GICD_BASE, layout::GICD_SIZE), (layout::GICR_BASE, 3 * layout::GICR_STRIDE)]
         );
         assert_eq!(cells(&gic, "#redistributor-regions"), [1]);
         assert_eq!(cells(&gic, "#interrupt-cells"), [3]);
@@ -545,10 +513,7 @@ mod tests {
         assert_eq!(compatibles(&gic), ["arm,cortex-a15-gic"]);
         assert_eq!(
             regs(&gic),
-            [
-                (layout::GICD_BASE, layout::GICD_SIZE),
-                (layout::GICC_BASE, layout::GICC_SIZE)
-            ]
+            [(layout::GICD_BASE, layout::GICD_SIZE), (layout::GICC_BASE, layout::GICC_SIZE)]
         );
         assert!(gic.property("#redistributor-regions").is_none());
         // Two vCPUs: CPU mask 0b11 in bits 15:8 of the flags, as QEMU writes.
@@ -563,10 +528,7 @@ mod tests {
 
     #[test]
     fn gicv2_takes_at_most_eight_vcpus() {
-        let result = write(&GuestConfig {
-            vcpus: 8,
-            ..config(GicVersion::V2)
-        });
+        let result = write(&GuestConfig { vcpus: 8, ..config(GicVersion::V2) });
         let blob = result.unwrap();
         let fdt = Fdt::new(&blob).unwrap();
         let flags = cells(&node(&fdt, "/timer"), "interrupts")[2];
@@ -582,12 +544,8 @@ mod tests {
         assert_eq!(regs(&uart), [(layout::UART_BASE, layout::UART_SIZE)]);
         assert_eq!(cells(&uart, "interrupts"), [GIC_SPI, 1, IRQ_LEVEL_HIGH]);
         assert_eq!(cells(&uart, "clocks"), [CLOCK_PHANDLE, CLOCK_PHANDLE]);
-        let names: Vec<_> = uart
-            .property("clock-names")
-            .unwrap()
-            .value
-            .split(|&b| b == 0)
-            .collect();
+        let names: Vec<_> =
+            uart.property("clock-names").unwrap().value.split(|&b| b == 0).collect();
         assert_eq!(names, [&b"uartclk"[..], b"apb_pclk", b""]);
 
         let clock = fdt.find_phandle(CLOCK_PHANDLE).expect("clock phandle");
@@ -599,55 +557,31 @@ mod tests {
 
     #[test]
     fn initrd_goes_to_chosen() {
-        let initrd = Initrd {
-            start: layout::RAM_BASE + 128 * MIB,
-            end: layout::RAM_BASE + 130 * MIB + 17,
-        };
-        let blob = write(&GuestConfig {
-            initrd: Some(initrd),
-            ..config(GicVersion::V2)
-        })
-        .unwrap();
+        let initrd =
+            Initrd { start: layout::RAM_BASE + 128 * MIB, end: layout::RAM_BASE + 130 * MIB + 17 };
+        let blob = write(&GuestConfig { initrd: Some(initrd), ..config(GicVersion::V2) }).unwrap();
         let fdt = Fdt::new(&blob).unwrap();
         let chosen = node(&fdt, "/chosen");
         let start = cells(&chosen, "linux,initrd-start");
         let end = cells(&chosen, "linux,initrd-end");
-        assert_eq!(
-            (u64::from(start[0]) << 32) | u64::from(start[1]),
-            initrd.start
-        );
+        assert_eq!((u64::from(start[0]) << 32) | u64::from(start[1]), initrd.start);
         assert_eq!((u64::from(end[0]) << 32) | u64::from(end[1]), initrd.end);
     }
 
     #[test]
     fn virtio_slots_in_slot_order() {
-        let blob = write(&GuestConfig {
-            virtio_slots: &[31, 0, 2],
-            ..config(GicVersion::V3)
-        })
-        .unwrap();
+        let blob =
+            write(&GuestConfig { virtio_slots: &[31, 0, 2], ..config(GicVersion::V3) }).unwrap();
         let fdt = Fdt::new(&blob).unwrap();
-        let devices: Vec<_> = fdt
-            .all_nodes()
-            .filter(|n| n.name.starts_with("virtio_mmio@"))
-            .collect();
+        let devices: Vec<_> =
+            fdt.all_nodes().filter(|n| n.name.starts_with("virtio_mmio@")).collect();
         let names: Vec<_> = devices.iter().map(|n| n.name).collect();
-        assert_eq!(
-            names,
-            [
-                "virtio_mmio@a000000",
-                "virtio_mmio@a000400",
-                "virtio_mmio@a003e00"
-            ]
-        );
+        assert_eq!(names, ["virtio_mmio@a000000", "virtio_mmio@a000400", "virtio_mmio@a003e00"]);
         for (device, slot) in devices.iter().zip([0u32, 2, 31]) {
             let base = layout::VIRTIO_BASE + u64::from(slot) * layout::VIRTIO_STRIDE;
             assert_eq!(compatibles(device), ["virtio,mmio"]);
             assert_eq!(regs(device), [(base, 0x200)]);
-            assert_eq!(
-                cells(device, "interrupts"),
-                [GIC_SPI, 16 + slot, IRQ_EDGE_RISING]
-            );
+            assert_eq!(cells(device, "interrupts"), [GIC_SPI, 16 + slot, IRQ_EDGE_RISING]);
             assert!(device.property("dma-coherent").is_some());
         }
     }
@@ -662,22 +596,15 @@ mod tests {
     #[test]
     fn duet_reads_back_what_it_writes() {
         // The guest's tree through the same reader Duet uses for the board's.
-        let blob: &'static [u8] = write(&GuestConfig {
-            vcpus: 3,
-            ..config(GicVersion::V3)
-        })
-        .unwrap()
-        .leak();
+        let blob: &'static [u8] =
+            write(&GuestConfig { vcpus: 3, ..config(GicVersion::V3) }).unwrap().leak();
         let platform = crate::platform::Platform::parse(blob).unwrap();
         assert_eq!(platform.model, MODEL);
         assert_eq!(platform.cpus().len(), 3);
         assert_eq!(platform.psci, Some(crate::platform::Conduit::Hvc));
         assert_eq!(
             platform.uart,
-            Some(crate::mm::regions::Region::new(
-                layout::UART_BASE,
-                layout::UART_SIZE
-            ))
+            Some(crate::mm::regions::Region::new(layout::UART_BASE, layout::UART_SIZE))
         );
         assert_eq!(platform.memory.total(), 256 * MIB);
     }
@@ -688,48 +615,18 @@ mod tests {
         let cases = [
             (GuestConfig { vcpus: 0, ..base }, DeviceTreeError::NoVcpus),
             (
-                GuestConfig {
-                    vcpus: layout::MAX_VCPUS + 1,
-                    ..base
-                },
+                GuestConfig { vcpus: layout::MAX_VCPUS + 1, ..base },
                 DeviceTreeError::TooManyVcpus {
                     requested: layout::MAX_VCPUS + 1,
                     max: layout::MAX_VCPUS,
                 },
             ),
+            (GuestConfig { ram_size: 0, ..base }, DeviceTreeError::BadRamSize(0)),
+            (GuestConfig { ram_size: u64::MAX, ..base }, DeviceTreeError::BadRamSize(u64::MAX)),
+            (GuestConfig { bootargs: "a\0b", ..base }, DeviceTreeError::BadBootargs),
+            (GuestConfig { virtio_slots: &[1, 32], ..base }, DeviceTreeError::NoSuchVirtioSlot(32)),
             (
-                GuestConfig {
-                    ram_size: 0,
-                    ..base
-                },
-                DeviceTreeError::BadRamSize(0),
-            ),
-            (
-                GuestConfig {
-                    ram_size: u64::MAX,
-                    ..base
-                },
-                DeviceTreeError::BadRamSize(u64::MAX),
-            ),
-            (
-                GuestConfig {
-                    bootargs: "a\0b",
-                    ..base
-                },
-                DeviceTreeError::BadBootargs,
-            ),
-            (
-                GuestConfig {
-                    virtio_slots: &[1, 32],
-                    ..base
-                },
-                DeviceTreeError::NoSuchVirtioSlot(32),
-            ),
-            (
-                GuestConfig {
-                    virtio_slots: &[3, 1, 3],
-                    ..base
-                },
+                GuestConfig { virtio_slots: &[3, 1, 3], ..base },
                 DeviceTreeError::DuplicateVirtioSlot(3),
             ),
         ];
@@ -742,39 +639,17 @@ mod tests {
     fn rejects_an_initrd_outside_ram_or_empty() {
         let ram_end = layout::RAM_BASE + 256 * MIB;
         let bad = [
-            Initrd {
-                start: layout::RAM_BASE - 1,
-                end: layout::RAM_BASE + MIB,
-            },
-            Initrd {
-                start: ram_end - MIB,
-                end: ram_end + 1,
-            },
-            Initrd {
-                start: layout::RAM_BASE + MIB,
-                end: layout::RAM_BASE + MIB,
-            },
-            Initrd {
-                start: layout::RAM_BASE + 2 * MIB,
-                end: layout::RAM_BASE + MIB,
-            },
+            Initrd { start: layout::RAM_BASE - 1, end: layout::RAM_BASE + MIB },
+            Initrd { start: ram_end - MIB, end: ram_end + 1 },
+            Initrd { start: layout::RAM_BASE + MIB, end: layout::RAM_BASE + MIB },
+            Initrd { start: layout::RAM_BASE + 2 * MIB, end: layout::RAM_BASE + MIB },
         ];
         for initrd in bad {
-            let result = write(&GuestConfig {
-                initrd: Some(initrd),
-                ..config(GicVersion::V3)
-            });
+            let result = write(&GuestConfig { initrd: Some(initrd), ..config(GicVersion::V3) });
             assert_eq!(result, Err(DeviceTreeError::BadInitrd(initrd)));
         }
-        let whole_ram = Initrd {
-            start: layout::RAM_BASE,
-            end: ram_end,
-        };
-        assert!(write(&GuestConfig {
-            initrd: Some(whole_ram),
-            ..config(GicVersion::V3)
-        })
-        .is_ok());
+        let whole_ram = Initrd { start: layout::RAM_BASE, end: ram_end };
+        assert!(write(&GuestConfig { initrd: Some(whole_ram), ..config(GicVersion::V3) }).is_ok());
     }
 
     #[test]

@@ -19,7 +19,10 @@ use spin::Mutex;
 pub enum Power {
     Off,
     /// CPU_ON was called: start at `entry` with `context` in x0.
-    Starting { entry: u64, context: u64 },
+    Starting {
+        entry: u64,
+        context: u64,
+    },
     On,
 }
 
@@ -73,15 +76,23 @@ pub fn ipa_bits(pa_bits: u32) -> u32 {
 impl Vm {
     /// Builds VM number `index` from `spec` in `ram` (zeroed here), ready
     /// for vCPU 0 to start.
-    pub fn build(index: usize, spec: &VmSpec, ram: Region, pa_bits: u32, gic: GicVersion) -> Result<Vm, VmError> {
+    pub fn build(
+        index: usize,
+        spec: &VmSpec,
+        ram: Region,
+        pa_bits: u32,
+        gic: GicVersion,
+    ) -> Result<Vm, VmError> {
         let geometry = Geometry::stage2(ipa_bits(pa_bits));
-        let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables).map_err(VmError::Map)?;
+        let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables)
+            .map_err(VmError::Map)?;
         stage2
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
         // SAFETY: `ram` was taken from the free set for this VM alone and is
         // mapped read-write in Duet's own map.
-        let memory = unsafe { core::slice::from_raw_parts_mut(ram.start as *mut u8, ram.size() as usize) };
+        let memory =
+            unsafe { core::slice::from_raw_parts_mut(ram.start as *mut u8, ram.size() as usize) };
         memory.fill(0);
         let entry = load(spec, memory, spec.vcpus as usize, gic)?;
         let vcpus = spec.vcpus as usize;
@@ -127,7 +138,10 @@ fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Resu
     let initrd = match (spec.initrd, plan.initrd) {
         (Some(image), Some(at)) => {
             copy(memory, at, image);
-            Some(Initrd { start: layout::RAM_BASE + at, end: layout::RAM_BASE + at + image.len() as u64 })
+            Some(Initrd {
+                start: layout::RAM_BASE + at,
+                end: layout::RAM_BASE + at + image.len() as u64,
+            })
         }
         _ => None,
     };
@@ -141,10 +155,16 @@ fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Resu
     };
     let blob = device_tree::write(&config).map_err(VmError::DeviceTree)?;
     if blob.len() as u64 > loader::MAX_DEVICE_TREE {
-        return Err(VmError::Load(loader::LoadError::TooBig { needed: blob.len() as u64, ram: loader::MAX_DEVICE_TREE }));
+        return Err(VmError::Load(loader::LoadError::TooBig {
+            needed: blob.len() as u64,
+            ram: loader::MAX_DEVICE_TREE,
+        }));
     }
     copy(memory, plan.device_tree, &blob);
-    Ok(Entry { kernel: layout::RAM_BASE + plan.kernel, device_tree: layout::RAM_BASE + plan.device_tree })
+    Ok(Entry {
+        kernel: layout::RAM_BASE + plan.kernel,
+        device_tree: layout::RAM_BASE + plan.device_tree,
+    })
 }
 
 fn copy(memory: &mut [u8], offset: u64, bytes: &[u8]) {

@@ -33,7 +33,9 @@ pub enum LoadError {
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotAnImage => write!(f, "the kernel is not an arm64 Image (no \"ARM\\x64\" magic)"),
+            Self::NotAnImage => {
+                write!(f, "the kernel is not an arm64 Image (no \"ARM\\x64\" magic)")
+            }
             Self::TooBig { needed, ram } => write!(
                 f,
                 "kernel, initrd and device tree need {} KiB but the VM has {} KiB of RAM",
@@ -74,14 +76,20 @@ pub struct LoadPlan {
 /// The kernel goes at the bottom; the device tree in the last 2 MiB block;
 /// the initrd just below the device tree, page aligned, so the kernel's
 /// early allocations between the two have room.
-pub fn plan(header: ImageHeader, initrd_size: Option<u64>, ram_size: u64) -> Result<LoadPlan, LoadError> {
+pub fn plan(
+    header: ImageHeader,
+    initrd_size: Option<u64>,
+    ram_size: u64,
+) -> Result<LoadPlan, LoadError> {
     let kernel = header.text_offset;
     let kernel_end = kernel.saturating_add(header.image_size).next_multiple_of(TWO_MIB);
     let too_big = |needed: u64| LoadError::TooBig { needed, ram: ram_size };
-    let device_tree = ram_size.checked_sub(MAX_DEVICE_TREE).ok_or(too_big(kernel_end + MAX_DEVICE_TREE))?;
+    let device_tree =
+        ram_size.checked_sub(MAX_DEVICE_TREE).ok_or(too_big(kernel_end + MAX_DEVICE_TREE))?;
     let initrd = match initrd_size {
         Some(size) => {
-            let start = device_tree.checked_sub(size.next_multiple_of(PAGE)).map(|s| s & !(PAGE - 1));
+            let start =
+                device_tree.checked_sub(size.next_multiple_of(PAGE)).map(|s| s & !(PAGE - 1));
             match start {
                 Some(start) if start >= kernel_end => Some(start),
                 _ => return Err(too_big(kernel_end + size + MAX_DEVICE_TREE)),

@@ -74,7 +74,9 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NoSyndrome => write!(f, "an instruction that cannot be emulated (no syndrome)"),
-            Self::TableWalk => write!(f, "a page-table walk through memory the guest does not have"),
+            Self::TableWalk => {
+                write!(f, "a page-table walk through memory the guest does not have")
+            }
         }
     }
 }
@@ -147,7 +149,10 @@ mod tests {
     #[test]
     fn decodes_a_word_store() {
         let access = Access::decode(syndrome(2, 5, true, false, false), 0x0900_0000).unwrap();
-        assert_eq!((access.address, access.size, access.write, access.register), (0x0900_0000, 4, true, 5));
+        assert_eq!(
+            (access.address, access.size, access.write, access.register),
+            (0x0900_0000, 4, true, 5)
+        );
         assert_eq!(access.store_value(0xdead_beef_1234_5678), 0x1234_5678);
     }
 
@@ -164,7 +169,10 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_emulate() {
         assert_eq!(Access::decode(AbortSyndrome(0x07), 0), Err(DecodeError::NoSyndrome));
-        assert_eq!(Access::decode(AbortSyndrome(1 << 24 | 1 << 7 | 0x07), 0), Err(DecodeError::TableWalk));
+        assert_eq!(
+            Access::decode(AbortSyndrome(1 << 24 | 1 << 7 | 0x07), 0),
+            Err(DecodeError::TableWalk)
+        );
     }
 
     #[test]

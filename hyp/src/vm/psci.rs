@@ -78,10 +78,7 @@ impl Call {
     /// The call in the guest's x0..x3. Only W0 holds the function ID; the
     /// upper half of x0 is not part of it.
     pub fn from_registers(x: [u64; 4]) -> Self {
-        Call {
-            function: x[0] as u32,
-            args: [x[1], x[2], x[3]],
-        }
+        Call { function: x[0] as u32, args: [x[1], x[2], x[3]] }
     }
 
     /// Argument `n` (0 for x1). For SMC32/HVC32 function IDs only the W
@@ -134,11 +131,7 @@ pub enum Outcome {
     /// the off state since (another vCPU won the race), return
     /// `Error::AlreadyOn` or `Error::OnPending`. Otherwise mark the target
     /// on-pending and return [`SUCCESS`] to the caller.
-    CpuOn {
-        target: usize,
-        entry: u64,
-        context: u64,
-    },
+    CpuOn { target: usize, entry: u64, context: u64 },
     /// The calling vCPU powers off; it never returns from the call. It can
     /// be started again with `CPU_ON`.
     CpuOff,
@@ -213,11 +206,7 @@ fn cpu_on(call: &Call, vcpus: &impl VcpuStates) -> Outcome {
     match vcpus.power(target) {
         VcpuPower::On => returning(Err(Error::AlreadyOn)),
         VcpuPower::OnPending => returning(Err(Error::OnPending)),
-        VcpuPower::Off => Outcome::CpuOn {
-            target,
-            entry: call.arg(1),
-            context: call.arg(2),
-        },
+        VcpuPower::Off => Outcome::CpuOn { target, entry: call.arg(1), context: call.arg(2) },
     }
 }
 
@@ -225,9 +214,7 @@ fn affinity_info(call: &Call, vcpus: &impl VcpuStates) -> Result<u64, Error> {
     if call.arg(1) != AFFINITY_LEVEL_CORE {
         return Err(Error::InvalidParameters);
     }
-    let target = vcpus
-        .index_of(call.arg(0))
-        .ok_or(Error::InvalidParameters)?;
+    let target = vcpus.index_of(call.arg(0)).ok_or(Error::InvalidParameters)?;
     let state = match vcpus.power(target) {
         VcpuPower::On => AffinityState::On,
         VcpuPower::Off => AffinityState::Off,
@@ -268,12 +255,7 @@ mod tests {
     }
 
     fn vm() -> Vm {
-        Vm(vec![
-            VcpuPower::On,
-            VcpuPower::Off,
-            VcpuPower::OnPending,
-            VcpuPower::Off,
-        ])
+        Vm(vec![VcpuPower::On, VcpuPower::Off, VcpuPower::OnPending, VcpuPower::Off])
     }
 
     fn call(function: u32, args: [u64; 3]) -> Outcome {
@@ -294,13 +276,7 @@ mod tests {
     fn function_id_is_w0() {
         let regs = [0xdead_beef_0000_0000 | u64::from(PSCI_VERSION), 1, 2, 3];
         let call = Call::from_registers(regs);
-        assert_eq!(
-            call,
-            Call {
-                function: PSCI_VERSION,
-                args: [1, 2, 3]
-            }
-        );
+        assert_eq!(call, Call { function: PSCI_VERSION, args: [1, 2, 3] });
     }
 
     #[test]
@@ -337,10 +313,7 @@ mod tests {
     #[test]
     fn arch_features_offers_no_spectre_workarounds() {
         for function in [SMCCC_VERSION, SMCCC_ARCH_FEATURES] {
-            assert_eq!(
-                call(SMCCC_ARCH_FEATURES, [function.into(), 0, 0]),
-                Outcome::Return(0)
-            );
+            assert_eq!(call(SMCCC_ARCH_FEATURES, [function.into(), 0, 0]), Outcome::Return(0));
         }
         for function in [
             SMCCC_ARCH_WORKAROUND_1,
@@ -353,26 +326,13 @@ mod tests {
             assert_eq!(outcome, returns(Error::NotSupported), "{function:#x}");
         }
         // Calling a workaround anyway is just an unknown function.
-        assert_eq!(
-            call(SMCCC_ARCH_WORKAROUND_1, [0; 3]),
-            returns(Error::NotSupported)
-        );
+        assert_eq!(call(SMCCC_ARCH_WORKAROUND_1, [0; 3]), returns(Error::NotSupported));
     }
 
     #[test]
     fn cpu_on_starts_an_off_vcpu() {
-        let outcome = call(
-            PSCI_CPU_ON_64,
-            [layout::vcpu_mpidr(3), 0x4008_0000, 0xc0ffee],
-        );
-        assert_eq!(
-            outcome,
-            Outcome::CpuOn {
-                target: 3,
-                entry: 0x4008_0000,
-                context: 0xc0ffee
-            }
-        );
+        let outcome = call(PSCI_CPU_ON_64, [layout::vcpu_mpidr(3), 0x4008_0000, 0xc0ffee]);
+        assert_eq!(outcome, Outcome::CpuOn { target: 3, entry: 0x4008_0000, context: 0xc0ffee });
     }
 
     #[test]
@@ -380,19 +340,9 @@ mod tests {
         let high = 0xffff_ffff_0000_0000;
         let args = [high | layout::vcpu_mpidr(1), high | 0x4008_0000, high | 7];
         let outcome = call(PSCI_CPU_ON_32, args);
-        assert_eq!(
-            outcome,
-            Outcome::CpuOn {
-                target: 1,
-                entry: 0x4008_0000,
-                context: 7
-            }
-        );
+        assert_eq!(outcome, Outcome::CpuOn { target: 1, entry: 0x4008_0000, context: 7 });
         // The same upper bits in a 64-bit call name no vCPU.
-        assert_eq!(
-            call(PSCI_CPU_ON_64, args),
-            returns(Error::InvalidParameters)
-        );
+        assert_eq!(call(PSCI_CPU_ON_64, args), returns(Error::InvalidParameters));
     }
 
     #[test]
@@ -416,11 +366,8 @@ mod tests {
 
     #[test]
     fn affinity_info_reports_each_vcpu() {
-        let states = [
-            (0, AffinityState::On),
-            (1, AffinityState::Off),
-            (2, AffinityState::OnPending),
-        ];
+        let states =
+            [(0, AffinityState::On), (1, AffinityState::Off), (2, AffinityState::OnPending)];
         for (index, state) in states {
             for function in [PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64] {
                 let outcome = call(function, [layout::vcpu_mpidr(index), 0, 0]);
@@ -504,20 +451,8 @@ mod tests {
                 [0x000, 0x100].iter().position(|&m| m == mpidr)
             }
         }
-        let outcome = handle(
-            &Call {
-                function: PSCI_CPU_ON_64,
-                args: [0x100, 0x4000_0000, 0],
-            },
-            &Clustered,
-        );
-        assert_eq!(
-            outcome,
-            Outcome::CpuOn {
-                target: 1,
-                entry: 0x4000_0000,
-                context: 0
-            }
-        );
+        let outcome =
+            handle(&Call { function: PSCI_CPU_ON_64, args: [0x100, 0x4000_0000, 0] }, &Clustered);
+        assert_eq!(outcome, Outcome::CpuOn { target: 1, entry: 0x4000_0000, context: 0 });
     }
 }

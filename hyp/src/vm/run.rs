@@ -60,7 +60,10 @@ pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
             guest::ExitKind::Synchronous => handle_trap(vm, index, &mut regs, &exit, cpus),
             guest::ExitKind::Irq | guest::ExitKind::Fiq => take_interrupts(vm, index, cpus),
             guest::ExitKind::SError => {
-                println!("duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM", vm.name, exit.esr);
+                println!(
+                    "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
+                    vm.name, exit.esr
+                );
                 stop_vm(vm, cpus);
             }
         }
@@ -147,14 +150,30 @@ fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, c
         ExceptionClass::DataAbortLowerEl => data_abort(vm, vcpu, regs, exit, cpus),
         ExceptionClass::InstructionAbortLowerEl => {
             let why = "executing where there is no memory";
-            fault(vm, vcpu, regs, GuestFault::InstructionAbort { address: exit.far }, wide, esr, &why);
+            fault(
+                vm,
+                vcpu,
+                regs,
+                GuestFault::InstructionAbort { address: exit.far },
+                wide,
+                esr,
+                &why,
+            );
         }
         ExceptionClass::SysRegister => system_register(vm, vcpu, regs, esr, cpus),
         ExceptionClass::WfiWfe => {
             regs.skip_instruction(wide);
             wait_for_interrupt(vm, vcpu, cpus);
         }
-        _ => fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &"an instruction Duet does not handle"),
+        _ => fault(
+            vm,
+            vcpu,
+            regs,
+            GuestFault::Undefined,
+            wide,
+            esr,
+            &"an instruction Duet does not handle",
+        ),
     }
 }
 
@@ -172,7 +191,9 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
     let call = psci::Call::from_registers([regs.x[0], regs.x[1], regs.x[2], regs.x[3]]);
     match psci::handle(&call, &VmVcpus(vm)) {
         psci::Outcome::Return(value) => regs.x[0] = value,
-        psci::Outcome::CpuOn { target, entry, context } => regs.x[0] = cpu_on(vm, target, entry, context, cpus),
+        psci::Outcome::CpuOn { target, entry, context } => {
+            regs.x[0] = cpu_on(vm, target, entry, context, cpus)
+        }
         psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
         psci::Outcome::CpuSuspend => {
             regs.x[0] = 0;
@@ -183,7 +204,10 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
             stop_vm(vm, cpus);
         }
         psci::Outcome::SystemReset => {
-            println!("duet: vm {} asked for a reset; Duet cannot restart VMs yet, so it stops", vm.name);
+            println!(
+                "duet: vm {} asked for a reset; Duet cannot restart VMs yet, so it stops",
+                vm.name
+            );
             stop_vm(vm, cpus);
         }
     }
@@ -226,17 +250,33 @@ fn data_abort(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cp
     let access = match Access::decode(abort, address) {
         Ok(access) => access,
         Err(e) => {
-            return fault(vm, vcpu, regs, GuestFault::DataAbort { address: exit.far }, wide, esr, &e);
+            return fault(
+                vm,
+                vcpu,
+                regs,
+                GuestFault::DataAbort { address: exit.far },
+                wide,
+                esr,
+                &e,
+            );
         }
     };
     match mmio(vm, vcpu, &access, regs, cpus) {
         Ok(()) => regs.skip_instruction(wide),
-        Err(reason) => fault(vm, vcpu, regs, GuestFault::DataAbort { address: exit.far }, wide, esr, &reason),
+        Err(reason) => {
+            fault(vm, vcpu, regs, GuestFault::DataAbort { address: exit.far }, wide, esr, &reason)
+        }
     }
 }
 
 /// Performs an emulated MMIO access; the reason if it cannot be done.
-fn mmio(vm: &Vm, vcpu: usize, access: &Access, regs: &mut GuestRegs, cpus: &impl Cpus) -> Result<(), &'static str> {
+fn mmio(
+    vm: &Vm,
+    vcpu: usize,
+    access: &Access,
+    regs: &mut GuestRegs,
+    cpus: &impl Cpus,
+) -> Result<(), &'static str> {
     let address = access.address;
     let value = access.store_value(regs.reg(access.register));
     let result = if in_range(address, layout::UART_BASE, layout::UART_SIZE) {
@@ -257,14 +297,16 @@ fn mmio(vm: &Vm, vcpu: usize, access: &Access, regs: &mut GuestRegs, cpus: &impl
         result
     } else if in_range(address, layout::GICD_BASE, layout::GICD_SIZE) {
         let mut vgic = vm.vgic.lock();
-        let result = perform(&mut vgic.distributor(), vcpu, address - layout::GICD_BASE, access, value);
+        let result =
+            perform(&mut vgic.distributor(), vcpu, address - layout::GICD_BASE, access, value);
         let kicks = vgic.take_kicks();
         drop(vgic);
         kick_all(vm, kicks, cpus);
         result
     } else if in_range(address, layout::GICR_BASE, layout::GICR_STRIDE * vm.vcpu_count() as u64) {
         let mut vgic = vm.vgic.lock();
-        let result = perform(&mut vgic.redistributors(), vcpu, address - layout::GICR_BASE, access, value);
+        let result =
+            perform(&mut vgic.redistributors(), vcpu, address - layout::GICR_BASE, access, value);
         let kicks = vgic.take_kicks();
         drop(vgic);
         kick_all(vm, kicks, cpus);
@@ -285,7 +327,13 @@ fn mmio(vm: &Vm, vcpu: usize, access: &Access, regs: &mut GuestRegs, cpus: &impl
     }
 }
 
-fn perform(device: &mut impl MmioDevice, vcpu: usize, offset: u64, access: &Access, value: u64) -> Result<Option<u64>, MmioError> {
+fn perform(
+    device: &mut impl MmioDevice,
+    vcpu: usize,
+    offset: u64,
+    access: &Access,
+    value: u64,
+) -> Result<Option<u64>, MmioError> {
     if access.write {
         device.write(vcpu, offset, access.size, value).map(|()| None)
     } else {
@@ -313,15 +361,45 @@ fn system_register(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, esr: Esr, cpus: &
         regs.set_reg(access.rt, super::features::sanitise(crm, op2, value));
         regs.skip_instruction(wide);
     } else {
-        fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &"a system register Duet does not emulate");
+        fault(
+            vm,
+            vcpu,
+            regs,
+            GuestFault::Undefined,
+            wide,
+            esr,
+            &"a system register Duet does not emulate",
+        );
     }
 }
 
 /// Delivers `kind` to the guest (and logs why, within the VM's log budget).
-fn fault(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, kind: GuestFault, wide: bool, esr: Esr, why: &dyn core::fmt::Display) {
-    log_fault(vm, vcpu, format_args!("{why}: {} at pc {:#x} (ESR {:#x}); injecting {kind:?}", esr.class(), regs.pc, esr.0));
+fn fault(
+    vm: &Vm,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    kind: GuestFault,
+    wide: bool,
+    esr: Esr,
+    why: &dyn core::fmt::Display,
+) {
+    log_fault(
+        vm,
+        vcpu,
+        format_args!(
+            "{why}: {} at pc {:#x} (ESR {:#x}); injecting {kind}",
+            esr.class(),
+            regs.pc,
+            esr.0
+        ),
+    );
     let injected = vcpu::inject(regs, guest::guest_vbar(), kind, wide);
-    guest::set_guest_exception_registers(injected.esr_el1, injected.far_el1, injected.elr_el1, injected.spsr_el1);
+    guest::set_guest_exception_registers(
+        injected.esr_el1,
+        injected.far_el1,
+        injected.elr_el1,
+        injected.spsr_el1,
+    );
     regs.pc = injected.pc;
     regs.pstate = injected.pstate;
 }

@@ -55,7 +55,8 @@ impl SysRegAccess {
     /// traps: its (CRm, op2).
     pub fn id_register(&self) -> Option<(u8, u8)> {
         let r = self.register;
-        (self.read && r.op0 == 3 && r.op1 == 0 && r.crn == 0 && r.crm >= 1).then_some((r.crm, r.op2))
+        (self.read && r.op0 == 3 && r.op1 == 0 && r.crn == 0 && r.crm >= 1)
+            .then_some((r.crm, r.op2))
     }
 }
 

@@ -26,7 +26,8 @@ pub fn start(package: Option<Region>) -> bool {
     };
     // SAFETY: the bootloader loaded the package there; Duet keeps that memory
     // out of the free set and never writes it.
-    let bytes = unsafe { core::slice::from_raw_parts(package.start as *const u8, package.size() as usize) };
+    let bytes =
+        unsafe { core::slice::from_raw_parts(package.start as *const u8, package.size() as usize) };
     let package = match PersonaPackage::parse(bytes) {
         Ok(package) => package,
         Err(e) => halt(format_args!("the persona package is unusable: {e}")),

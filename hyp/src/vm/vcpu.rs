@@ -77,6 +77,20 @@ pub enum GuestFault {
     InstructionAbort { address: u64 },
 }
 
+impl core::fmt::Display for GuestFault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Undefined => write!(f, "an undefined-instruction exception"),
+            Self::DataAbort { address } => {
+                write!(f, "a synchronous external abort (FAR {address:#x})")
+            }
+            Self::InstructionAbort { address } => {
+                write!(f, "an instruction abort (FAR {address:#x})")
+            }
+        }
+    }
+}
+
 /// Computes the exception entry for `fault`, taken from the guest state
 /// `regs` with vector base `vbar`. `is_32bit` is the IL of the trapped
 /// instruction.
@@ -99,7 +113,11 @@ pub fn inject(regs: &GuestRegs, vbar: u64, fault: GuestFault, is_32bit: bool) ->
     let (class, iss, far) = match fault {
         GuestFault::Undefined => (ExceptionClass::Unknown, 0, None),
         GuestFault::DataAbort { address } => {
-            let class = if from_el0 { ExceptionClass::DataAbortLowerEl } else { ExceptionClass::DataAbortSameEl };
+            let class = if from_el0 {
+                ExceptionClass::DataAbortLowerEl
+            } else {
+                ExceptionClass::DataAbortSameEl
+            };
             (class, EXTERNAL_ABORT, Some(address))
         }
         GuestFault::InstructionAbort { address } => {

@@ -12,10 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "duet-pack",
-    about = "Check persona manifests and build persona packages"
-)]
+#[command(name = "duet-pack", about = "Check persona manifests and build persona packages")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,19 +53,12 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
-        Command::Check {
-            manifest,
-            board_memory_mib,
-        } => {
+        Command::Check { manifest, board_memory_mib } => {
             let (manifest, package) = pack(&manifest, board_memory_mib)?;
             summarize(&manifest, package.len());
             println!("{}: ok", manifest.origin.display());
         }
-        Command::Build {
-            manifest,
-            out,
-            board_memory_mib,
-        } => {
+        Command::Build { manifest, out, board_memory_mib } => {
             let (manifest, package) = pack(&manifest, board_memory_mib)?;
             self_check(&package)?;
             std::fs::write(&out, &package)

@@ -76,11 +76,7 @@ pub enum Problem {
     #[error("{count} VMs, at most {} are allowed", format::MAX_VMS)]
     TooManyVms { count: usize },
     #[error("vm {vm:?}: {key}: {problem}")]
-    Vm {
-        vm: String,
-        key: &'static str,
-        problem: VmProblem,
-    },
+    Vm { vm: String, key: &'static str, problem: VmProblem },
     #[error("memory: the VMs ask for {asked} MiB but the board has {available} MiB for VMs")]
     Memory { asked: u64, available: u64 },
 }
@@ -147,10 +143,7 @@ impl Manifest {
     /// Reads and checks the manifest at `path`; relative image paths are
     /// taken from the manifest's directory.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
-        let fail = |problem| ManifestError {
-            origin: path.to_path_buf(),
-            problem,
-        };
+        let fail = |problem| ManifestError { origin: path.to_path_buf(), problem };
         let text = std::fs::read_to_string(path).map_err(|e| fail(Problem::Read(e)))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         // An absolute base, so messages about images give whole paths.
@@ -165,10 +158,7 @@ impl Manifest {
     }
 
     fn from_text(text: &str, origin: &Path, base_dir: &Path) -> Result<Manifest, ManifestError> {
-        let fail = |problem| ManifestError {
-            origin: origin.to_path_buf(),
-            problem,
-        };
+        let fail = |problem| ManifestError { origin: origin.to_path_buf(), problem };
         let raw: RawManifest =
             toml::from_str(text).map_err(|e| fail(Problem::Syntax(e.to_string())))?;
         check_count(raw.vm.len()).map_err(fail)?;
@@ -180,10 +170,7 @@ impl Manifest {
             }
             vms.push(vm);
         }
-        Ok(Manifest {
-            origin: origin.to_path_buf(),
-            vms,
-        })
+        Ok(Manifest { origin: origin.to_path_buf(), vms })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -193,10 +180,7 @@ impl Manifest {
         if asked > available_memory_mib {
             return Err(ManifestError {
                 origin: self.origin.clone(),
-                problem: Problem::Memory {
-                    asked,
-                    available: available_memory_mib,
-                },
+                problem: Problem::Memory { asked, available: available_memory_mib },
             });
         }
         Ok(())
@@ -212,9 +196,7 @@ impl Manifest {
 /// share and the package (which stays in RAM) is loaded.
 pub fn memory_for_vms(board_memory_mib: u64, package_bytes: u64) -> u64 {
     let package_mib = package_bytes.div_ceil(1 << 20);
-    board_memory_mib
-        .saturating_sub(DUET_RESERVED_MIB)
-        .saturating_sub(package_mib)
+    board_memory_mib.saturating_sub(DUET_RESERVED_MIB).saturating_sub(package_mib)
 }
 
 fn check_count(count: usize) -> Result<(), Problem> {
@@ -226,11 +208,7 @@ fn check_count(count: usize) -> Result<(), Problem> {
 }
 
 fn vm_problem(vm: &str, key: &'static str, problem: VmProblem) -> Problem {
-    Problem::Vm {
-        vm: vm.to_owned(),
-        key,
-        problem,
-    }
+    Problem::Vm { vm: vm.to_owned(), key, problem }
 }
 
 impl VmManifest {
@@ -273,11 +251,7 @@ fn check_memory(mib: u32) -> Result<(), VmProblem> {
 
 fn check_vcpus(vcpus: u32) -> Result<(), VmProblem> {
     if !(1..=format::MAX_VCPUS).contains(&vcpus) {
-        return Err(VmProblem::OutOfRange {
-            value: vcpus,
-            min: 1,
-            max: format::MAX_VCPUS,
-        });
+        return Err(VmProblem::OutOfRange { value: vcpus, min: 1, max: format::MAX_VCPUS });
     }
     Ok(())
 }
@@ -286,10 +260,7 @@ fn check_vcpus(vcpus: u32) -> Result<(), VmProblem> {
 /// read; the packer reads the rest.
 fn check_kernel_file(path: &Path) -> Result<(), VmProblem> {
     let mut header = Vec::with_capacity(64);
-    open(path)?
-        .take(64)
-        .read_to_end(&mut header)
-        .map_err(|source| unreadable(path, source))?;
+    open(path)?.take(64).read_to_end(&mut header).map_err(|source| unreadable(path, source))?;
     check_kernel_bytes(path, &header)
 }
 
@@ -306,9 +277,7 @@ pub(crate) fn check_kernel_bytes(path: &Path, bytes: &[u8]) -> Result<(), VmProb
 
 /// The initrd exists, is a file and is not empty.
 fn check_initrd_file(path: &Path) -> Result<(), VmProblem> {
-    let metadata = open(path)?
-        .metadata()
-        .map_err(|source| unreadable(path, source))?;
+    let metadata = open(path)?.metadata().map_err(|source| unreadable(path, source))?;
     if !metadata.is_file() {
         let source = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
         return Err(unreadable(path, source));
@@ -327,10 +296,7 @@ fn open(path: &Path) -> Result<File, VmProblem> {
 }
 
 fn unreadable(path: &Path, source: io::Error) -> VmProblem {
-    VmProblem::Unreadable {
-        path: path.to_path_buf(),
-        source,
-    }
+    VmProblem::Unreadable { path: path.to_path_buf(), source }
 }
 
 impl fmt::Display for VmManifest {

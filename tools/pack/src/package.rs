@@ -34,22 +34,14 @@ pub enum PackError {
     },
     /// An image changed between the manifest check and packing.
     #[error("vm {vm:?}: {key}: {problem}")]
-    Image {
-        vm: String,
-        key: &'static str,
-        problem: VmProblem,
-    },
+    Image { vm: String, key: &'static str, problem: VmProblem },
     #[error("cannot write the persona table: {0}")]
     Table(#[from] vm_fdt::Error),
 }
 
 /// Packs the manifest's VMs and their images into one package.
 pub fn write_package(manifest: &Manifest) -> Result<Vec<u8>, PackError> {
-    let images = manifest
-        .vms
-        .iter()
-        .map(VmImages::read)
-        .collect::<Result<Vec<_>, _>>()?;
+    let images = manifest.vms.iter().map(VmImages::read).collect::<Result<Vec<_>, _>>()?;
     let (table, layout) = table_and_layout(manifest, &images)?;
     Ok(assemble(&table, &images, &layout))
 }
@@ -109,26 +101,15 @@ struct Layout {
 fn layout(images: &[VmImages], table_len: usize) -> Layout {
     let mut cursor = align(table_len as u64);
     let mut place = |size: usize| {
-        let extent = Extent {
-            offset: cursor,
-            size: size as u64,
-        };
+        let extent = Extent { offset: cursor, size: size as u64 };
         cursor = align(cursor + extent.size);
         extent
     };
     let vms = images
         .iter()
-        .map(|vm| {
-            (
-                place(vm.kernel.len()),
-                vm.initrd.as_ref().map(|i| place(i.len())),
-            )
-        })
+        .map(|vm| (place(vm.kernel.len()), vm.initrd.as_ref().map(|i| place(i.len()))))
         .collect();
-    Layout {
-        vms,
-        package_size: cursor,
-    }
+    Layout { vms, package_size: cursor }
 }
 
 fn align(offset: u64) -> u64 {

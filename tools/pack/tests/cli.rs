@@ -6,10 +6,7 @@ use common::two_vm_setup;
 use std::process::{Command, Output};
 
 fn duet_pack(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_duet-pack"))
-        .args(args)
-        .output()
-        .expect("run duet-pack")
+    Command::new(env!("CARGO_BIN_EXE_duet-pack")).args(args).output().expect("run duet-pack")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -20,22 +17,12 @@ fn text(bytes: &[u8]) -> String {
 fn build_writes_a_package_duet_accepts() {
     let (dir, manifest) = two_vm_setup();
     let out = dir.path().join("personas.pkg");
-    let output = duet_pack(&[
-        "build".as_ref(),
-        manifest.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ]);
+    let output =
+        duet_pack(&["build".as_ref(), manifest.as_os_str(), "--out".as_ref(), out.as_os_str()]);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let stdout = text(&output.stdout);
-    assert!(
-        stdout.contains("vm@0: personal (personal, 2 vCPUs, 256 MiB)"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("vm@1: corporate (corporate, 1 vCPU, 128 MiB)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("vm@0: personal (personal, 2 vCPUs, 256 MiB)"), "{stdout}");
+    assert!(stdout.contains("vm@1: corporate (corporate, 1 vCPU, 128 MiB)"), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(bytes.len(), 0x18000);
     let package = duet::personas::PersonaPackage::parse(Box::leak(bytes.into_boxed_slice()));

@@ -20,10 +20,8 @@ const GOOD_KEYS: &str = "name = \"corporate\"\nrole = \"corporate\"\nkernel = \"
 
 /// The keys of [`GOOD_KEYS`] with one line replaced or added.
 fn keys_with(key: &str, line: &str) -> String {
-    let mut keys: Vec<&str> = GOOD_KEYS
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{key} ")))
-        .collect();
+    let mut keys: Vec<&str> =
+        GOOD_KEYS.lines().filter(|l| !l.starts_with(&format!("{key} "))).collect();
     keys.push(line);
     keys.join("\n")
 }
@@ -56,14 +54,8 @@ fn loads_a_good_manifest() {
     assert_eq!(corporate.initrd, None);
     assert_eq!(corporate.cmdline, "");
     assert_eq!(manifest.total_memory_mib(), 384);
-    assert_eq!(
-        personal.to_string(),
-        "personal (personal, 2 vCPUs, 256 MiB)"
-    );
-    assert_eq!(
-        corporate.to_string(),
-        "corporate (corporate, 1 vCPU, 128 MiB)"
-    );
+    assert_eq!(personal.to_string(), "personal (personal, 2 vCPUs, 256 MiB)");
+    assert_eq!(corporate.to_string(), "corporate (corporate, 1 vCPU, 128 MiB)");
 }
 
 #[test]
@@ -81,10 +73,7 @@ fn names_the_file_and_keeps_tomls_position_for_an_unknown_key() {
     let error = Manifest::load(&path).unwrap_err();
     let text = error.to_string();
     assert!(
-        text.starts_with(&format!(
-            "{}: TOML parse error at line 6, column 1",
-            path.display()
-        )),
+        text.starts_with(&format!("{}: TOML parse error at line 6, column 1", path.display())),
         "{text}"
     );
     assert!(text.contains("unknown field `memry_mib`"), "{text}");
@@ -113,11 +102,7 @@ fn a_missing_kernel_is_named_with_its_whole_path() {
     );
     assert!(matches!(
         error.problem,
-        Problem::Vm {
-            key: "kernel",
-            problem: VmProblem::NotFound(_),
-            ..
-        }
+        Problem::Vm { key: "kernel", problem: VmProblem::NotFound(_), .. }
     ));
 }
 
@@ -125,10 +110,7 @@ fn a_missing_kernel_is_named_with_its_whole_path() {
 fn a_kernel_that_is_not_an_arm64_image_is_refused() {
     let dir = Scratch::new();
     let path = one_vm(&dir, &keys_with("kernel", "kernel = \"vmlinux\""));
-    let vmlinux = dir.write(
-        "vmlinux",
-        b"\x7fELF and the rest of an ELF file, but no Image header",
-    );
+    let vmlinux = dir.write("vmlinux", b"\x7fELF and the rest of an ELF file, but no Image header");
     assert_eq!(
         Manifest::load(&path).unwrap_err().to_string(),
         format!(
@@ -169,10 +151,7 @@ fn memory_is_a_positive_multiple_of_two_mib() {
             format!("vm \"corporate\": memory_mib: must be a positive multiple of 2, not {mib}")
         );
     }
-    let negative = message(&load_error(
-        &dir,
-        &keys_with("memory_mib", "memory_mib = -2"),
-    ));
+    let negative = message(&load_error(&dir, &keys_with("memory_mib", "memory_mib = -2")));
     assert!(negative.contains("memory_mib"), "{negative}");
 }
 
@@ -232,11 +211,7 @@ fn an_initrd_must_exist_and_hold_something() {
     let error = load_error(&dir, &missing);
     assert!(matches!(
         error.problem,
-        Problem::Vm {
-            key: "initrd",
-            problem: VmProblem::NotFound(_),
-            ..
-        }
+        Problem::Vm { key: "initrd", problem: VmProblem::NotFound(_), .. }
     ));
     let empty = dir.write("initrd.cpio", b"");
     assert_eq!(
@@ -263,10 +238,7 @@ fn there_is_at_least_one_vm_and_at_most_eight() {
         })
         .collect();
     let path = dir.write("nine.toml", nine.as_bytes());
-    assert_eq!(
-        message(&Manifest::load(&path).unwrap_err()),
-        "9 VMs, at most 8 are allowed"
-    );
+    assert_eq!(message(&Manifest::load(&path).unwrap_err()), "9 VMs, at most 8 are allowed");
 }
 
 #[test]
@@ -274,10 +246,7 @@ fn an_unreadable_manifest_is_named() {
     let dir = Scratch::new();
     let path = dir.path().join("absent.toml");
     let text = Manifest::load(&path).unwrap_err().to_string();
-    assert!(
-        text.starts_with(&format!("{}: cannot read the manifest: ", path.display())),
-        "{text}"
-    );
+    assert!(text.starts_with(&format!("{}: cannot read the manifest: ", path.display())), "{text}");
 }
 
 #[test]
@@ -321,12 +290,7 @@ fn the_default_manifest_is_well_formed() {
     match Manifest::load(&path) {
         Ok(manifest) => assert_eq!(manifest.vms[0].name, "personal"),
         Err(ManifestError {
-            problem:
-                Problem::Vm {
-                    vm,
-                    key,
-                    problem: VmProblem::NotFound(_),
-                },
+            problem: Problem::Vm { vm, key, problem: VmProblem::NotFound(_) },
             ..
         }) => assert_eq!((vm.as_str(), key), ("personal", "kernel")),
         Err(error) => panic!("guests/default.toml: {error}"),

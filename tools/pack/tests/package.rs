@@ -43,10 +43,7 @@ fn patch(package: &mut [u8], path: &str, property: &str, value: &[u8]) {
 }
 
 fn patch_range(package: &mut [u8], path: &str, property: &str, offset: u64, size: u64) {
-    let cells: Vec<u8> = [offset, size]
-        .iter()
-        .flat_map(|c| c.to_be_bytes())
-        .collect();
+    let cells: Vec<u8> = [offset, size].iter().flat_map(|c| c.to_be_bytes()).collect();
     patch(package, path, property, &cells);
 }
 
@@ -71,12 +68,7 @@ fn vm_error(
     property: &'static str,
     problem: Problem,
 ) -> PackageError {
-    PackageError::Vm {
-        index,
-        name,
-        property,
-        problem,
-    }
+    PackageError::Vm { index, name, property, problem }
 }
 
 #[test]
@@ -93,14 +85,8 @@ fn every_field_survives_the_round_trip() {
     assert_eq!(personal.memory_mib, 256);
     assert_eq!(personal.vcpus, 2);
     assert_eq!(personal.cmdline, "console=ttyAMA0 quiet");
-    assert_eq!(
-        personal.kernel,
-        std::fs::read(dir.path().join("Image")).unwrap()
-    );
-    assert_eq!(
-        personal.initrd.unwrap(),
-        std::fs::read(dir.path().join("initramfs.cpio")).unwrap()
-    );
+    assert_eq!(personal.kernel, std::fs::read(dir.path().join("Image")).unwrap());
+    assert_eq!(personal.initrd.unwrap(), std::fs::read(dir.path().join("initramfs.cpio")).unwrap());
 
     let corporate = &vms[1];
     assert_eq!(corporate.name, "corporate");
@@ -108,10 +94,7 @@ fn every_field_survives_the_round_trip() {
     assert_eq!(corporate.memory_mib, 128);
     assert_eq!(corporate.vcpus, 1);
     assert_eq!(corporate.cmdline, "");
-    assert_eq!(
-        corporate.kernel,
-        std::fs::read(dir.path().join("mail/Image")).unwrap()
-    );
+    assert_eq!(corporate.kernel, std::fs::read(dir.path().join("mail/Image")).unwrap());
     assert_eq!(corporate.initrd, None);
 }
 
@@ -147,13 +130,7 @@ fn a_truncated_package_is_refused() {
     let mut bytes = two_vm_package();
     bytes.truncate(0x18000 - 1);
     let error = parse_err(bytes);
-    assert_eq!(
-        error,
-        PackageError::Truncated {
-            declared: 0x18000,
-            loaded: 0x17fff
-        }
-    );
+    assert_eq!(error, PackageError::Truncated { declared: 0x18000, loaded: 0x17fff });
     assert_eq!(
         error.to_string(),
         "the package is 0x18000 bytes but only 0x17fff were loaded (truncated?)"
@@ -165,10 +142,7 @@ fn a_flipped_magic_is_refused() {
     let mut bytes = two_vm_package();
     bytes[0] ^= 0xff;
     let error = parse_err(bytes);
-    assert_eq!(
-        error,
-        PackageError::Tree(TreeError::BadMagic { found: 0x2f0d_feed })
-    );
+    assert_eq!(error, PackageError::Tree(TreeError::BadMagic { found: 0x2f0d_feed }));
     assert_eq!(
         error.to_string(),
         "the persona table is not a valid device tree: bad magic 0x2f0dfeed (a device tree \
@@ -187,11 +161,7 @@ fn an_image_past_the_end_is_refused() {
             1,
             Some("corporate"),
             "kernel",
-            Problem::PastEnd {
-                offset: 0x18000,
-                size: 70_000,
-                end: 0x18000
-            }
+            Problem::PastEnd { offset: 0x18000, size: 70_000, end: 0x18000 }
         )
     );
     assert_eq!(
@@ -205,31 +175,14 @@ fn an_image_past_the_end_is_refused() {
 fn image_offsets_are_aligned_outside_the_table_and_do_not_overflow() {
     let cases = [
         (0x1001, 16, Problem::Unaligned { offset: 0x1001 }),
-        (
-            0,
-            16,
-            Problem::InTable {
-                offset: 0,
-                table_end: 0x1000,
-            },
-        ),
-        (
-            u64::MAX - 0xfff,
-            0x2000,
-            Problem::Overflow {
-                offset: u64::MAX - 0xfff,
-                size: 0x2000,
-            },
-        ),
+        (0, 16, Problem::InTable { offset: 0, table_end: 0x1000 }),
+        (u64::MAX - 0xfff, 0x2000, Problem::Overflow { offset: u64::MAX - 0xfff, size: 0x2000 }),
         (0x3000, 0, Problem::Empty),
     ];
     for (offset, size, problem) in cases {
         let mut bytes = two_vm_package();
         patch_range(&mut bytes, "/vm@0", format::prop::INITRD, offset, size);
-        assert_eq!(
-            parse_err(bytes),
-            vm_error(0, Some("personal"), "initrd", problem)
-        );
+        assert_eq!(parse_err(bytes), vm_error(0, Some("personal"), "initrd", problem));
     }
     let mut bytes = two_vm_package();
     patch_range(&mut bytes, "/vm@0", format::prop::INITRD, 0, 16);
@@ -245,10 +198,7 @@ fn a_removed_property_is_missing() {
     let mut bytes = two_vm_package();
     rename_property(&mut bytes, "vcpus", "vcpuz");
     let error = parse_err(bytes);
-    assert_eq!(
-        error,
-        vm_error(0, Some("personal"), "vcpus", Problem::Missing)
-    );
+    assert_eq!(error, vm_error(0, Some("personal"), "vcpus", Problem::Missing));
     assert_eq!(error.to_string(), "vm@0 (\"personal\"): vcpus: missing");
 }
 
@@ -263,28 +213,16 @@ fn a_missing_name_leaves_the_vm_unnamed() {
 fn an_unknown_property_is_refused() {
     let mut bytes = two_vm_package();
     rename_property(&mut bytes, "initrd", "initrx");
-    assert_eq!(
-        parse_err(bytes).to_string(),
-        "vm@0 (\"personal\"): initrx: unknown property"
-    );
+    assert_eq!(parse_err(bytes).to_string(), "vm@0 (\"personal\"): initrx: unknown property");
 }
 
 #[test]
 fn vcpus_must_be_one_to_max() {
     for (vcpus, max) in [(0u32, 8u64), (9, 8)] {
         let mut bytes = two_vm_package();
-        patch(
-            &mut bytes,
-            "/vm@1",
-            format::prop::VCPUS,
-            &vcpus.to_be_bytes(),
-        );
+        patch(&mut bytes, "/vm@1", format::prop::VCPUS, &vcpus.to_be_bytes());
         let error = parse_err(bytes);
-        let problem = Problem::OutOfRange {
-            value: vcpus.into(),
-            min: 1,
-            max,
-        };
+        let problem = Problem::OutOfRange { value: vcpus.into(), min: 1, max };
         assert_eq!(error, vm_error(1, Some("corporate"), "vcpus", problem));
         assert_eq!(
             error.to_string(),
@@ -296,23 +234,13 @@ fn vcpus_must_be_one_to_max() {
 #[test]
 fn memory_must_be_whole_2_mib_blocks() {
     let mut bytes = two_vm_package();
-    patch(
-        &mut bytes,
-        "/vm@0",
-        format::prop::MEMORY_MIB,
-        &257u32.to_be_bytes(),
-    );
+    patch(&mut bytes, "/vm@0", format::prop::MEMORY_MIB, &257u32.to_be_bytes());
     assert_eq!(
         parse_err(bytes).to_string(),
         "vm@0 (\"personal\"): memory-mib: must be a positive multiple of 2, not 257"
     );
     let mut bytes = two_vm_package();
-    patch(
-        &mut bytes,
-        "/vm@0",
-        format::prop::MEMORY_MIB,
-        &0u32.to_be_bytes(),
-    );
+    patch(&mut bytes, "/vm@0", format::prop::MEMORY_MIB, &0u32.to_be_bytes());
     assert!(matches!(
         parse_err(bytes),
         PackageError::Vm {
@@ -326,41 +254,23 @@ fn memory_must_be_whole_2_mib_blocks() {
 #[test]
 fn another_format_version_is_refused() {
     let mut bytes = two_vm_package();
-    patch(
-        &mut bytes,
-        "/",
-        format::prop::FORMAT_VERSION,
-        &2u32.to_be_bytes(),
-    );
+    patch(&mut bytes, "/", format::prop::FORMAT_VERSION, &2u32.to_be_bytes());
     let error = parse_err(bytes);
     assert_eq!(error, PackageError::Version { found: 2 });
-    assert_eq!(
-        error.to_string(),
-        "format version 2 is not supported (this Duet reads version 1)"
-    );
+    assert_eq!(error.to_string(), "format version 2 is not supported (this Duet reads version 1)");
 }
 
 #[test]
 fn another_compatible_is_not_a_package() {
     let mut bytes = two_vm_package();
-    patch(
-        &mut bytes,
-        "/",
-        format::prop::COMPATIBLE,
-        b"duet,persona-packagf\0",
-    );
+    patch(&mut bytes, "/", format::prop::COMPATIBLE, b"duet,persona-packagf\0");
     assert_eq!(parse_err(bytes), PackageError::NotAPackage);
 }
 
 #[test]
 fn a_package_size_smaller_than_the_table_is_refused() {
     let mut bytes = two_vm_package();
-    patch(
-        &mut bytes,
-        "/",
-        format::prop::PACKAGE_SIZE,
-        &16u64.to_be_bytes(),
-    );
+    patch(&mut bytes, "/", format::prop::PACKAGE_SIZE, &16u64.to_be_bytes());
     let error = parse_err(bytes);
     assert!(
         matches!(
@@ -402,10 +312,7 @@ fn bad_names_and_roles_are_refused() {
     );
     let mut bytes = two_vm_package();
     patch(&mut bytes, "/vm@1", format::prop::CMDLINE, b"\x01");
-    assert_eq!(
-        parse_err(bytes),
-        vm_error(1, Some("corporate"), "cmdline", Problem::NotAString)
-    );
+    assert_eq!(parse_err(bytes), vm_error(1, Some("corporate"), "cmdline", Problem::NotAString));
 }
 
 #[test]
@@ -429,14 +336,8 @@ fn two_vms_with_one_name_are_refused() {
     let mut bytes = write_package(&Manifest::parse(text, dir.path()).unwrap()).unwrap();
     patch(&mut bytes, "/vm@1", format::prop::NAME, b"home\0");
     let error = parse_err(bytes);
-    assert_eq!(
-        error,
-        vm_error(1, Some("home"), "vm-name", Problem::SameName { other: 0 })
-    );
-    assert_eq!(
-        error.to_string(),
-        "vm@1 (\"home\"): vm-name: vm@0 has the same name"
-    );
+    assert_eq!(error, vm_error(1, Some("home"), "vm-name", Problem::SameName { other: 0 }));
+    assert_eq!(error.to_string(), "vm@1 (\"home\"): vm-name: vm@0 has the same name");
 }
 
 /// A manifest of `count` VMs built directly, skipping the manifest's own
@@ -452,10 +353,7 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         memory_mib: 2,
         vcpus: 1,
     };
-    Manifest {
-        origin: "unchecked".into(),
-        vms: (0..count).map(vm).collect(),
-    }
+    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect() }
 }
 
 #[test]
@@ -512,8 +410,5 @@ fn no_damage_to_the_table_makes_the_reader_panic() {
     }
     // Padding bytes of strings and unused header fields may change freely;
     // most changes must be caught.
-    assert!(
-        accepted < table_size * 9 / 4,
-        "{accepted} damaged tables accepted"
-    );
+    assert!(accepted < table_size * 9 / 4, "{accepted} damaged tables accepted");
 }

@@ -25,11 +25,7 @@ pub fn require_qemu() -> Result<(u32, u32)> {
     let version = parse_qemu_version(&text)
         .with_context(|| format!("cannot read the version from `{QEMU} --version`: {text:?}"))?;
     if version < QEMU_MINIMUM {
-        bail!(
-            "{QEMU} is version {}.{}, too old: {INSTALL_HINT}",
-            version.0,
-            version.1
-        );
+        bail!("{QEMU} is version {}.{}, too old: {INSTALL_HINT}", version.0, version.1);
     }
     Ok(version)
 }
@@ -48,21 +44,11 @@ pub fn ensure_qemu() -> Result<(u32, u32)> {
     if bookworm {
         let list = "/etc/apt/sources.list.d/bookworm-backports.list";
         if !Path::new(list).exists() {
-            std::fs::write(
-                list,
-                "deb http://deb.debian.org/debian bookworm-backports main\n",
-            )
-            .with_context(|| format!("cannot write {list}"))?;
+            std::fs::write(list, "deb http://deb.debian.org/debian bookworm-backports main\n")
+                .with_context(|| format!("cannot write {list}"))?;
         }
         apt(&["update", "-q"])?;
-        apt(&[
-            "install",
-            "-y",
-            "-q",
-            "-t",
-            "bookworm-backports",
-            "qemu-system-arm",
-        ])?;
+        apt(&["install", "-y", "-q", "-t", "bookworm-backports", "qemu-system-arm"])?;
     } else {
         apt(&["update", "-q"])?;
         apt(&["install", "-y", "-q", "qemu-system-arm"])?;
@@ -91,9 +77,7 @@ fn apt(args: &[&str]) -> Result<()> {
 /// Reads "QEMU emulator version 10.0.2 (...)".
 fn parse_qemu_version(text: &str) -> Option<(u32, u32)> {
     let rest = text.split("version ").nth(1)?;
-    let mut numbers = rest
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty());
+    let mut numbers = rest.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty());
     Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
 }
 
@@ -105,10 +89,7 @@ mod tests {
     fn reads_qemu_versions() {
         let debian = "QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)\n";
         assert_eq!(parse_qemu_version(debian), Some((10, 0)));
-        assert_eq!(
-            parse_qemu_version("QEMU emulator version 7.2.15"),
-            Some((7, 2))
-        );
+        assert_eq!(parse_qemu_version("QEMU emulator version 7.2.15"), Some((7, 2)));
         assert_eq!(parse_qemu_version("something else"), None);
     }
 }

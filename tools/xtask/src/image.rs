@@ -54,15 +54,7 @@ pub fn build(variant: Variant) -> Result<Image> {
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(crate::workspace_root())
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--package",
-            "duet",
-            "--bin",
-            "duet",
-        ])
+        .args(["build", "--quiet", "--release", "--package", "duet", "--bin", "duet"])
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -70,10 +62,7 @@ pub fn build(variant: Variant) -> Result<Image> {
         cargo.args(["--features", &variant.features().join(",")]);
     }
     let status = cargo.status().context("cannot run cargo")?;
-    ensure!(
-        status.success(),
-        "building the hypervisor failed ({status})"
-    );
+    ensure!(status.success(), "building the hypervisor failed ({status})");
     let elf = target_dir.join(TARGET).join("release").join("duet");
     let binary = target_dir.join("duet.bin");
     write_flat_image(&elf, &binary)?;
@@ -121,18 +110,13 @@ fn flatten(data: &[u8]) -> Result<Vec<u8>> {
     let mut flat = Vec::new();
     for segment in loadable() {
         let address = (segment.p_vaddr(endian) - base) as usize;
-        let bytes = segment
-            .data(endian, data)
-            .map_err(|()| anyhow::anyhow!("bad segment"))?;
+        let bytes = segment.data(endian, data).map_err(|()| anyhow::anyhow!("bad segment"))?;
         if flat.len() < address + bytes.len() {
             flat.resize(address + bytes.len(), 0);
         }
         flat[address..address + bytes.len()].copy_from_slice(bytes);
     }
-    ensure!(
-        flat.len() >= 64 && &flat[56..60] == b"ARM\x64",
-        "no arm64 Image header at the start"
-    );
+    ensure!(flat.len() >= 64 && &flat[56..60] == b"ARM\x64", "no arm64 Image header at the start");
     Ok(flat)
 }
 

@@ -4,6 +4,7 @@
 
 pub mod deps;
 pub mod image;
+pub mod personas;
 pub mod qemu;
 
 use std::path::PathBuf;

@@ -6,10 +6,11 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{deps, workspace_root};
+use xtask::{deps, guest, personas, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -31,6 +32,14 @@ enum Task {
         /// Duet's boot command line, e.g. `duet.log=debug`.
         #[arg(long)]
         append: Option<String>,
+        /// The persona manifest to boot (default: guests/default.toml, with
+        /// Debian's kernel and a busybox initramfs fetched on first use).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// The persona manifest to boot (default: guests/default.toml, with
+        /// Debian's kernel and a busybox initramfs fetched on first use).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -64,23 +73,20 @@ fn main() -> ExitCode {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run {
-            board,
-            smp,
-            append,
-            qemu_args,
-        } => {
+        Task::Run { board, smp, append, manifest, qemu_args } => {
             let board = duet_boards::by_name(&board).with_context(|| {
                 let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
                 format!("no board called {board:?}; boards: {}", names.join(", "))
             })?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
-            let options = qemu::Options {
-                cpus: smp,
-                append,
-                extra_args: qemu_args,
+            let manifest = match manifest {
+                Some(manifest) => manifest,
+                None => guest::default_manifest()?,
             };
+            let package = personas::package(&manifest, board)?;
+            let options =
+                qemu::Options { cpus: smp, append, package: Some(package), extra_args: qemu_args };
             let (status, ending) =
                 qemu::run_attached(qemu::command(board, &image.binary, &options))?;
             Ok(match ending {
@@ -106,11 +112,7 @@ fn run(task: Task) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Task::Build { fault_injection } => {
-            let variant = if fault_injection {
-                Variant::FaultInjection
-            } else {
-                Variant::Release
-            };
+            let variant = if fault_injection { Variant::FaultInjection } else { Variant::Release };
             let image = image::build(variant)?;
             println!("{}", image.binary.display());
             Ok(ExitCode::SUCCESS)

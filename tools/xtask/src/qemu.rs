@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use duet::status;
 use duet_boards::Board;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -18,6 +18,8 @@ pub struct Options {
     pub cpus: Option<u32>,
     /// The boot command line (the device tree's `/chosen/bootargs`).
     pub append: Option<String>,
+    /// The persona package, loaded where a bootloader puts an initrd.
+    pub package: Option<PathBuf>,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
@@ -51,20 +53,10 @@ impl Ending {
 pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     let qemu = &board.qemu;
     let mut command = Command::new(QEMU);
-    let cpus = if qemu.cpus_fixed {
-        qemu.cpus
-    } else {
-        options.cpus.unwrap_or(qemu.cpus)
-    };
+    let cpus = if qemu.cpus_fixed { qemu.cpus } else { options.cpus.unwrap_or(qemu.cpus) };
     command
-        .args([
-            "-machine",
-            qemu.machine,
-            "-cpu",
-            qemu.cpu,
-            "-m",
-            qemu.memory,
-        ])
+        .args(["-machine", qemu.machine, "-cpu", qemu.cpu])
+        .args(["-m", &format!("{}M", qemu.memory_mib)])
         .args(["-smp", &cpus.to_string()])
         .args(["-nographic", "-no-reboot"])
         .args(qemu.extra_args)
@@ -72,6 +64,9 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
         .arg(image);
     if let Some(append) = &options.append {
         command.args(["-append", append]);
+    }
+    if let Some(package) = &options.package {
+        command.arg("-initrd").arg(package);
     }
     command.args(&options.extra_args);
     command
@@ -151,18 +146,9 @@ mod tests {
 
     #[test]
     fn endings_are_read_from_the_console() {
-        assert_eq!(
-            Ending::of("duet: powering off: nothing left to run\n"),
-            Ending::PoweredOff
-        );
-        assert_eq!(
-            Ending::of("duet: HALTED: panic on cpu 1: oops\n"),
-            Ending::Halted
-        );
-        assert_eq!(
-            Ending::of("duet: powering off: x\nduet: HALTED: y\n"),
-            Ending::Halted
-        );
+        assert_eq!(Ending::of("duet: powering off: nothing left to run\n"), Ending::PoweredOff);
+        assert_eq!(Ending::of("duet: HALTED: panic on cpu 1: oops\n"), Ending::Halted);
+        assert_eq!(Ending::of("duet: powering off: x\nduet: HALTED: y\n"), Ending::Halted);
         assert_eq!(Ending::of("[ 0.1] cpu0 INFO hello\n"), Ending::Unknown);
     }
 
@@ -172,13 +158,11 @@ mod tests {
         let options = Options {
             cpus: Some(2),
             append: Some("duet.log=debug".into()),
+            package: Some("/tmp/p.pkg".into()),
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
-        let args: Vec<_> = command
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
         assert!(
             joined

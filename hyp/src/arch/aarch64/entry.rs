@@ -33,10 +33,8 @@ pub struct Stacks {
 }
 
 #[link_section = ".stacks"]
-static mut STACKS: Stacks = Stacks {
-    main: [[0; MAIN_SLOT]; MAX_CPUS],
-    exception: [[0; EXCEPTION_SLOT]; MAX_CPUS],
-};
+static mut STACKS: Stacks =
+    Stacks { main: [[0; MAIN_SLOT]; MAX_CPUS], exception: [[0; EXCEPTION_SLOT]; MAX_CPUS] };
 
 /// The guard pages, so that Duet's map can leave them out.
 pub fn stack_guards() -> impl Iterator<Item = usize> {
@@ -48,11 +46,8 @@ pub fn stack_guards() -> impl Iterator<Item = usize> {
 /// The MMU settings secondary CPUs load before their first memory access
 /// with translation on; written by the boot CPU before it starts them.
 #[no_mangle]
-pub static mut SECONDARY_MMU: super::mmu::MmuConfig = super::mmu::MmuConfig {
-    mair: 0,
-    tcr: 0,
-    ttbr: 0,
-};
+pub static mut SECONDARY_MMU: super::mmu::MmuConfig =
+    super::mmu::MmuConfig { mair: 0, tcr: 0, ttbr: 0 };
 
 /// The physical address secondary CPUs start at (for PSCI `CPU_ON`).
 pub fn secondary_entry_address() -> u64 {

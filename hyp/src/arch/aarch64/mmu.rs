@@ -54,11 +54,7 @@ pub fn config(root: u64) -> MmuConfig {
         + ps;
     // Bits 31 and 23 of TCR_EL2 are RES1 without VHE.
     let res1 = (1 << 31) | (1 << 23);
-    MmuConfig {
-        mair: mair::VALUE,
-        tcr: tcr.value | res1,
-        ttbr: root,
-    }
+    MmuConfig { mair: mair::VALUE, tcr: tcr.value | res1, ttbr: root }
 }
 
 /// Turns on translation with `config`, and the data and instruction caches.

@@ -66,11 +66,9 @@ pub enum VgicError {
 impl fmt::Display for VgicError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::BadVcpuCount { count } => write!(
-                f,
-                "{count} vCPUs is not between 1 and {}",
-                layout::MAX_VCPUS
-            ),
+            Self::BadVcpuCount { count } => {
+                write!(f, "{count} vCPUs is not between 1 and {}", layout::MAX_VCPUS)
+            }
             Self::NoSuchVcpu { vcpu } => write!(f, "no vCPU {vcpu}"),
             Self::NoSuchInterrupt { intid } => write!(f, "no interrupt {intid}"),
             Self::NotALine { intid } => write!(f, "interrupt {intid} is an SGI and has no line"),
@@ -217,12 +215,7 @@ impl VcpuState {
             irq.edge = (intid as u32) < SGI_COUNT; // SGIs are always edge
             irq.active_on = index as u8;
         }
-        Self {
-            private,
-            slots: [Slot::default(); MAX_LIST_REGISTERS],
-            listed: 0,
-            asleep: true,
-        }
+        Self { private, slots: [Slot::default(); MAX_LIST_REGISTERS], listed: 0, asleep: true }
     }
 }
 
@@ -250,10 +243,7 @@ impl Vgic {
         for (index, cpu) in cpus.iter_mut().enumerate() {
             *cpu = VcpuState::reset(index);
         }
-        let route = Route {
-            raw: 0,
-            target: Some(0),
-        };
+        let route = Route { raw: 0, target: Some(0) };
         Ok(Self {
             vcpus,
             enabled: false,
@@ -278,9 +268,7 @@ impl Vgic {
             return Err(VgicError::NotALine { intid });
         }
         let bank = self.bank_for(intid, vcpu)?;
-        let irq = self
-            .irq_mut(bank, intid)
-            .ok_or(VgicError::NoSuchInterrupt { intid })?;
+        let irq = self.irq_mut(bank, intid).ok_or(VgicError::NoSuchInterrupt { intid })?;
         if irq.edge && level && !irq.line {
             irq.latch = true;
         }
@@ -294,9 +282,7 @@ impl Vgic {
     /// way), or wherever it is routed for SPIs (`vcpu` ignored).
     pub fn raise(&mut self, intid: u32, vcpu: usize) -> Result<(), VgicError> {
         let bank = self.bank_for(intid, vcpu)?;
-        let irq = self
-            .irq_mut(bank, intid)
-            .ok_or(VgicError::NoSuchInterrupt { intid })?;
+        let irq = self.irq_mut(bank, intid).ok_or(VgicError::NoSuchInterrupt { intid })?;
         irq.latch = true;
         self.changed(bank, intid, None);
         Ok(())
@@ -356,10 +342,7 @@ impl Vgic {
         for (lr, &(_, intid)) in lrs.iter_mut().zip(candidates.iter()).take(capacity) {
             *lr = F::encode(self.list(vcpu, intid));
         }
-        Fill {
-            used: count.min(capacity),
-            more: count > capacity,
-        }
+        Fill { used: count.min(capacity), more: count > capacity }
     }
 
     /// Folds back the list registers of `vcpu`, which has just left the
@@ -403,10 +386,7 @@ impl Vgic {
 impl Vgic {
     fn irq(&self, bank: usize, intid: u32) -> Option<&Irq> {
         if intid < SPI_BASE {
-            self.cpus[..self.vcpus]
-                .get(bank)?
-                .private
-                .get(intid as usize)
+            self.cpus[..self.vcpus].get(bank)?.private.get(intid as usize)
         } else {
             self.spis.get((intid - SPI_BASE) as usize)
         }
@@ -414,10 +394,7 @@ impl Vgic {
 
     fn irq_mut(&mut self, bank: usize, intid: u32) -> Option<&mut Irq> {
         if intid < SPI_BASE {
-            self.cpus[..self.vcpus]
-                .get_mut(bank)?
-                .private
-                .get_mut(intid as usize)
+            self.cpus[..self.vcpus].get_mut(bank)?.private.get_mut(intid as usize)
         } else {
             self.spis.get_mut((intid - SPI_BASE) as usize)
         }
@@ -441,9 +418,7 @@ impl Vgic {
         if intid < SPI_BASE || irq.active {
             return Some(usize::from(irq.active_on));
         }
-        self.routes[(intid - SPI_BASE) as usize]
-            .target
-            .map(usize::from)
+        self.routes[(intid - SPI_BASE) as usize].target.map(usize::from)
     }
 
     /// The vCPU the interrupt could be signalled to right now, if any.
@@ -504,10 +479,7 @@ impl Vgic {
         // (the EOI maintenance interrupt) gives.
         let may_pend = irq.edge || !irq.active;
         let pending = self.enabled && irq.enabled && irq.pending() && may_pend;
-        let state = LrState {
-            pending,
-            active: irq.active,
-        };
+        let state = LrState { pending, active: irq.active };
         (state.pending || state.active).then_some(state)
     }
 
@@ -527,18 +499,9 @@ impl Vgic {
         irq.listed_on = Some(vcpu as u8);
         irq.pending_cleared = false;
         irq.active_written = false;
-        cpu.slots[cpu.listed] = Slot {
-            intid: intid as u16,
-            wrote: state,
-            latch_moved,
-        };
+        cpu.slots[cpu.listed] = Slot { intid: intid as u16, wrote: state, latch_moved };
         cpu.listed += 1;
-        LrEntry {
-            intid,
-            priority: irq.priority,
-            state,
-            eoi_maintenance: !irq.edge,
-        }
+        LrEntry { intid, priority: irq.priority, state, eoi_maintenance: !irq.edge }
     }
 
     /// Takes one interrupt back from `vcpu`'s list register, which the guest
@@ -689,9 +652,7 @@ impl Vgic {
     /// Routes SPI `intid` to `target`, remembering the register value `raw`
     /// that said so. A target outside the VM routes nowhere.
     fn set_route(&mut self, actor: usize, intid: u32, raw: u64, target: Option<usize>) {
-        let target = target
-            .filter(|&vcpu| vcpu < self.vcpus)
-            .map(|vcpu| vcpu as u8);
+        let target = target.filter(|&vcpu| vcpu < self.vcpus).map(|vcpu| vcpu as u8);
         let index = intid.wrapping_sub(SPI_BASE) as usize;
         if let Some(route) = self.routes.get_mut(index) {
             *route = Route { raw, target };
@@ -700,9 +661,7 @@ impl Vgic {
     }
 
     fn asleep(&self, vcpu: usize) -> bool {
-        self.cpus[..self.vcpus]
-            .get(vcpu)
-            .is_some_and(|cpu| cpu.asleep)
+        self.cpus[..self.vcpus].get(vcpu).is_some_and(|cpu| cpu.asleep)
     }
 
     fn set_asleep(&mut self, vcpu: usize, asleep: bool) {

@@ -71,15 +71,11 @@ fn frame(vcpu: usize) -> u64 {
 }
 
 fn gicr_read(gic: &mut Vgic, frame_of: usize, offset: u64) -> u64 {
-    gic.redistributors()
-        .read(frame_of, frame(frame_of) + offset, 4)
-        .unwrap()
+    gic.redistributors().read(frame_of, frame(frame_of) + offset, 4).unwrap()
 }
 
 fn gicr_write(gic: &mut Vgic, frame_of: usize, offset: u64, value: u64) {
-    gic.redistributors()
-        .write(frame_of, frame(frame_of) + offset, 4, value)
-        .unwrap()
+    gic.redistributors().write(frame_of, frame(frame_of) + offset, 4, value).unwrap()
 }
 
 /// The bit of `intid` in a 1-bit-per-interrupt bank, and the word's offset.
@@ -99,9 +95,7 @@ fn set_spi(gic: &mut Vgic, vcpu: usize, base: u64, intid: u32) {
 
 fn set_spi_priority(gic: &mut Vgic, intid: u32, priority: u8) {
     let offset = GICD_IPRIORITYR + u64::from(intid);
-    gic.distributor()
-        .write(0, offset, 1, u64::from(priority))
-        .unwrap();
+    gic.distributor().write(0, offset, 1, u64::from(priority)).unwrap();
 }
 
 fn route_spi(gic: &mut Vgic, intid: u32, mpidr: u64) {
@@ -128,10 +122,7 @@ fn fill(gic: &mut Vgic, vcpu: usize) -> ([u64; LRS], Fill) {
 }
 
 fn listed(lrs: &[u64]) -> Vec<u32> {
-    lrs.iter()
-        .filter(|&&lr| lr != 0)
-        .map(|&lr| IchLr::decode(lr).intid)
-        .collect()
+    lrs.iter().filter(|&&lr| lr != 0).map(|&lr| IchLr::decode(lr).intid).collect()
 }
 
 /// What the hardware does when the guest acknowledges a pending LR.
@@ -152,10 +143,7 @@ fn state_bits(lr: u64) -> u64 {
 
 #[test]
 fn new_checks_the_vcpu_count() {
-    assert_eq!(
-        Vgic::new(0).unwrap_err(),
-        VgicError::BadVcpuCount { count: 0 }
-    );
+    assert_eq!(Vgic::new(0).unwrap_err(), VgicError::BadVcpuCount { count: 0 });
     assert!(Vgic::new(layout::MAX_VCPUS).is_ok());
     assert!(Vgic::new(layout::MAX_VCPUS + 1).is_err());
 }
@@ -164,17 +152,9 @@ fn new_checks_the_vcpu_count() {
 fn identification_registers() {
     let mut gic = Vgic::new(2).unwrap();
     let typer = gicd_read(&mut gic, 0, GICD_TYPER);
-    assert_eq!(
-        typer & 0x1f,
-        u64::from(INTID_LIMIT / 32 - 1),
-        "ITLinesNumber"
-    );
+    assert_eq!(typer & 0x1f, u64::from(INTID_LIMIT / 32 - 1), "ITLinesNumber");
     assert_eq!((typer >> 19) & 0x1f, 9, "IDbits: 10 INTID bits");
-    assert_eq!(
-        typer & (1 << 17 | 1 << 16 | 1 << 10),
-        0,
-        "no LPIs, no MBIS, one security state"
-    );
+    assert_eq!(typer & (1 << 17 | 1 << 16 | 1 << 10), 0, "no LPIs, no MBIS, one security state");
     assert_eq!((typer >> 5) & 7, 0, "CPUNumber");
     assert_eq!(gicd_read(&mut gic, 0, GICD_TYPER2), 0);
     assert_eq!(gicd_read(&mut gic, 0, GICD_IIDR), u64::from(IIDR));
@@ -195,11 +175,7 @@ fn distributor_ctlr() {
         "RWP reads 0"
     );
     gicd_write(&mut gic, 0, GICD_CTLR, 0);
-    assert_eq!(
-        gicd_read(&mut gic, 0, GICD_CTLR),
-        CTLR_ARE | CTLR_DS,
-        "ARE and DS stay set"
-    );
+    assert_eq!(gicd_read(&mut gic, 0, GICD_CTLR), CTLR_ARE | CTLR_DS, "ARE and DS stay set");
 }
 
 #[test]
@@ -225,10 +201,7 @@ fn linux_bring_up_delivers_an_spi_to_vcpu_1() {
     // vCPU 1 wakes its redistributor.
     let waker = gicr_read(&mut gic, 1, GICR_WAKER);
     gicr_write(&mut gic, 1, GICR_WAKER, waker & !WAKER_PROCESSOR_SLEEP);
-    assert_eq!(
-        gicr_read(&mut gic, 1, GICR_WAKER) & WAKER_CHILDREN_ASLEEP,
-        0
-    );
+    assert_eq!(gicr_read(&mut gic, 1, GICR_WAKER) & WAKER_CHILDREN_ASLEEP, 0);
     // The UART's SPI: edge, routed to vCPU 1, enabled.
     let (cfg, field) = (GICD_ICFGR + u64::from(UART_SPI / 16) * 4, UART_SPI % 16);
     gicd_write(&mut gic, 0, cfg, 2 << (2 * field));
@@ -239,25 +212,10 @@ fn linux_bring_up_delivers_an_spi_to_vcpu_1() {
     gic.raise(UART_SPI, 0).unwrap();
     assert_eq!(gic.take_kicks(), 1 << 1, "vCPU 1 must be kicked");
     assert!(gic.has_deliverable(1) && !gic.has_deliverable(0));
-    assert_eq!(
-        fill(&mut gic, 0).1,
-        Fill {
-            used: 0,
-            more: false
-        }
-    );
+    assert_eq!(fill(&mut gic, 0).1, Fill { used: 0, more: false });
     let (mut lrs, filled) = fill(&mut gic, 1);
-    assert_eq!(
-        filled,
-        Fill {
-            used: 1,
-            more: false
-        }
-    );
-    assert_eq!(
-        lrs[0],
-        LR_PENDING | LR_GROUP1 | 0xa0 << 48 | u64::from(UART_SPI)
-    );
+    assert_eq!(filled, Fill { used: 1, more: false });
+    assert_eq!(lrs[0], LR_PENDING | LR_GROUP1 | 0xa0 << 48 | u64::from(UART_SPI));
     assert_eq!(&lrs[1..], &[0; LRS - 1]);
 
     // The guest acknowledges and EOIs: the LR empties.
@@ -276,10 +234,7 @@ fn level_spi_stays_pending_while_its_line_is_high() {
     gic.set_level(UART_SPI, 0, true).unwrap();
     let (mut lrs, _) = fill(&mut gic, 0);
     assert_eq!(state_bits(lrs[0]), LR_PENDING);
-    assert!(
-        lrs[0] & LR_EOI != 0,
-        "level interrupts ask for an EOI maintenance interrupt"
-    );
+    assert!(lrs[0] & LR_EOI != 0, "level interrupts ask for an EOI maintenance interrupt");
 
     // Acknowledged, line still high: listed active only, never pending and
     // active, so that the line is sampled again after the EOI.
@@ -314,11 +269,7 @@ fn edge_ppi_raised_while_active_goes_pending_and_active() {
     gic.raise(VTIMER, 1).unwrap();
     let (mut lrs, _) = fill(&mut gic, 1);
     assert_eq!(listed(&lrs), [VTIMER]);
-    assert_eq!(
-        lrs[0] & LR_EOI,
-        0,
-        "edge interrupts need no EOI maintenance"
-    );
+    assert_eq!(lrs[0] & LR_EOI, 0, "edge interrupts need no EOI maintenance");
     lrs[0] = acknowledge(lrs[0]);
 
     // Raised again while the guest handles it.
@@ -451,18 +402,9 @@ fn sgi1r_decoding() {
     let value = 7 << 24 | 0x12 << 16 | 0x34 << 32 | 0x3 << 44 | 0x56 << 48 | 0xbeef;
     let request = SgiRequest::decode(value);
     assert_eq!(request.intid, 7);
-    let list = SgiTargets::List {
-        aff3: 0x56,
-        aff2: 0x34,
-        aff1: 0x12,
-        range: 3,
-        list: 0xbeef,
-    };
+    let list = SgiTargets::List { aff3: 0x56, aff2: 0x34, aff1: 0x12, range: 3, list: 0xbeef };
     assert_eq!(request.targets, list);
-    assert_eq!(
-        SgiRequest::decode(SGI1R_IRM | 0xffff).targets,
-        SgiTargets::Others
-    );
+    assert_eq!(SgiRequest::decode(SGI1R_IRM | 0xffff).targets, SgiTargets::Others);
     assert_eq!(gic_send_sgi_error(), VgicError::NoSuchVcpu { vcpu: 2 });
 }
 
@@ -473,27 +415,14 @@ fn gic_send_sgi_error() -> VgicError {
 #[test]
 fn more_interrupts_than_list_registers_go_by_priority() {
     let mut gic = Vgic::new(1).unwrap();
-    let priorities = [
-        (40, 0x80),
-        (41, 0x20),
-        (42, 0x60),
-        (43, 0x20),
-        (44, 0x00),
-        (45, 0xf0),
-    ];
+    let priorities = [(40, 0x80), (41, 0x20), (42, 0x60), (43, 0x20), (44, 0x00), (45, 0xf0)];
     for (intid, priority) in priorities {
         enabled_spi(&mut gic, intid, 0);
         set_spi_priority(&mut gic, intid, priority);
         gic.raise(intid, 0).unwrap();
     }
     let (lrs, filled) = fill(&mut gic, 0);
-    assert_eq!(
-        filled,
-        Fill {
-            used: LRS,
-            more: true
-        }
-    );
+    assert_eq!(filled, Fill { used: LRS, more: true });
     assert_eq!(listed(&lrs), [44, 41, 43, 42]);
     let priority: Vec<u8> = lrs.iter().map(|&lr| IchLr::decode(lr).priority).collect();
     assert_eq!(priority, [0x00, 0x20, 0x20, 0x60]);
@@ -513,13 +442,7 @@ fn more_interrupts_than_list_registers_go_by_priority() {
     let mut wide = [u64::MAX; MAX_LIST_REGISTERS + 4];
     gic.sync_from_list_registers(0, &lrs);
     let filled = gic.fill_list_registers(0, &mut wide);
-    assert_eq!(
-        filled,
-        Fill {
-            used: 6,
-            more: false
-        }
-    );
+    assert_eq!(filled, Fill { used: 6, more: false });
     assert!(wide[6..].iter().all(|&lr| lr == 0));
 }
 
@@ -628,37 +551,23 @@ fn spi_active_on_one_vcpu_stays_there() {
 fn redistributor_typer_and_waker_per_frame() {
     let mut gic = Vgic::new(3).unwrap();
     for vcpu in 0..3 {
-        let typer = gic
-            .redistributors()
-            .read(0, frame(vcpu) + GICR_TYPER, 8)
-            .unwrap();
+        let typer = gic.redistributors().read(0, frame(vcpu) + GICR_TYPER, 8).unwrap();
         let last = if vcpu == 2 { 1 << 4 } else { 0 };
         let expected = layout::vcpu_mpidr(vcpu) << 32 | (vcpu as u64) << 8 | last;
         assert_eq!(typer, expected, "frame {vcpu}");
-        let low = gic
-            .redistributors()
-            .read(0, frame(vcpu) + GICR_TYPER, 4)
-            .unwrap();
-        let high = gic
-            .redistributors()
-            .read(0, frame(vcpu) + GICR_TYPER + 4, 4)
-            .unwrap();
+        let low = gic.redistributors().read(0, frame(vcpu) + GICR_TYPER, 4).unwrap();
+        let high = gic.redistributors().read(0, frame(vcpu) + GICR_TYPER + 4, 4).unwrap();
         assert_eq!(high << 32 | low, typer);
         assert_eq!(gicr_read(&mut gic, vcpu, GICR_CTLR), 0);
         let asleep = WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP;
         assert_eq!(gicr_read(&mut gic, vcpu, GICR_WAKER), asleep);
     }
     // vCPU 0 wakes vCPU 1's redistributor: the frame decides, not the accessor.
-    gic.redistributors()
-        .write(0, frame(1) + GICR_WAKER, 4, 0)
-        .unwrap();
+    gic.redistributors().write(0, frame(1) + GICR_WAKER, 4, 0).unwrap();
     assert_eq!(gicr_read(&mut gic, 1, GICR_WAKER), 0);
     assert_ne!(gicr_read(&mut gic, 0, GICR_WAKER), 0);
     gicr_write(&mut gic, 1, GICR_WAKER, WAKER_PROCESSOR_SLEEP);
-    assert_eq!(
-        gicr_read(&mut gic, 1, GICR_WAKER),
-        WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
-    );
+    assert_eq!(gicr_read(&mut gic, 1, GICR_WAKER), WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP);
     // No fourth frame.
     let beyond = frame(3) + GICR_TYPER;
     assert_eq!(
@@ -672,12 +581,8 @@ fn redistributor_typer_and_waker_per_frame() {
 fn redistributor_banks_belong_to_their_frame() {
     let mut gic = Vgic::new(2).unwrap();
     // vCPU 0 enables and pends PPI 20 in vCPU 1's frame.
-    gic.redistributors()
-        .write(0, frame(1) + GICR_ISENABLER0, 4, 1 << 20)
-        .unwrap();
-    gic.redistributors()
-        .write(0, frame(1) + GICR_ISPENDR0, 4, 1 << 20)
-        .unwrap();
+    gic.redistributors().write(0, frame(1) + GICR_ISENABLER0, 4, 1 << 20).unwrap();
+    gic.redistributors().write(0, frame(1) + GICR_ISPENDR0, 4, 1 << 20).unwrap();
     assert_eq!(gicr_read(&mut gic, 1, GICR_ISENABLER0), 1 << 20);
     assert_eq!(gicr_read(&mut gic, 0, GICR_ISENABLER0), 0);
     assert_eq!(gicr_read(&mut gic, 1, GICR_ISACTIVER0), 0);
@@ -704,11 +609,7 @@ fn irouter_round_trip() {
     let offset = GICD_IROUTER + 8 * 50;
     let mut gicd = gic.distributor();
     gicd.write(0, offset, 8, u64::MAX).unwrap();
-    assert_eq!(
-        gicd.read(0, offset, 8).unwrap(),
-        0xff_80ff_ffff,
-        "only Aff3..0 and IRM stick"
-    );
+    assert_eq!(gicd.read(0, offset, 8).unwrap(), 0xff_80ff_ffff, "only Aff3..0 and IRM stick");
     gicd.write(0, offset, 4, 0x0001_0203).unwrap();
     gicd.write(0, offset + 4, 4, 0x04).unwrap();
     assert_eq!(gicd.read(0, offset, 8).unwrap(), 0x04_0001_0203);
@@ -738,11 +639,7 @@ fn priority_bytes_and_words() {
     let mut gicd = gic.distributor();
     // SPI 35 is byte 3 of the word at IPRIORITYR + 32.
     gicd.write(0, GICD_IPRIORITYR + 35, 1, 0xa5).unwrap();
-    assert_eq!(
-        gicd.read(0, GICD_IPRIORITYR + 35, 1).unwrap(),
-        0xa0,
-        "five priority bits"
-    );
+    assert_eq!(gicd.read(0, GICD_IPRIORITYR + 35, 1).unwrap(), 0xa0, "five priority bits");
     assert_eq!(gicd.read(0, GICD_IPRIORITYR + 32, 4).unwrap(), 0xa000_0000);
     gicd.write(0, GICD_IPRIORITYR + 32, 4, 0x1020_3040).unwrap();
     assert_eq!(gicd.read(0, GICD_IPRIORITYR + 33, 1).unwrap(), 0x30);
@@ -751,16 +648,11 @@ fn priority_bytes_and_words() {
     assert_eq!(gicd.read(0, GICD_IPRIORITYR + 27, 1).unwrap(), 0);
     // The redistributor's are the real ones, per frame.
     let mut gicr = gic.redistributors();
-    gicr.write(0, frame(1) + GICR_IPRIORITYR + 27, 1, 0x80)
-        .unwrap();
-    assert_eq!(
-        gicr.read(0, frame(1) + GICR_IPRIORITYR + 24, 4).unwrap(),
-        0x8000_0000
-    );
+    gicr.write(0, frame(1) + GICR_IPRIORITYR + 27, 1, 0x80).unwrap();
+    assert_eq!(gicr.read(0, frame(1) + GICR_IPRIORITYR + 24, 4).unwrap(), 0x8000_0000);
     assert_eq!(gicr.read(0, frame(0) + GICR_IPRIORITYR + 24, 4).unwrap(), 0);
     // Bytes past the private ones in the SGI frame are reserved.
-    gicr.write(0, frame(1) + GICR_IPRIORITYR + 40, 1, 0x80)
-        .unwrap();
+    gicr.write(0, frame(1) + GICR_IPRIORITYR + 40, 1, 0x80).unwrap();
     assert_eq!(gicr.read(0, frame(1) + GICR_IPRIORITYR + 40, 1).unwrap(), 0);
 }
 
@@ -771,24 +663,12 @@ fn wrong_sizes_and_alignment_are_refused() {
     let bad = |offset, size| Some(MmioError::BadSize { offset, size });
     let unaligned = |offset, size| Some(MmioError::Unaligned { offset, size });
     assert_eq!(gicd.read(0, GICD_CTLR, 2).err(), bad(GICD_CTLR, 2));
-    assert_eq!(
-        gicd.read(0, GICD_IPRIORITYR + 32, 2).err(),
-        bad(GICD_IPRIORITYR + 32, 2)
-    );
+    assert_eq!(gicd.read(0, GICD_IPRIORITYR + 32, 2).err(), bad(GICD_IPRIORITYR + 32, 2));
     assert_eq!(gicd.read(0, GICD_CTLR, 8).err(), bad(GICD_CTLR, 8));
-    assert_eq!(
-        gicd.read(0, GICD_ISENABLER + 4, 1).err(),
-        bad(GICD_ISENABLER + 4, 1)
-    );
+    assert_eq!(gicd.read(0, GICD_ISENABLER + 4, 1).err(), bad(GICD_ISENABLER + 4, 1));
     assert_eq!(gicd.write(0, GICD_TYPER, 3, 0).err(), bad(GICD_TYPER, 3));
-    assert_eq!(
-        gicd.write(0, GICD_ISENABLER + 1, 4, 0).err(),
-        unaligned(GICD_ISENABLER + 1, 4)
-    );
-    assert_eq!(
-        gicd.read(0, GICD_IROUTER + 4, 8).err(),
-        unaligned(GICD_IROUTER + 4, 8)
-    );
+    assert_eq!(gicd.write(0, GICD_ISENABLER + 1, 4, 0).err(), unaligned(GICD_ISENABLER + 1, 4));
+    assert_eq!(gicd.read(0, GICD_IROUTER + 4, 8).err(), unaligned(GICD_IROUTER + 4, 8));
     // Unknown offsets are quiet for words, refused for other sizes.
     assert_eq!(gicd.read(0, GICD_IGRPMODR + 4, 4), Ok(0));
     assert_eq!(gicd.read(0, GICD_NSACR + 8, 4), Ok(0));
@@ -796,17 +676,12 @@ fn wrong_sizes_and_alignment_are_refused() {
     assert_eq!(gicd.read(0, 0x5000, 8).err(), bad(0x5000, 8));
     assert_eq!(
         gicd.read(0, layout::GICD_SIZE, 4),
-        Err(MmioError::NoRegister {
-            offset: layout::GICD_SIZE
-        })
+        Err(MmioError::NoRegister { offset: layout::GICD_SIZE })
     );
     let mut gicr = gic.redistributors();
     let waker = frame(1) + GICR_WAKER;
     assert_eq!(gicr.read(0, waker, 8).err(), unaligned(waker, 8));
-    assert_eq!(
-        gicr.read(0, frame(1) + GICR_CTLR, 8).err(),
-        bad(frame(1) + GICR_CTLR, 8)
-    );
+    assert_eq!(gicr.read(0, frame(1) + GICR_CTLR, 8).err(), bad(frame(1) + GICR_CTLR, 8));
     assert_eq!(
         gicr.read(0, frame(1) + GICR_ISENABLER0, 1).err(),
         bad(frame(1) + GICR_ISENABLER0, 1)
@@ -820,22 +695,10 @@ fn wrong_sizes_and_alignment_are_refused() {
 #[test]
 fn model_api_rejects_bad_requests() {
     let mut gic = Vgic::new(2).unwrap();
-    assert_eq!(
-        gic.set_level(3, 0, true),
-        Err(VgicError::NotALine { intid: 3 })
-    );
-    assert_eq!(
-        gic.set_level(VTIMER, 2, true),
-        Err(VgicError::NoSuchVcpu { vcpu: 2 })
-    );
-    assert_eq!(
-        gic.raise(INTID_LIMIT, 0),
-        Err(VgicError::NoSuchInterrupt { intid: INTID_LIMIT })
-    );
-    assert_eq!(
-        gic.raise(u32::MAX, 0),
-        Err(VgicError::NoSuchInterrupt { intid: u32::MAX })
-    );
+    assert_eq!(gic.set_level(3, 0, true), Err(VgicError::NotALine { intid: 3 }));
+    assert_eq!(gic.set_level(VTIMER, 2, true), Err(VgicError::NoSuchVcpu { vcpu: 2 }));
+    assert_eq!(gic.raise(INTID_LIMIT, 0), Err(VgicError::NoSuchInterrupt { intid: INTID_LIMIT }));
+    assert_eq!(gic.raise(u32::MAX, 0), Err(VgicError::NoSuchInterrupt { intid: u32::MAX }));
     // SPIs ignore the vCPU argument.
     assert_eq!(gic.set_level(UART_SPI, 99, true), Ok(()));
     assert_eq!(fill(&mut gic, 5).1, Fill::default());
@@ -868,17 +731,11 @@ fn list_register_encoding_round_trips() {
     let entry = LrEntry {
         intid: 1019,
         priority: 0xf8,
-        state: LrState {
-            pending: true,
-            active: true,
-        },
+        state: LrState { pending: true, active: true },
         eoi_maintenance: true,
     };
     let lr = IchLr::encode(entry);
-    assert_eq!(
-        lr,
-        LR_PENDING | LR_ACTIVE | LR_GROUP1 | LR_EOI | 0xf8 << 48 | 1019
-    );
+    assert_eq!(lr, LR_PENDING | LR_ACTIVE | LR_GROUP1 | LR_EOI | 0xf8 << 48 | 1019);
     assert_eq!(IchLr::decode(lr), entry);
     assert_eq!(lr & (1 << 61), 0, "HW = 0: a purely virtual interrupt");
 }
@@ -964,11 +821,7 @@ fn random_hammering_never_panics() {
                     // The guest does something (or something impossible) to the LRs.
                     let slot = &mut lrs[vcpu % layout::MAX_VCPUS];
                     let index = rng.below(slot.len() as u64) as usize;
-                    slot[index] = if value & 1 == 0 {
-                        slot[index] & !LR_PENDING
-                    } else {
-                        value
-                    };
+                    slot[index] = if value & 1 == 0 { slot[index] & !LR_PENDING } else { value };
                     let count = rng.below(slot.len() as u64 + 1) as usize;
                     gic.sync_from_list_registers(vcpu, &slot[..count]);
                 }

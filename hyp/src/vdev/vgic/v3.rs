@@ -179,22 +179,16 @@ impl BankReg {
             first: ((offset - base) / 4 * 32) as u32,
         };
         Some(match offset {
-            IGROUPR..ISENABLER => BankReg::Group {
-                first: ((offset - IGROUPR) / 4 * 32) as u32,
-            },
+            IGROUPR..ISENABLER => BankReg::Group { first: ((offset - IGROUPR) / 4 * 32) as u32 },
             ISENABLER..ICENABLER => bits(ISENABLER, Field::Enabled, true),
             ICENABLER..ISPENDR => bits(ICENABLER, Field::Enabled, false),
             ISPENDR..ICPENDR => bits(ISPENDR, Field::Pending, true),
             ICPENDR..ISACTIVER => bits(ICPENDR, Field::Pending, false),
             ISACTIVER..ICACTIVER => bits(ISACTIVER, Field::Active, true),
             ICACTIVER..IPRIORITYR => bits(ICACTIVER, Field::Active, false),
-            IPRIORITYR..ITARGETSR => BankReg::Priority {
-                first: (offset - IPRIORITYR) as u32,
-            },
+            IPRIORITYR..ITARGETSR => BankReg::Priority { first: (offset - IPRIORITYR) as u32 },
             ITARGETSR..ICFGR => BankReg::Ignored(Width::ByteOrWord),
-            ICFGR..IGRPMODR => BankReg::Config {
-                first: ((offset - ICFGR) / 4 * 16) as u32,
-            },
+            ICFGR..IGRPMODR => BankReg::Config { first: ((offset - ICFGR) / 4 * 16) as u32 },
             IGRPMODR..IGRPMODR_END | NSACR..NSACR_END => BankReg::Ignored(Width::Word),
             _ => return None,
         })
@@ -271,9 +265,7 @@ impl Vgic {
     /// A word with a bit set for each implemented INTID from `first`
     /// (IGROUPR: every interrupt is Group 1).
     fn implemented_bits(&self, first: u32) -> u32 {
-        (0..32)
-            .filter(|&bit| first + bit < INTID_LIMIT)
-            .fold(0, |word, bit| word | 1 << bit)
+        (0..32).filter(|&bit| first + bit < INTID_LIMIT).fold(0, |word, bit| word | 1 << bit)
     }
 }
 
@@ -343,11 +335,7 @@ impl<'a> GicDistributor<'a> {
     }
 
     fn ctlr(&self) -> u32 {
-        let enabled = if self.vgic.distributor_enabled() {
-            CTLR_ENABLE_GRP1
-        } else {
-            0
-        };
+        let enabled = if self.vgic.distributor_enabled() { CTLR_ENABLE_GRP1 } else { 0 };
         CTLR_ARE | CTLR_DS | enabled
     }
 
@@ -491,14 +479,10 @@ impl<'a> GicRedistributors<'a> {
 
     fn typer(&self, vcpu: usize) -> u64 {
         let mpidr = layout::vcpu_mpidr(vcpu);
-        let affinity = (0..4).rev().fold(0u64, |value, level| {
-            value << 8 | u64::from(affinity_level(mpidr, level))
-        });
-        let last = if vcpu + 1 == self.vgic.vcpu_count() {
-            GICR_TYPER_LAST
-        } else {
-            0
-        };
+        let affinity = (0..4)
+            .rev()
+            .fold(0u64, |value, level| value << 8 | u64::from(affinity_level(mpidr, level)));
+        let last = if vcpu + 1 == self.vgic.vcpu_count() { GICR_TYPER_LAST } else { 0 };
         affinity << GICR_TYPER_AFFINITY_SHIFT | (vcpu as u64) << GICR_TYPER_PROCESSOR_SHIFT | last
     }
 
@@ -542,8 +526,7 @@ impl MmioDevice for GicRedistributors<'_> {
     fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
         match self.decode(offset, size)? {
             (frame, RedistReg::Rd(RdReg::Waker)) => {
-                self.vgic
-                    .set_asleep(frame, value as u32 & WAKER_PROCESSOR_SLEEP != 0);
+                self.vgic.set_asleep(frame, value as u32 & WAKER_PROCESSOR_SLEEP != 0);
             }
             (_, RedistReg::Rd(_)) => {}
             (frame, RedistReg::Sgi(reg)) => self.vgic.bank_write(vcpu, frame, reg, size, value),
@@ -559,13 +542,7 @@ pub enum SgiTargets {
     Others,
     /// IRM = 0: the vCPUs with affinity Aff3.Aff2.Aff1 whose Aff0 is
     /// `range * 16 + n` for each bit n set in `list`.
-    List {
-        aff3: u8,
-        aff2: u8,
-        aff1: u8,
-        range: u8,
-        list: u16,
-    },
+    List { aff3: u8, aff2: u8, aff1: u8, range: u8, list: u16 },
 }
 
 /// A decoded write to ICC_SGI1R_EL1.
@@ -600,10 +577,7 @@ impl SgiRequest {
                 list: (value & SGI1R_TARGET_LIST) as u16,
             }
         };
-        Self {
-            intid: u32::from(byte(SGI1R_INTID_SHIFT) & 0xf),
-            targets,
-        }
+        Self { intid: u32::from(byte(SGI1R_INTID_SHIFT) & 0xf), targets }
     }
 
     /// The vCPUs targeted (bit n = vCPU n) in a VM of `vcpus` vCPUs.
@@ -617,13 +591,7 @@ impl SgiRequest {
         let mpidr = layout::vcpu_mpidr(vcpu);
         match self.targets {
             SgiTargets::Others => vcpu != sender,
-            SgiTargets::List {
-                aff3,
-                aff2,
-                aff1,
-                range,
-                list,
-            } => {
+            SgiTargets::List { aff3, aff2, aff1, range, list } => {
                 let aff0 = affinity_level(mpidr, 0);
                 let cluster =
                     [aff1, aff2, aff3] == [1, 2, 3].map(|level| affinity_level(mpidr, level));
@@ -681,10 +649,7 @@ impl ListRegisterFormat for IchLr {
     }
 
     fn state(lr: u64) -> LrState {
-        LrState {
-            pending: lr & LR_PENDING != 0,
-            active: lr & LR_ACTIVE != 0,
-        }
+        LrState { pending: lr & LR_PENDING != 0, active: lr & LR_ACTIVE != 0 }
     }
 }
 

@@ -42,9 +42,7 @@ impl Drop for Scratch {
 /// A fake arm64 kernel: `len` bytes of a recognisable pattern, seeded so
 /// two kernels differ, with the `Image` magic in place.
 pub fn fake_kernel(len: usize, seed: u8) -> Vec<u8> {
-    let mut image: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-        .collect();
+    let mut image: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect();
     image[0x38..0x3c].copy_from_slice(b"ARM\x64");
     image
 }

@@ -34,6 +34,30 @@ pub fn image(variant: Variant) -> PathBuf {
     .clone()
 }
 
+/// The probe guest's image, built once per test process.
+pub fn probe_image() -> PathBuf {
+    static PROBE: OnceLock<PathBuf> = OnceLock::new();
+    PROBE
+        .get_or_init(|| match xtask::image::build_probe() {
+            Ok(image) => image.binary,
+            Err(e) => panic!("cannot build the probe guest: {e:#}"),
+        })
+        .clone()
+}
+
+/// Writes `manifest` (TOML text) as `name.toml` in a fresh directory under
+/// `target/test-personas/` and packs it for the default board.
+pub fn package(name: &str, manifest: &str) -> PathBuf {
+    let dir = xtask::target_dir().join("test-personas");
+    std::fs::create_dir_all(&dir).expect("create target/test-personas");
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, manifest).expect("write the test manifest");
+    match xtask::personas::package(&path, duet_boards::default_board()) {
+        Ok(package) => package,
+        Err(e) => panic!("cannot pack {}: {e:#}", path.display()),
+    }
+}
+
 /// Panics with the install instructions if QEMU is missing or too old.
 pub fn require_qemu() {
     if let Err(e) = xtask::deps::require_qemu() {

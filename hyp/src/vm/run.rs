@@ -83,13 +83,23 @@ fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     let mut values = [0u64; 16];
     for (n, value) in values[..count].iter_mut().enumerate() {
         *value = gic::read_list_register(n);
+        // The state now lives in the model. Emptying the hardware's copy also
+        // drops the maintenance interrupt (an EOI'd level interrupt keeps it
+        // asserted until its list register is rewritten).
+        gic::write_list_register(n, 0);
     }
+    gic::set_underflow_interrupt(false);
     vm.vgic.lock().sync_from_list_registers(vcpu, &values[..count]);
 }
 
-/// Acknowledges and handles every pending physical interrupt.
+/// Most interrupts taken in one go, so that a stuck source cannot keep a
+/// CPU from its vCPU for ever.
+const INTERRUPT_BATCH: usize = 64;
+
+/// Acknowledges and handles pending physical interrupts.
 fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
-    while let Some(intid) = gic::acknowledge() {
+    for _ in 0..INTERRUPT_BATCH {
+        let Some(intid) = gic::acknowledge() else { break };
         match intid {
             KICK_SGI | layout::GIC_MAINTENANCE_INTID => {}
             layout::TIMER_VIRT_INTID => {

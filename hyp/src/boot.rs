@@ -123,6 +123,7 @@ fn init_interrupts(platform: &Platform) {
 /// and the guest's virtual timer.
 pub fn init_interrupts_on_this_cpu() {
     let Some(gic) = GIC.get() else { return };
+    cpu::route_interrupts_to_el2();
     if let Err(e) = gic.init_redistributor(cpu::mpidr()) {
         log::warn!("no GIC redistributor for MPIDR {:#x}", e.mpidr);
         return;

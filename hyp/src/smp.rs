@@ -69,10 +69,10 @@ fn wait_for(expected: usize) {
 pub extern "C" fn secondary_main(index: usize) -> ! {
     cpu::set_id(index);
     exceptions::install();
+    crate::boot::init_interrupts_on_this_cpu();
     info!("cpu{index} online at EL{} (MPIDR {:#x})", cpu::current_el(), cpu::mpidr());
     ONLINE.fetch_add(1, Ordering::AcqRel);
     #[cfg(feature = "fault-injection")]
     crate::fault::commit_if_armed();
-    // Nothing to run yet: sleep until the machine powers off.
-    cpu::park()
+    crate::vm::system::cpu_loop(index)
 }

@@ -35,6 +35,19 @@ pub fn counter_frequency() -> u64 {
     CNTFRQ_EL0.get()
 }
 
+/// Routes physical interrupts to EL2. Without this an interrupt would target
+/// EL1, and a CPU waiting at EL2 would not even wake for it.
+pub fn route_interrupts_to_el2() {
+    use aarch64_cpu::registers::HCR_EL2;
+    HCR_EL2.write(
+        HCR_EL2::FMO::EnableVirtualFIQ
+            + HCR_EL2::IMO::EnableVirtualIRQ
+            + HCR_EL2::AMO::SET
+            + HCR_EL2::RW::EL1IsAarch64,
+    );
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}
+
 /// Sleeps until an interrupt or event arrives (or spuriously returns).
 pub fn wait_for_interrupt() {
     asm::wfi();

@@ -3,13 +3,14 @@
 //!   cargo xtask run    build Duet and boot it under QEMU (the main job)
 //!   cargo xtask test   every test: host unit tests, then QEMU integration tests
 //!   cargo xtask build  build the hypervisor image only
+//!   cargo xtask guest  fetch or build the Linux guest (kernel, initramfs)
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{deps, workspace_root};
+use xtask::{deps, guest, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -50,6 +51,9 @@ enum Task {
         #[arg(long)]
         fault_injection: bool,
     },
+    /// Fetch Debian's arm64 kernel, build the busybox initramfs, and print
+    /// their paths (kernel first); cached under target/guests/.
+    Guest,
 }
 
 fn main() -> ExitCode {
@@ -113,6 +117,14 @@ fn run(task: Task) -> Result<ExitCode> {
             };
             let image = image::build(variant)?;
             println!("{}", image.binary.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Guest => {
+            let kernel = guest::kernel()?;
+            let initramfs = guest::busybox_initramfs()?;
+            eprintln!("xtask: Linux {} (Debian, arm64)", kernel.release);
+            println!("{}", kernel.image.display());
+            println!("{}", initramfs.display());
             Ok(ExitCode::SUCCESS)
         }
     }

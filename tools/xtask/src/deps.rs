@@ -2,30 +2,46 @@
 //! QEMU for AArch64, recent enough. Where the host is Debian and we are root,
 //! missing pieces are installed (QEMU from bookworm-backports, as
 //! shared/ENVIRONMENT.md tested); otherwise the error says what to install.
+//! Also the small apt helpers that `guest` shares: who may run apt, and
+//! whether bookworm-backports is among apt's sources.
 
 use anyhow::{bail, Context, Result};
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 pub const QEMU: &str = "qemu-system-aarch64";
 /// `raspi4b` arrived in QEMU 9.0; Debian bookworm's own 7.2 is too old.
 const QEMU_MINIMUM: (u32, u32) = (9, 0);
 
-const INSTALL_HINT: &str = "install QEMU 9 or newer for AArch64; on Debian bookworm, as root:\n  \
-    echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/bookworm-backports.list\n  \
-    apt-get update && apt-get install -y -t bookworm-backports qemu-system-arm";
+/// Where xtask adds bookworm-backports when apt does not know it yet.
+const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/bookworm-backports.list";
+const BACKPORTS_SOURCE: &str = "deb http://deb.debian.org/debian bookworm-backports main";
+
+/// The shell command that adds bookworm-backports to apt's sources.
+pub fn add_backports_command() -> String {
+    format!("echo '{BACKPORTS_SOURCE}' > {BACKPORTS_LIST}")
+}
+
+fn install_hint() -> String {
+    format!(
+        "install QEMU 9 or newer for AArch64; on Debian bookworm, as root:\n  \
+         {}\n  \
+         apt-get update && apt-get install -y -t bookworm-backports qemu-system-arm",
+        add_backports_command()
+    )
+}
 
 /// QEMU's version, or an error that says what to install. Never installs.
 pub fn require_qemu() -> Result<(u32, u32)> {
     let output = Command::new(QEMU).arg("--version").output();
     let Ok(output) = output else {
-        bail!("{QEMU} is not installed: {INSTALL_HINT}");
+        bail!("{QEMU} is not installed: {}", install_hint());
     };
     let text = String::from_utf8_lossy(&output.stdout);
     let version = parse_qemu_version(&text)
         .with_context(|| format!("cannot read the version from `{QEMU} --version`: {text:?}"))?;
     if version < QEMU_MINIMUM {
-        bail!("{QEMU} is version {}.{}, too old: {INSTALL_HINT}", version.0, version.1);
+        bail!("{QEMU} is version {}.{}, too old: {}", version.0, version.1, install_hint());
     }
     Ok(version)
 }
@@ -39,14 +55,8 @@ pub fn ensure_qemu() -> Result<(u32, u32)> {
         return require_qemu();
     }
     eprintln!("xtask: installing QEMU for AArch64 from Debian (this needs the network)...");
-    let bookworm =
-        std::fs::read_to_string("/etc/debian_version").is_ok_and(|v| v.starts_with("12"));
-    if bookworm {
-        let list = "/etc/apt/sources.list.d/bookworm-backports.list";
-        if !Path::new(list).exists() {
-            std::fs::write(list, "deb http://deb.debian.org/debian bookworm-backports main\n")
-                .with_context(|| format!("cannot write {list}"))?;
-        }
+    if is_bookworm() {
+        add_backports()?;
         apt(&["update", "-q"])?;
         apt(&["install", "-y", "-q", "-t", "bookworm-backports", "qemu-system-arm"])?;
     } else {
@@ -56,16 +66,65 @@ pub fn ensure_qemu() -> Result<(u32, u32)> {
     require_qemu()
 }
 
-fn can_install_debian_packages() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    root && Path::new("/etc/debian_version").exists() && Path::new("/usr/bin/apt-get").exists()
+/// Whether this host is Debian with apt and dpkg.
+pub fn is_debian() -> bool {
+    Path::new("/etc/debian_version").exists() && Path::new("/usr/bin/apt-get").exists()
 }
 
-fn apt(args: &[&str]) -> Result<()> {
+/// Whether xtask runs as root, so it may change the system's packages.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Root on Debian: xtask may install and configure packages itself.
+pub fn can_install_debian_packages() -> bool {
+    is_root() && is_debian()
+}
+
+/// Debian 12 (bookworm), whose own QEMU and Linux are too old for Duet: both
+/// come from bookworm-backports there.
+pub fn is_bookworm() -> bool {
+    std::fs::read_to_string("/etc/debian_version").is_ok_and(|v| v.starts_with("12"))
+}
+
+/// Whether any of apt's sources names bookworm-backports (one-line `.list`
+/// and deb822 `.sources` files alike mention the suite by name).
+pub fn has_backports() -> bool {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        // apt reads only these two kinds there (not `*.disabled` and such).
+        let is_source =
+            |path: &PathBuf| path.extension().is_some_and(|ext| ext == "list" || ext == "sources");
+        files.extend(dir.flatten().map(|entry| entry.path()).filter(is_source));
+    }
+    files.iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            text.lines().any(|line| {
+                !line.trim_start().starts_with('#') && line.contains("bookworm-backports")
+            })
+        })
+    })
+}
+
+/// Adds bookworm-backports to apt's sources unless apt knows it already.
+/// Needs root; the caller runs `apt-get update` afterwards.
+pub fn add_backports() -> Result<()> {
+    if has_backports() {
+        return Ok(());
+    }
+    std::fs::write(BACKPORTS_LIST, format!("{BACKPORTS_SOURCE}\n"))
+        .with_context(|| format!("cannot write {BACKPORTS_LIST}"))
+}
+
+/// Runs `apt-get ARGS` without questions. Its report goes to stderr, so the
+/// paths xtask commands print on stdout stay easy to read by scripts.
+pub fn apt(args: &[&str]) -> Result<()> {
     let status = Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
     if !status.success() {

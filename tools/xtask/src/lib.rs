@@ -1,8 +1,10 @@
 //! The host side of Duet's developer commands, shared by the `xtask` binary
 //! and the integration tests: where things are, how the hypervisor image is
-//! built, how QEMU is started and watched, and what the host must have.
+//! built, how QEMU is started and watched, what the host must have, and the
+//! Linux guest Duet boots.
 
 pub mod deps;
+pub mod guest;
 pub mod image;
 pub mod personas;
 pub mod qemu;

@@ -3,6 +3,7 @@
 //!   cargo xtask run    build Duet and boot it under QEMU (the main job)
 //!   cargo xtask test   every test: host unit tests, then QEMU integration tests
 //!   cargo xtask build  build the hypervisor image only
+//!   cargo xtask guest  fetch or build the Linux guest (kernel, initramfs)
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -36,10 +37,6 @@ enum Task {
         /// Debian's kernel and a busybox initramfs fetched on first use).
         #[arg(long)]
         manifest: Option<PathBuf>,
-        /// The persona manifest to boot (default: guests/default.toml, with
-        /// Debian's kernel and a busybox initramfs fetched on first use).
-        #[arg(long)]
-        manifest: Option<PathBuf>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -59,6 +56,9 @@ enum Task {
         #[arg(long)]
         fault_injection: bool,
     },
+    /// Fetch Debian's arm64 kernel, build the busybox initramfs, and print
+    /// their paths (kernel first); cached under target/guests/.
+    Guest,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +115,14 @@ fn run(task: Task) -> Result<ExitCode> {
             let variant = if fault_injection { Variant::FaultInjection } else { Variant::Release };
             let image = image::build(variant)?;
             println!("{}", image.binary.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Guest => {
+            let kernel = guest::kernel()?;
+            let initramfs = guest::busybox_initramfs()?;
+            eprintln!("xtask: Linux {} (Debian, arm64)", kernel.release);
+            println!("{}", kernel.image.display());
+            println!("{}", initramfs.display());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,11 +1,14 @@
-//! Duet boots at EL2 on QEMU virt, brings up every CPU and powers off, through
-//! the same command a developer types; and refuses clearly to run below EL2.
+//! Duet boots at EL2 on QEMU virt, brings up every CPU and powers off when
+//! its VM has, through the same command a developer types; and refuses
+//! clearly to run below EL2.
 
-use duet_tests::{status, Machine, BOOT_TIMEOUT};
+use duet_tests::{probe_manifest, status, Machine, BOOT_TIMEOUT};
 
 #[test]
 fn xtask_run_boots_at_el2_with_four_cpus_and_powers_off() {
-    let mut run = Machine::xtask(&["run"]);
+    // The probe guest powers itself off, so the run ends on its own.
+    let manifest = probe_manifest();
+    let mut run = Machine::xtask(&["run", "--manifest", manifest.to_str().expect("UTF-8 path")]);
     let exit = run.wait(BOOT_TIMEOUT * 3);
     run.require(&[
         "Duet 0.1.0 -- a hypervisor for phones, at EL2",
@@ -16,7 +19,8 @@ fn xtask_run_boots_at_el2_with_four_cpus_and_powers_off() {
         "  timer   1000000000 Hz",
         "  psci    1.1 over SMC",
         "all 4 cpus online at EL2",
-        &format!("{} nothing left to run", status::POWER_OFF),
+        "duet: vm probe powered off",
+        &format!("{} every VM has powered off", status::POWER_OFF),
     ]);
     for cpu in 1..4 {
         run.require(&[&format!("cpu{cpu} INFO  cpu{cpu} online at EL2 (MPIDR {cpu:#x})")]);
@@ -29,7 +33,10 @@ fn xtask_run_boots_at_el2_with_four_cpus_and_powers_off() {
 
 #[test]
 fn xtask_run_below_el2_says_so_and_fails() {
-    let mut run = Machine::xtask(&["run", "--", "-machine", "virtualization=off"]);
+    let manifest = probe_manifest();
+    let manifest = manifest.to_str().expect("UTF-8 path");
+    let mut run =
+        Machine::xtask(&["run", "--manifest", manifest, "--", "-machine", "virtualization=off"]);
     let exit = run.wait(BOOT_TIMEOUT * 3);
     run.require(&[&format!("{} not started at EL2 (running at EL1)", status::HALTED)]);
     run.forbid("online at EL2");

@@ -3,14 +3,12 @@
 //! turns what it may not do into exceptions in that guest, logged by Duet,
 //! with Duet and the guest still running afterwards.
 
-use duet_tests::{package, probe_image, status, Machine, Options, Variant, BOOT_TIMEOUT};
+use duet_tests::{probe_manifest, status, Machine, Options, Variant, BOOT_TIMEOUT};
 
 fn boot_probe() -> Machine {
-    let manifest = format!(
-        "[[vm]]\nname = \"probe\"\nrole = \"corporate\"\nkernel = {:?}\nmemory_mib = 64\nvcpus = 1\n",
-        probe_image()
-    );
-    let options = Options { package: Some(package("probe", &manifest)), ..Options::default() };
+    let package = xtask::personas::package(&probe_manifest(), duet_boards::default_board())
+        .expect("the probe manifest packs");
+    let options = Options { package: Some(package), ..Options::default() };
     let mut machine = Machine::boot(Variant::Release, &options);
     machine.wait(BOOT_TIMEOUT);
     machine

@@ -45,13 +45,28 @@ pub fn probe_image() -> PathBuf {
         .clone()
 }
 
-/// Writes `manifest` (TOML text) as `name.toml` in a fresh directory under
-/// `target/test-personas/` and packs it for the default board.
-pub fn package(name: &str, manifest: &str) -> PathBuf {
+/// Writes `manifest` (TOML text) as `name.toml` under
+/// `target/test-personas/`, and returns its path.
+pub fn manifest(name: &str, manifest: &str) -> PathBuf {
     let dir = xtask::target_dir().join("test-personas");
     std::fs::create_dir_all(&dir).expect("create target/test-personas");
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, manifest).expect("write the test manifest");
+    path
+}
+
+/// A manifest with one VM, "probe", running the probe guest.
+pub fn probe_manifest() -> PathBuf {
+    let text = format!(
+        "[[vm]]\nname = \"probe\"\nrole = \"corporate\"\nkernel = {:?}\nmemory_mib = 64\nvcpus = 1\n",
+        probe_image()
+    );
+    manifest("probe", &text)
+}
+
+/// Packs `manifest` (TOML text, see [`manifest`]) for the default board.
+pub fn package(name: &str, text: &str) -> PathBuf {
+    let path = manifest(name, text);
     match xtask::personas::package(&path, duet_boards::default_board()) {
         Ok(package) => package,
         Err(e) => panic!("cannot pack {}: {e:#}", path.display()),
@@ -117,11 +132,23 @@ impl Machine {
 
     /// Waits until the console shows `needle`, and returns the console.
     pub fn expect(&mut self, needle: &str, timeout: Duration) -> String {
+        self.expect_since(0, needle, timeout)
+    }
+
+    /// Where the console has got to, for [`Machine::expect_since`].
+    pub fn mark(&self) -> usize {
+        self.console().len()
+    }
+
+    /// Waits until the console shows `needle` after position `mark`, and
+    /// returns the console from `mark` on.
+    pub fn expect_since(&mut self, mark: usize, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let console = self.console();
-            if console.contains(needle) {
-                return console;
+            let recent = console.get(mark..).unwrap_or("");
+            if recent.contains(needle) {
+                return recent.to_string();
             }
             if self.poll_exit().is_some() {
                 self.fail(&format!("{} ended before printing {needle:?}", self.what));
@@ -148,6 +175,15 @@ impl Machine {
         if self.console().contains(needle) {
             self.fail(&format!("the console shows {needle:?}"));
         }
+    }
+
+    /// Types `command` and a newline into a guest shell once it shows its
+    /// prompt, and returns the mark from which its output follows.
+    pub fn shell(&mut self, command: &str, timeout: Duration) -> usize {
+        let mark = self.mark();
+        self.send(&format!("{command}\n"));
+        self.expect_since(mark, command, timeout);
+        mark
     }
 
     /// Types `text` into the console.

@@ -133,11 +133,19 @@ extern "C" fn main() -> ! {
         None => say!("probe: load from a hole: NO EXCEPTION"),
     }
 
-    // Give EL1 SVE access (CPACR_EL1.ZEN), so that an SVE instruction goes
-    // past EL1's own trap and reaches Duet's, which Duet does not handle.
+    // Give EL1 FP and SVE access (CPACR_EL1.FPEN and ZEN), so that an SVE
+    // instruction goes past EL1's own traps and reaches Duet's, which Duet
+    // does not handle.
     // SAFETY: changes only which instructions trap.
     unsafe {
-        asm!("mrs {0}, cpacr_el1", "orr {0}, {0}, #(3 << 16)", "msr cpacr_el1, {0}", "isb", out(reg) _)
+        asm!(
+            "mrs {0}, cpacr_el1",
+            "orr {0}, {0}, #(3 << 16)", // ZEN
+            "orr {0}, {0}, #(3 << 20)", // FPEN
+            "msr cpacr_el1, {0}",
+            "isb",
+            out(reg) _
+        )
     };
     // SAFETY: RDVL is an SVE instruction; it should fault, not run.
     let undefined = expect_exception(|| unsafe { asm!(".inst 0x04bf5020", out("x0") _) });

@@ -88,13 +88,6 @@ pub fn input_interrupt_enabled() -> bool {
     INPUT_INTERRUPT.load(Ordering::Relaxed)
 }
 
-/// Acknowledges the console UART's interrupt once its FIFO is drained.
-pub fn acknowledge_input() {
-    if let Some(uart) = UART.get() {
-        uart.clear_interrupts();
-    }
-}
-
 /// Microseconds since Duet started.
 pub fn uptime_micros() -> u64 {
     let start = START.get().copied().unwrap_or(0);

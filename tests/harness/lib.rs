@@ -177,13 +177,17 @@ impl Machine {
         }
     }
 
-    /// Types `command` and a newline into a guest shell once it shows its
-    /// prompt, and returns the mark from which its output follows.
-    pub fn shell(&mut self, command: &str, timeout: Duration) -> usize {
+    /// Types `command` and a newline into a guest shell, waits for the shell
+    /// to echo it and then to show `prompt` again, and returns what the
+    /// command printed in between.
+    pub fn shell(&mut self, command: &str, prompt: &str, timeout: Duration) -> String {
         let mark = self.mark();
         self.send(&format!("{command}\n"));
-        self.expect_since(mark, command, timeout);
-        mark
+        let echoed = self.expect_since(mark, &format!("{command}\n"), timeout);
+        let after_echo =
+            mark + echoed.find(&format!("{command}\n")).unwrap_or(0) + command.len() + 1;
+        let output = self.expect_since(after_echo, prompt, timeout);
+        output[..output.find(prompt).unwrap_or(output.len())].to_string()
     }
 
     /// Types `text` into the console.

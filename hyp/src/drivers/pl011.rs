@@ -94,11 +94,6 @@ impl Pl011 {
         self.regs().imsc.set(if enabled { IMSC_RX | IMSC_RX_TIMEOUT } else { 0 });
     }
 
-    /// Clears every latched interrupt; called after draining the FIFO.
-    pub fn clear_interrupts(&self) {
-        self.regs().icr.set(0x7ff);
-    }
-
     /// Waits until everything sent has left the UART.
     pub fn flush(&self) {
         while self.regs().fr.is_set(FR::BUSY) {

@@ -125,8 +125,9 @@ fn console_input(vm: &Vm, cpus: &impl Cpus) {
         let Some(byte) = console::read_byte() else { break };
         uart.push_input(byte);
     }
+    // Reading the bytes cleared the UART's receive interrupt; clearing it
+    // again could lose one that arrived meanwhile.
     console::set_input_interrupt(uart.has_input_room());
-    console::acknowledge_input();
     let level = uart.interrupt_level();
     drop(uart);
     set_uart_line(vm, level, cpus);

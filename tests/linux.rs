@@ -1,8 +1,8 @@
 //! An unmodified Debian arm64 Linux kernel boots as a guest under Duet, from
 //! the default persona set that `cargo xtask run` boots, and is checked from
 //! inside: init runs, both vCPUs are online, time passes at the right rate,
-//! the interrupt-driven console answers typed commands, and `poweroff` ends
-//! the whole run cleanly.
+//! the interrupt-driven console answers typed commands, `reboot` restarts the
+//! VM, and `poweroff` ends the whole run cleanly.
 
 use duet_tests::{status, Machine};
 use std::time::Duration;
@@ -38,6 +38,16 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let counts = timer_counts(&output);
     if counts.len() != 2 || counts.contains(&0) {
         run.fail(&format!("timer interrupts per CPU: {counts:?} in {output:?}"));
+    }
+
+    // A reset (PSCI SYSTEM_RESET) restarts the VM from its images.
+    let mark = run.mark();
+    run.send("reboot -f\n");
+    run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
+    run.expect_since(mark, "duet-guest: init ran", LINUX_BOOT);
+    let after_reboot = run.expect_since(mark, PROMPT, COMMAND);
+    if !after_reboot.contains("duet-guest: cpus online: 2") {
+        run.fail("after the reset, not both vCPUs came online");
     }
 
     run.send("poweroff -f\n");

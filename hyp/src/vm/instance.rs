@@ -51,6 +51,9 @@ impl fmt::Display for VmError {
 /// A VM.
 pub struct Vm {
     pub name: &'static str,
+    /// What it was built from, kept to rebuild it on a reset.
+    spec: VmSpec,
+    gic: GicVersion,
     pub index: usize,
     pub vmid: u8,
     /// Where its RAM is in physical memory.
@@ -60,6 +63,8 @@ pub struct Vm {
     /// Kept so the tables live as long as the VM.
     _stage2: PageTable,
     pub power: Vec<Mutex<Power>>,
+    /// Per vCPU: its CPU is out of the guest and waiting while it is off.
+    pub parked: Vec<AtomicBool>,
     pub vgic: Mutex<Vgic>,
     pub uart: Mutex<Pl011>,
     /// Cleared when the VM powers off.
@@ -74,8 +79,8 @@ pub fn ipa_bits(pa_bits: u32) -> u32 {
 }
 
 impl Vm {
-    /// Builds VM number `index` from `spec` in `ram` (zeroed here), ready
-    /// for vCPU 0 to start.
+    /// Builds VM number `index` from `spec` in `ram`, ready for vCPU 0 to
+    /// start.
     pub fn build(
         index: usize,
         spec: &VmSpec,
@@ -89,29 +94,49 @@ impl Vm {
         stage2
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
-        // SAFETY: `ram` was taken from the free set for this VM alone and is
-        // mapped read-write in Duet's own map.
-        let memory =
-            unsafe { core::slice::from_raw_parts_mut(ram.start as *mut u8, ram.size() as usize) };
-        memory.fill(0);
-        let entry = load(spec, memory, spec.vcpus as usize, gic)?;
         let vcpus = spec.vcpus as usize;
-        let mut power: Vec<Mutex<Power>> = (0..vcpus).map(|_| Mutex::new(Power::Off)).collect();
-        *power[0].get_mut() = Power::Starting { entry: entry.kernel, context: entry.device_tree };
-        Ok(Vm {
+        let vm = Vm {
             name: spec.name,
+            spec: *spec,
+            gic,
             index,
             vmid: index as u8 + 1,
             ram,
             stage2_root: stage2.root_address(),
             stage2_geometry: geometry,
             _stage2: stage2,
-            power,
+            power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
+            parked: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
             vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
-        })
+        };
+        vm.load()?;
+        Ok(vm)
+    }
+
+    /// Puts the VM in its boot state: RAM zeroed and the images loaded
+    /// afresh, devices reset, vCPU 0 about to start and the others off.
+    /// Every vCPU must be out of the guest (parked, or not yet started).
+    pub fn load(&self) -> Result<(), VmError> {
+        // SAFETY: `ram` was taken from the free set for this VM alone, is
+        // mapped read-write in Duet's own map, and no vCPU of this VM runs.
+        let memory = unsafe {
+            core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
+        };
+        memory.fill(0);
+        let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
+        *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
+        *self.uart.lock() = Pl011::new();
+        for (index, power) in self.power.iter().enumerate() {
+            *power.lock() = if index == 0 {
+                Power::Starting { entry: entry.kernel, context: entry.device_tree }
+            } else {
+                Power::Off
+            };
+        }
+        Ok(())
     }
 
     pub fn vcpu_count(&self) -> usize {

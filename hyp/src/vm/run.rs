@@ -39,12 +39,15 @@ pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
         let power = *vm.power[index].lock();
         match power {
             Power::Off => {
+                vm.parked[index].store(true, Ordering::Release);
                 cpu::wait_for_interrupt();
                 take_interrupts(vm, index, cpus);
                 continue;
             }
             Power::Starting { entry, context } => {
+                vm.parked[index].store(false, Ordering::Release);
                 guest::reset_el1(layout::vcpu_mpidr(index));
+                gic::reset_virtual_cpu_interface();
                 regs = GuestRegs { pc: entry, pstate: PSTATE_EL1H_MASKED, ..GuestRegs::default() };
                 regs.x[0] = context;
                 *vm.power[index].lock() = Power::On;
@@ -214,13 +217,7 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
             println!("duet: vm {} powered off", vm.name);
             stop_vm(vm, cpus);
         }
-        psci::Outcome::SystemReset => {
-            println!(
-                "duet: vm {} asked for a reset; Duet cannot restart VMs yet, so it stops",
-                vm.name
-            );
-            stop_vm(vm, cpus);
-        }
+        psci::Outcome::SystemReset => reset_vm(vm, vcpu, cpus),
     }
 }
 
@@ -239,6 +236,36 @@ fn cpu_on(vm: &Vm, target: usize, entry: u64, context: u64, cpus: &impl Cpus) ->
     drop(power);
     cpus.kick(vm, target);
     psci::SUCCESS
+}
+
+/// How long a reset waits for the other vCPUs to leave the guest.
+const RESET_TIMEOUT_MS: u64 = 1000;
+
+/// Restarts `vm` from its images, as a machine reset would: every vCPU
+/// leaves the guest, RAM and devices start over, vCPU 0 boots again.
+fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
+    println!("duet: vm {} is restarting", vm.name);
+    for vcpu in 0..vm.vcpu_count() {
+        *vm.power[vcpu].lock() = Power::Off;
+        cpus.kick(vm, vcpu);
+    }
+    let deadline = cpu::counter() + cpu::counter_frequency() * RESET_TIMEOUT_MS / 1000;
+    let others_parked =
+        || (0..vm.vcpu_count()).all(|v| v == me || vm.parked[v].load(Ordering::Acquire));
+    while !others_parked() {
+        if cpu::counter() > deadline {
+            println!("duet: vm {}: a vCPU did not stop for the reset; stopping the VM", vm.name);
+            return stop_vm(vm, cpus);
+        }
+        core::hint::spin_loop();
+    }
+    match vm.load() {
+        Ok(()) => cpus.kick(vm, 0),
+        Err(e) => {
+            println!("duet: vm {}: cannot restart: {e}; stopping it", vm.name);
+            stop_vm(vm, cpus);
+        }
+    }
 }
 
 /// Stops every vCPU of `vm`.

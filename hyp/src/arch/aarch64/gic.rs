@@ -25,6 +25,15 @@ pub fn init_cpu_interface() {
 const ICH_HCR_EN: u64 = 1 << 0;
 const ICH_HCR_UIE: u64 = 1 << 1;
 
+/// Forgets what a previous guest left in the virtual CPU interface: its
+/// priority mask, group enables and active priorities.
+pub fn reset_virtual_cpu_interface() {
+    write_sysreg!("ich_vmcr_el2", 0);
+    write_sysreg!("ich_ap0r0_el2", 0);
+    write_sysreg!("ich_ap1r0_el2", 0);
+    isb();
+}
+
 /// Takes the highest-priority pending interrupt, if any.
 pub fn acknowledge() -> Option<u32> {
     let intid = (read_sysreg!("S3_0_C12_C12_0") & 0xff_ffff) as u32; // ICC_IAR1_EL1

@@ -46,7 +46,7 @@ pub fn by_name(name: &str) -> Option<&'static Board> {
 }
 
 /// The board used when none is named.
-pub fn default_board() -> &'static Board {
+pub const fn default_board() -> &'static Board {
     BOARDS[0]
 }
 

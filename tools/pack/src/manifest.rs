@@ -29,9 +29,8 @@ use std::path::{Path, PathBuf};
 /// its image, stacks and page tables, with room to spare.
 pub const DUET_RESERVED_MIB: u64 = 64;
 
-/// The board RAM assumed when none is given: QEMU `virt` as
-/// `cargo xtask run` starts it.
-pub const DEFAULT_BOARD_MEMORY_MIB: u64 = 2048;
+/// RAM of the default board (QEMU virt as `cargo xtask run` starts it).
+pub const DEFAULT_BOARD_MEMORY_MIB: u64 = duet_boards::default_board().qemu.memory_mib as u64;
 
 /// A checked manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]

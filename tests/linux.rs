@@ -62,10 +62,11 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     }
 }
 
-/// Seconds from busybox's `real\t0m 1.01s`.
+/// Seconds from busybox's `real\t0m 1.01s` (behind Duet's `[vm]` tag).
 fn real_seconds(output: &str) -> Option<f64> {
-    let line = output.lines().find(|l| l.trim_start().starts_with("real"))?;
-    let (minutes, seconds) = line.trim_start().strip_prefix("real")?.trim().split_once('m')?;
+    let line = output.lines().find(|l| l.contains("real\t"))?;
+    let after = &line[line.find("real\t")? + "real\t".len()..];
+    let (minutes, seconds) = after.trim().split_once('m')?;
     let seconds = seconds.trim().strip_suffix('s')?.parse::<f64>().ok()?;
     Some(minutes.trim().parse::<f64>().ok()? * 60.0 + seconds)
 }
@@ -82,6 +83,7 @@ fn timer_counts(output: &str) -> Vec<u64> {
 #[test]
 fn time_and_interrupt_parsers_read_busybox_and_proc() {
     assert_eq!(real_seconds("real\t0m 1.01s\nuser\t0m 0.00s\n"), Some(1.01));
+    assert_eq!(real_seconds("[personal] real\t0m 2.50s\r\n"), Some(2.5));
     assert_eq!(real_seconds("nothing"), None);
     let line = " 11:        608        490 GICv3  27 Level     arch_timer\n";
     assert_eq!(timer_counts(line), [608, 490]);

@@ -1,6 +1,7 @@
 //! One VM: its RAM, its stage-2 map, its vCPUs' power states and its
 //! emulated devices, and how it is built from a persona's images.
 
+use super::counters::Counters;
 use super::device_tree::{self, GicVersion, GuestConfig, Initrd};
 use super::layout;
 use super::loader::{self, ImageHeader};
@@ -71,6 +72,7 @@ pub struct Vm {
     pub running: AtomicBool,
     /// Faults logged so far, to keep a misbehaving guest from flooding the console.
     pub faults_logged: AtomicU32,
+    pub counters: Counters,
 }
 
 /// Input address bits of every stage-2 map (1 TiB), capped by the CPU.
@@ -111,6 +113,7 @@ impl Vm {
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
+            counters: Counters::default(),
         };
         vm.load()?;
         Ok(vm)

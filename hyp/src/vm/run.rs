@@ -1,6 +1,7 @@
 //! A physical CPU running its vCPU: entering the guest, handling each exit,
 //! and sleeping while the vCPU waits for an interrupt. Bare metal only.
 
+use super::counters::ExitReason;
 use super::instance::{Power, Vm};
 use super::layout;
 use super::mmio::{Access, MmioDevice, MmioError};
@@ -23,6 +24,8 @@ pub trait Cpus {
     fn kick(&self, vm: &Vm, vcpu: usize);
     /// Called when `vm` has powered off.
     fn vm_stopped(&self, vm: &Vm);
+    /// Moves typed bytes to the VM with the console focus.
+    fn console_input(&self);
 }
 
 /// Runs vCPU `index` of `vm` on this CPU for as long as the VM runs.
@@ -57,11 +60,16 @@ pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
         load_list_registers(vm, index, lrs);
         // SAFETY: this CPU was configured for `vm` above, its stage-2 map is
         // installed, and `regs` is this vCPU's state.
+        let entered = cpu::counter();
         let exit = unsafe { guest::enter(&mut regs) };
+        vm.counters.add_guest_ticks(cpu::counter().wrapping_sub(entered));
         save_list_registers(vm, index, lrs);
         match exit.kind {
             guest::ExitKind::Synchronous => handle_trap(vm, index, &mut regs, &exit, cpus),
-            guest::ExitKind::Irq | guest::ExitKind::Fiq => take_interrupts(vm, index, cpus),
+            guest::ExitKind::Irq | guest::ExitKind::Fiq => {
+                vm.counters.exit(ExitReason::Interrupt);
+                take_interrupts(vm, index, cpus);
+            }
             guest::ExitKind::SError => {
                 println!(
                     "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
@@ -112,31 +120,14 @@ fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
                 // Cannot fail: a PPI on this VM's own vCPU.
                 let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
             }
-            other if Some(other) == crate::boot::console_intid() => console_input(vm, cpus),
+            other if Some(other) == crate::boot::console_intid() => cpus.console_input(),
             other => warn!("unexpected physical interrupt {other}"),
         }
         gic::end_of_interrupt(intid);
     }
 }
 
-/// Moves bytes typed on Duet's console into the VM's UART, as many as it
-/// has room for. While it is full, the console's input interrupt stays off
-/// (the bytes wait in the physical FIFO); reads by the guest turn it back on.
-fn console_input(vm: &Vm, cpus: &impl Cpus) {
-    let mut uart = vm.uart.lock();
-    while uart.has_input_room() {
-        let Some(byte) = console::read_byte() else { break };
-        uart.push_input(byte);
-    }
-    // Reading the bytes cleared the UART's receive interrupt; clearing it
-    // again could lose one that arrived meanwhile.
-    console::set_input_interrupt(uart.has_input_room());
-    let level = uart.interrupt_level();
-    drop(uart);
-    set_uart_line(vm, level, cpus);
-}
-
-fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
+pub fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
     let mut vgic = vm.vgic.lock();
     // Cannot fail: the UART's SPI exists in every VM.
     let _ = vgic.set_level(layout::UART_INTID, 0, level);
@@ -154,6 +145,13 @@ fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
 fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cpus: &impl Cpus) {
     let esr = Esr(exit.esr);
     let wide = esr.is_32bit_instruction();
+    vm.counters.exit(match esr.class() {
+        ExceptionClass::Hvc64 | ExceptionClass::Smc64 => ExitReason::Call,
+        ExceptionClass::DataAbortLowerEl => ExitReason::Mmio,
+        ExceptionClass::SysRegister => ExitReason::SystemRegister,
+        ExceptionClass::WfiWfe => ExitReason::Wait,
+        _ => ExitReason::Fault,
+    });
     match esr.class() {
         ExceptionClass::Hvc64 => smccc(vm, vcpu, regs, cpus),
         ExceptionClass::Smc64 => {
@@ -197,6 +195,7 @@ fn wait_for_interrupt(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
     let timer_due = enabled && !masked && fired;
     if !timer_due && !vm.vgic.lock().has_deliverable(vcpu) {
         cpu::wait_for_interrupt();
+        vm.counters.wakeup();
     }
     take_interrupts(vm, vcpu, cpus);
 }
@@ -321,16 +320,24 @@ fn mmio(
         let offset = address - layout::UART_BASE;
         let mut uart = vm.uart.lock();
         let result = perform(&mut *uart, vcpu, offset, access, value);
+        let mut output = [0u8; 64];
+        let mut written = 0;
         for byte in uart.take_output() {
-            console::write_byte(byte);
+            if written == output.len() {
+                console::guest_output(vm.index, vm.name, &output);
+                written = 0;
+            }
+            output[written] = byte;
+            written += 1;
         }
+        console::guest_output(vm.index, vm.name, &output[..written]);
         let room = uart.has_input_room();
+        let level = uart.interrupt_level();
         drop(uart);
-        if room && !console::input_interrupt_enabled() {
-            console_input(vm, cpus);
-        } else {
-            let level = vm.uart.lock().interrupt_level();
-            set_uart_line(vm, level, cpus);
+        set_uart_line(vm, level, cpus);
+        // Input held back because this VM's receive FIFO was full can come now.
+        if room && !console::input_interrupt_enabled() && console::focus() == vm.index {
+            cpus.console_input();
         }
         result
     } else if in_range(address, layout::GICD_BASE, layout::GICD_SIZE) {

@@ -9,7 +9,8 @@ use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
 use crate::personas::PersonaPackage;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
-use crate::{boot, machine, println, smp, status};
+use crate::vm::console_mux::Input;
+use crate::{boot, console, machine, println, smp, status};
 use alloc::vec::Vec;
 use spin::Once;
 
@@ -54,6 +55,7 @@ pub fn start(package: Option<Region>) -> bool {
         Ok(placement) => placement,
         Err(e) => halt(format_args!("{e}")),
     };
+    console::set_vm_count(vms.len());
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     for other in 1..smp::online() {
@@ -101,7 +103,46 @@ impl Cpus for SystemCpus {
     fn vm_stopped(&self, _vm: &Vm) {
         let vms = VMS.get().expect("VMs exist while one runs");
         if vms.iter().all(|vm| !vm.is_running()) {
+            print_counters();
             machine::power_off(format_args!("every VM has powered off"));
         }
+    }
+
+    fn console_input(&self) {
+        let Some(vms) = VMS.get() else { return };
+        loop {
+            let focus = &vms[console::focus()];
+            if !focus.uart.lock().has_input_room() {
+                // Leave the rest in the UART until the guest reads.
+                console::set_input_interrupt(false);
+                return;
+            }
+            let Some(byte) = console::read_byte() else { break };
+            match console::interpret(byte) {
+                Input::ToVm { vm, byte } => {
+                    let target = &vms[vm];
+                    let mut uart = target.uart.lock();
+                    uart.push_input(byte);
+                    let level = uart.interrupt_level();
+                    drop(uart);
+                    run::set_uart_line(target, level, self);
+                }
+                Input::FocusMoved { vm } => {
+                    println!("duet: console input now goes to vm {}", vms[vm].name);
+                }
+                Input::ShowCounters => print_counters(),
+                Input::Nothing => {}
+            }
+        }
+        console::set_input_interrupt(true);
+    }
+}
+
+/// Prints every VM's counters.
+pub fn print_counters() {
+    let Some(vms) = VMS.get() else { return };
+    let frequency = cpu::counter_frequency();
+    for vm in vms {
+        println!("duet: {}", vm.counters.report(vm.name, frequency));
     }
 }

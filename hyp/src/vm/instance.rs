@@ -64,8 +64,8 @@ pub struct Vm {
     /// Kept so the tables live as long as the VM.
     _stage2: PageTable,
     pub power: Vec<Mutex<Power>>,
-    /// Per vCPU: its CPU is out of the guest and waiting while it is off.
-    pub parked: Vec<AtomicBool>,
+    /// Per vCPU: it is executing guest code right now.
+    pub in_guest: Vec<AtomicBool>,
     pub vgic: Mutex<Vgic>,
     pub uart: Mutex<Pl011>,
     /// Cleared when the VM powers off.
@@ -108,7 +108,7 @@ impl Vm {
             stage2_geometry: geometry,
             _stage2: stage2,
             power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
-            parked: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
+            in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
             vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
@@ -121,14 +121,13 @@ impl Vm {
 
     /// Puts the VM in its boot state: RAM zeroed and the images loaded
     /// afresh, devices reset, vCPU 0 about to start and the others off.
-    /// Every vCPU must be out of the guest (parked, or not yet started).
+    /// Every vCPU must be out of the guest.
     pub fn load(&self) -> Result<(), VmError> {
-        // SAFETY: `ram` was taken from the free set for this VM alone, is
-        // mapped read-write in Duet's own map, and no vCPU of this VM runs.
+        self.wipe();
+        // SAFETY: as for `wipe`: this VM's own RAM, no vCPU of it running.
         let memory = unsafe {
             core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
         };
-        memory.fill(0);
         let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
         *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
@@ -140,6 +139,35 @@ impl Vm {
             };
         }
         Ok(())
+    }
+
+    /// Zeroes the VM's RAM, so nothing of it outlives the VM (or its
+    /// previous boot). Every vCPU must be out of the guest.
+    pub fn wipe(&self) {
+        // SAFETY: `ram` was taken from the free set for this VM alone and is
+        // mapped read-write in Duet's own map; the caller ensures no vCPU of
+        // this VM runs, and reset and power-off happen once at a time.
+        unsafe { core::ptr::write_bytes(self.ram.start as *mut u8, 0, self.ram.size() as usize) };
+    }
+
+    /// Waits up to `timeout_ms` for every vCPU but `except` to be out of
+    /// the guest; whether they all are.
+    pub fn wait_out_of_guest(&self, except: Option<usize>, timeout_ms: u64) -> bool {
+        use crate::arch::aarch64::cpu;
+        let deadline = cpu::counter() + cpu::counter_frequency() * timeout_ms / 1000;
+        let all_out = || {
+            self.in_guest
+                .iter()
+                .enumerate()
+                .all(|(v, inside)| Some(v) == except || !inside.load(Ordering::Acquire))
+        };
+        while !all_out() {
+            if cpu::counter() > deadline {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
     }
 
     pub fn vcpu_count(&self) -> usize {

@@ -7,8 +7,8 @@ use super::layout;
 use super::mmio::{Access, MmioDevice, MmioError};
 use super::psci;
 use super::sysreg::{SysRegAccess, ICC_SGI1R_EL1};
-use super::vcpu::{self, GuestFault, GuestRegs, PSTATE_EL1H_MASKED};
-use crate::arch::aarch64::{cpu, gic, guest, idregs};
+use super::vcpu::{self, GuestFault, GuestRegs};
+use crate::arch::aarch64::{gic, guest, idregs};
 use crate::arch::esr::{Esr, ExceptionClass};
 use crate::sched::KICK_SGI;
 use crate::{console, println};
@@ -28,60 +28,45 @@ pub trait Cpus {
     fn console_input(&self);
 }
 
-/// Runs vCPU `index` of `vm` on this CPU for as long as the VM runs.
-pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
-    guest::configure();
-    guest::install_stage2(
-        guest::vtcr(vm.stage2_geometry.input_bits, vm.stage2_geometry.root_level),
-        vm.stage2_root,
-        vm.vmid,
-    );
-    let lrs = gic::list_register_count().min(16);
-    let mut regs = GuestRegs::default();
-    while vm.is_running() {
-        let power = *vm.power[index].lock();
-        match power {
-            Power::Off => {
-                vm.parked[index].store(true, Ordering::Release);
-                cpu::wait_for_interrupt();
-                take_interrupts(vm, index, cpus);
-                continue;
-            }
-            Power::Starting { entry, context } => {
-                vm.parked[index].store(false, Ordering::Release);
-                guest::reset_el1(layout::vcpu_mpidr(index));
-                gic::reset_virtual_cpu_interface();
-                regs = GuestRegs { pc: entry, pstate: PSTATE_EL1H_MASKED, ..GuestRegs::default() };
-                regs.x[0] = context;
-                *vm.power[index].lock() = Power::On;
-            }
-            Power::On => {}
+/// What the CPU loop does after an exit has been handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Run the vCPU again.
+    Continue,
+    /// The vCPU waits for an interrupt (WFI, CPU_SUSPEND).
+    Wait,
+    /// The vCPU spins on a lock (WFE): let another vCPU of this CPU run.
+    Yield,
+}
+
+/// Handles one exit of vCPU `index` of `vm`.
+pub fn handle_exit(
+    vm: &Vm,
+    index: usize,
+    regs: &mut GuestRegs,
+    exit: &guest::Exit,
+    cpus: &impl Cpus,
+) -> After {
+    match exit.kind {
+        guest::ExitKind::Synchronous => handle_trap(vm, index, regs, exit, cpus),
+        guest::ExitKind::Irq | guest::ExitKind::Fiq => {
+            vm.counters.exit(ExitReason::Interrupt);
+            take_interrupts(Some((vm, index)), cpus);
+            After::Continue
         }
-        load_list_registers(vm, index, lrs);
-        // SAFETY: this CPU was configured for `vm` above, its stage-2 map is
-        // installed, and `regs` is this vCPU's state.
-        let entered = cpu::counter();
-        let exit = unsafe { guest::enter(&mut regs) };
-        vm.counters.add_guest_ticks(cpu::counter().wrapping_sub(entered));
-        save_list_registers(vm, index, lrs);
-        match exit.kind {
-            guest::ExitKind::Synchronous => handle_trap(vm, index, &mut regs, &exit, cpus),
-            guest::ExitKind::Irq | guest::ExitKind::Fiq => {
-                vm.counters.exit(ExitReason::Interrupt);
-                take_interrupts(vm, index, cpus);
-            }
-            guest::ExitKind::SError => {
-                println!(
-                    "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
-                    vm.name, exit.esr
-                );
-                stop_vm(vm, cpus);
-            }
+        guest::ExitKind::SError => {
+            println!(
+                "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
+                vm.name, exit.esr
+            );
+            stop_vm(vm, cpus);
+            After::Continue
         }
     }
 }
 
-fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+/// Loads the list registers with what the vGIC has for this vCPU.
+pub fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     let mut values = [0u64; 16];
     let more = vm.vgic.lock().fill_list_registers(vcpu, &mut values[..count]).more;
     for (n, &value) in values[..count].iter().enumerate() {
@@ -90,7 +75,8 @@ fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     gic::set_underflow_interrupt(more);
 }
 
-fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+/// Folds the list registers back into the vGIC after an exit.
+pub fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     let mut values = [0u64; 16];
     for (n, value) in values[..count].iter_mut().enumerate() {
         *value = gic::read_list_register(n);
@@ -107,18 +93,22 @@ fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
 /// CPU from its vCPU for ever.
 const INTERRUPT_BATCH: usize = 64;
 
-/// Acknowledges and handles pending physical interrupts.
-fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
+/// Acknowledges and handles pending physical interrupts; `loaded` is the
+/// vCPU whose state is in this CPU (its virtual timer is the one firing).
+pub fn take_interrupts(loaded: Option<(&Vm, usize)>, cpus: &impl Cpus) {
     for _ in 0..INTERRUPT_BATCH {
         let Some(intid) = gic::acknowledge() else { break };
         match intid {
             KICK_SGI | layout::GIC_MAINTENANCE_INTID => {}
+            layout::TIMER_HYP_INTID => super::cpu::hypervisor_timer_fired(),
             layout::TIMER_VIRT_INTID => {
                 // Level-triggered: mask it until the guest re-arms the timer,
                 // and give the guest its virtual copy.
                 guest::mask_virtual_timer();
-                // Cannot fail: a PPI on this VM's own vCPU.
-                let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
+                if let Some((vm, vcpu)) = loaded {
+                    // Cannot fail: a PPI on this VM's own vCPU.
+                    let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
+                }
             }
             other if Some(other) == crate::boot::console_intid() => cpus.console_input(),
             other => warn!("unexpected physical interrupt {other}"),
@@ -142,7 +132,13 @@ fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
     }
 }
 
-fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cpus: &impl Cpus) {
+fn handle_trap(
+    vm: &Vm,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    exit: &guest::Exit,
+    cpus: &impl Cpus,
+) -> After {
     let esr = Esr(exit.esr);
     let wide = esr.is_32bit_instruction();
     vm.counters.exit(match esr.class() {
@@ -157,50 +153,39 @@ fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, c
         ExceptionClass::Smc64 => {
             // A trapped SMC returns to the SMC itself: step over it.
             regs.skip_instruction(wide);
-            smccc(vm, vcpu, regs, cpus);
+            smccc(vm, vcpu, regs, cpus)
         }
-        ExceptionClass::DataAbortLowerEl => data_abort(vm, vcpu, regs, exit, cpus),
+        ExceptionClass::DataAbortLowerEl => {
+            data_abort(vm, vcpu, regs, exit, cpus);
+            After::Continue
+        }
         ExceptionClass::InstructionAbortLowerEl => {
-            let why = "executing where there is no memory";
-            fault(
-                vm,
-                vcpu,
-                regs,
-                GuestFault::InstructionAbort { address: exit.far },
-                wide,
-                esr,
-                &why,
-            );
+            let kind = GuestFault::InstructionAbort { address: exit.far };
+            fault(vm, vcpu, regs, kind, wide, esr, &"executing where there is no memory");
+            After::Continue
         }
-        ExceptionClass::SysRegister => system_register(vm, vcpu, regs, esr, cpus),
+        ExceptionClass::SysRegister => {
+            system_register(vm, vcpu, regs, esr, cpus);
+            After::Continue
+        }
         ExceptionClass::WfiWfe => {
             regs.skip_instruction(wide);
-            wait_for_interrupt(vm, vcpu, cpus);
+            // ISS bit 0 tells WFE (1) from WFI (0).
+            if esr.iss() & 1 != 0 {
+                After::Yield
+            } else {
+                After::Wait
+            }
         }
-        _ => fault(
-            vm,
-            vcpu,
-            regs,
-            GuestFault::Undefined,
-            wide,
-            esr,
-            &"an instruction Duet does not handle",
-        ),
+        _ => {
+            let why = "an instruction Duet does not handle";
+            fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &why);
+            After::Continue
+        }
     }
 }
 
-/// A vCPU waits for an interrupt: sleep unless one is already deliverable.
-fn wait_for_interrupt(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
-    let (enabled, masked, fired) = guest::virtual_timer();
-    let timer_due = enabled && !masked && fired;
-    if !timer_due && !vm.vgic.lock().has_deliverable(vcpu) {
-        cpu::wait_for_interrupt();
-        vm.counters.wakeup();
-    }
-    take_interrupts(vm, vcpu, cpus);
-}
-
-fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
+fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) -> After {
     let call = psci::Call::from_registers([regs.x[0], regs.x[1], regs.x[2], regs.x[3]]);
     match psci::handle(&call, &VmVcpus(vm)) {
         psci::Outcome::Return(value) => regs.x[0] = value,
@@ -209,8 +194,8 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
         }
         psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
         psci::Outcome::CpuSuspend => {
-            regs.x[0] = 0;
-            wait_for_interrupt(vm, vcpu, cpus);
+            regs.x[0] = psci::SUCCESS;
+            return After::Wait;
         }
         psci::Outcome::SystemOff => {
             println!("duet: vm {} powered off", vm.name);
@@ -218,6 +203,7 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
         }
         psci::Outcome::SystemReset => reset_vm(vm, vcpu, cpus),
     }
+    After::Continue
 }
 
 /// Starts vCPU `target` at `entry`, if it is still off and `entry` is RAM.
@@ -237,7 +223,7 @@ fn cpu_on(vm: &Vm, target: usize, entry: u64, context: u64, cpus: &impl Cpus) ->
     psci::SUCCESS
 }
 
-/// How long a reset waits for the other vCPUs to leave the guest.
+/// How long a reset or power-off waits for the other vCPUs to leave the guest.
 const RESET_TIMEOUT_MS: u64 = 1000;
 
 /// Restarts `vm` from its images, as a machine reset would: every vCPU
@@ -248,15 +234,9 @@ fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
         *vm.power[vcpu].lock() = Power::Off;
         cpus.kick(vm, vcpu);
     }
-    let deadline = cpu::counter() + cpu::counter_frequency() * RESET_TIMEOUT_MS / 1000;
-    let others_parked =
-        || (0..vm.vcpu_count()).all(|v| v == me || vm.parked[v].load(Ordering::Acquire));
-    while !others_parked() {
-        if cpu::counter() > deadline {
-            println!("duet: vm {}: a vCPU did not stop for the reset; stopping the VM", vm.name);
-            return stop_vm(vm, cpus);
-        }
-        core::hint::spin_loop();
+    if !vm.wait_out_of_guest(Some(me), RESET_TIMEOUT_MS) {
+        println!("duet: vm {}: a vCPU did not stop for the reset; stopping the VM", vm.name);
+        return stop_vm(vm, cpus);
     }
     match vm.load() {
         Ok(()) => cpus.kick(vm, 0),
@@ -267,7 +247,7 @@ fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
     }
 }
 
-/// Stops every vCPU of `vm`.
+/// Stops every vCPU of `vm` and, once none is in the guest, wipes its RAM.
 fn stop_vm(vm: &Vm, cpus: &impl Cpus) {
     if !vm.running.swap(false, Ordering::AcqRel) {
         return;
@@ -275,6 +255,11 @@ fn stop_vm(vm: &Vm, cpus: &impl Cpus) {
     for vcpu in 0..vm.vcpu_count() {
         *vm.power[vcpu].lock() = Power::Off;
         cpus.kick(vm, vcpu);
+    }
+    if vm.wait_out_of_guest(None, RESET_TIMEOUT_MS) {
+        vm.wipe();
+    } else {
+        println!("duet: vm {}: a vCPU did not leave the guest; its RAM is not wiped", vm.name);
     }
     cpus.vm_stopped(vm);
 }

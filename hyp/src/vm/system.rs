@@ -69,16 +69,16 @@ fn halt(reason: core::fmt::Arguments) -> ! {
     machine::stop()
 }
 
-/// What every CPU does once Duet is up.
+/// What every CPU does once Duet is up: run the vCPUs placed on it, or,
+/// with none, sleep.
 pub fn cpu_loop(me: usize) -> ! {
     loop {
-        match PLACEMENT.get().map(|p| p.cpus[me]) {
-            Some(Some(VcpuId { vm, vcpu })) => {
-                let vms = VMS.get().expect("VMs exist once placed");
-                run::run(&vms[vm], vcpu, &SystemCpus { me });
+        if let (Some(placement), Some(vms)) = (PLACEMENT.get(), VMS.get()) {
+            let placed: Vec<(&Vm, usize)> =
+                placement.queue(me).iter().map(|id| (&vms[id.vm], id.vcpu)).collect();
+            if !placed.is_empty() {
+                super::cpu::run_cpu(placed, &SystemCpus { me });
             }
-            // Not placed yet, or nothing to run here: sleep.
-            _ => {}
         }
         cpu::wait_for_interrupt();
         while let Some(intid) = gic::acknowledge() {
@@ -138,11 +138,16 @@ impl Cpus for SystemCpus {
     }
 }
 
-/// Prints every VM's counters.
+/// Prints every VM's counters, and each CPU's idle sleeps and interrupts
+/// from Duet's own timer.
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
     for vm in vms {
         println!("duet: {}", vm.counters.report(vm.name, frequency));
+    }
+    for cpu in 0..smp::online() {
+        let (sleeps, timer) = super::cpu::cpu_counters(cpu);
+        println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
     }
 }

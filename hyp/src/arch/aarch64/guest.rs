@@ -147,7 +147,7 @@ pub unsafe fn enter(regs: &mut GuestRegs) -> Exit {
 
 // HCR_EL2 for a guest: stage 2 on (VM), set/way invalidation as clean
 // (SWIO), physical FIQ/IRQ/SError to EL2 (FMO, IMO, AMO), broadcast TLB and
-// cache maintenance (FB) inner shareable (BSU), trap WFI (TWI), ID group 3
+// cache maintenance (FB) inner shareable (BSU), trap WFI and WFE (TWI, TWE), ID group 3
 // registers (TID3) so features Duet cannot give are hidden, and SMC (TSC);
 // EL1 is AArch64 (RW); pointer authentication runs without traps (APK, API).
 const HCR_GUEST: u64 = (1 << 0)
@@ -158,6 +158,7 @@ const HCR_GUEST: u64 = (1 << 0)
     | (1 << 9)
     | (1 << 10)
     | (1 << 13)
+    | (1 << 14)
     | (1 << 18)
     | (1 << 19)
     | (1 << 31)

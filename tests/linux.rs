@@ -1,8 +1,9 @@
 //! An unmodified Debian arm64 Linux kernel boots as a guest under Duet, from
-//! the default persona set that `cargo xtask run` boots, and is checked from
-//! inside: init runs, both vCPUs are online, time passes at the right rate,
-//! the interrupt-driven console answers typed commands, `reboot` restarts the
-//! VM, and `poweroff` ends the whole run cleanly.
+//! the default persona set that `cargo xtask run` boots (the personal VM,
+//! with a corporate one beside it), and is checked from inside: init runs,
+//! both vCPUs are online, time passes at the right rate, the
+//! interrupt-driven console answers typed commands, `reboot` restarts the
+//! VM, and `poweroff` (in both VMs) ends the whole run cleanly.
 
 use duet_tests::{status, Machine};
 use std::time::Duration;
@@ -15,9 +16,14 @@ const PROMPT: &str = "/ # ";
 #[test]
 fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mut run = Machine::xtask(&["run"]);
-    run.expect("duet-guest: init ran", LINUX_BOOT);
-    run.expect(PROMPT, COMMAND);
-    run.require(&["duet: vm personal (Personal): 2 vcpus, 256 MiB", "duet-guest: cpus online: 2"]);
+    for vm in ["personal", "corporate"] {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+        run.expect(&format!("[{vm}] {PROMPT}"), COMMAND);
+    }
+    run.require(&[
+        "duet: vm personal (Personal): 2 vcpus, 256 MiB",
+        "[personal] duet-guest: cpus online: 2",
+    ]);
 
     // The shell evaluates what is typed: the answer is not an echo.
     let answer = run.shell("echo duet-$((6 * 7))", PROMPT, COMMAND);
@@ -44,16 +50,22 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mark = run.mark();
     run.send("reboot -f\n");
     run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
-    run.expect_since(mark, "duet-guest: init ran", LINUX_BOOT);
-    let after_reboot = run.expect_since(mark, PROMPT, COMMAND);
-    if !after_reboot.contains("duet-guest: cpus online: 2") {
+    run.expect_since(mark, "[personal] duet-guest: init ran", LINUX_BOOT);
+    let after_reboot = run.expect_since(mark, &format!("[personal] {PROMPT}"), COMMAND);
+    if !after_reboot.contains("[personal] duet-guest: cpus online: 2") {
         run.fail("after the reset, not both vCPUs came online");
     }
 
+    let mark = run.mark();
+    run.send("poweroff -f\n");
+    run.expect_since(mark, "duet: vm personal powered off", COMMAND);
+    // The corporate VM still runs: give it the console (Ctrl-] n) and stop it too.
+    run.send("\x1dn");
+    run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
     run.send("poweroff -f\n");
     let exit = run.wait(COMMAND * 2);
     run.require(&[
-        "duet: vm personal powered off",
+        "duet: vm corporate powered off",
         &format!("{} every VM has powered off", status::POWER_OFF),
     ]);
     run.forbid(status::HALTED);

@@ -98,7 +98,7 @@ fn three_vcpus_on_two_cpus_answer_through_the_focus_switch() {
 /// interrupts T` line in `console`, the last one printed.
 fn cpu_counters(console: &str, cpu: usize) -> Option<(u64, u64)> {
     let prefix = format!("duet: cpu{cpu}: idle sleeps ");
-    let line = console.lines().filter(|l| l.starts_with(&prefix)).last()?;
+    let line = console.lines().rfind(|l| l.starts_with(&prefix))?;
     let (sleeps, timer) = line.strip_prefix(&prefix)?.split_once(", Duet timer interrupts ")?;
     Some((sleeps.trim().parse().ok()?, timer.trim().parse().ok()?))
 }

@@ -390,6 +390,14 @@ fn system_register(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, esr: Esr, cpus: &
         let value = idregs::read(crm, op2).unwrap_or(0);
         regs.set_reg(access.rt, super::features::sanitise(crm, op2, value));
         regs.skip_instruction(wide);
+    } else if access.is_debug() {
+        // Self-hosted debug is not offered (the hardware is shared): the
+        // registers read as zero and ignore writes, which is how Linux finds
+        // a CPU with nothing to configure (it clears the OS lock at boot).
+        if access.read {
+            regs.set_reg(access.rt, 0);
+        }
+        regs.skip_instruction(wide);
     } else {
         fault(
             vm,

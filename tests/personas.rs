@@ -1,7 +1,9 @@
 //! Two personas side by side: a personal and a corporate Linux guest boot
 //! together, each answers on the console when it has the input focus, their
 //! vCPUs share CPUs when there are fewer CPUs than vCPUs, idle CPUs sleep
-//! without a tick from Duet, and each powers off on its own.
+//! without a tick from Duet, a guest that crashes restarts (or stays off) as
+//! its manifest says while the other carries on, and each powers off on its
+//! own.
 
 use duet_tests::{manifest, status, Machine};
 use std::path::PathBuf;
@@ -136,4 +138,72 @@ fn counter_lines_are_read() {
                    duet: cpu0: idle sleeps 9, Duet timer interrupts 2\n";
     assert_eq!(cpu_counters(console, 0), Some((9, 2)));
     assert_eq!(cpu_counters(console, 1), None);
+}
+
+/// Two personas where the corporate one panics on request and reboots
+/// (`panic=1`), with its reset policy `policy`.
+fn crashing_corporate(name: &str, policy: &str) -> PathBuf {
+    let default = xtask::guest::default_manifest().expect("the default guest is available");
+    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
+    let vm = |name: &str, role: &str, vcpus: u32, extra: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nrole = \"{role}\"\nkernel = {:?}\ninitrd = {:?}\n\
+             cmdline = \"console=ttyAMA0 quiet panic=1\"\nmemory_mib = 256\nvcpus = {vcpus}\n{extra}\n",
+            guests.join("Image"),
+            guests.join("initramfs.cpio"),
+        )
+    };
+    let corporate = vm("corporate", "corporate", 1, &format!("on_reset = \"{policy}\"\n"));
+    manifest(name, &(vm("personal", "personal", 2, "") + &corporate))
+}
+
+/// Boots `manifest`, crashes the corporate guest from its own shell and
+/// returns the machine and the console mark from before the crash.
+fn crash_corporate(manifest: PathBuf) -> (Machine, usize) {
+    let mut run = Machine::xtask(&["run", "--manifest", manifest.to_str().unwrap()]);
+    for vm in ["personal", "corporate"] {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+        run.expect(&format!("[{vm}] {PROMPT}"), COMMAND);
+    }
+    let mark = run.mark();
+    run.send(NEXT_VM);
+    run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
+    let mark = run.mark();
+    run.send("echo c > /proc/sysrq-trigger\n");
+    run.expect_since(mark, "[corporate] Kernel panic", COMMAND);
+    (run, mark)
+}
+
+/// The personal guest still answers (the focus is moved to it first).
+fn personal_still_answers(run: &mut Machine, mark: usize) {
+    run.send(NEXT_VM);
+    run.expect_since(mark, "duet: console input now goes to vm personal", COMMAND);
+    ask(run, "personal", "echo alive-$((7 * 6))", "alive-42");
+}
+
+#[test]
+fn a_crashed_persona_restarts_and_the_other_keeps_running() {
+    let (mut run, mark) = crash_corporate(crashing_corporate("crash-restart", "restart"));
+    run.expect_since(mark, "duet: vm corporate is restarting", COMMAND);
+    run.expect_since(mark, "[corporate] duet-guest: init ran", LINUX_BOOT);
+    run.expect_since(mark, &format!("[corporate] {PROMPT}"), COMMAND);
+    personal_still_answers(&mut run, mark);
+    power_off_both(&mut run);
+}
+
+#[test]
+fn a_crashed_persona_with_stay_off_stays_off() {
+    let (mut run, mark) = crash_corporate(crashing_corporate("crash-stay-off", "stay-off"));
+    run.expect_since(mark, "duet: vm corporate reset itself; its policy is stay-off", COMMAND);
+    personal_still_answers(&mut run, mark);
+    run.send("poweroff -f\n");
+    let exit = run.wait(COMMAND);
+    run.require(&[&format!("{} every VM has powered off", status::POWER_OFF)]);
+    let after = run.console()[mark..].to_string();
+    if after.contains("[corporate] duet-guest: init ran") {
+        run.fail("the corporate VM restarted although its policy is stay-off");
+    }
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
 }

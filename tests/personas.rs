@@ -170,7 +170,7 @@ fn crash_corporate(manifest: PathBuf) -> (Machine, usize) {
     run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
     let mark = run.mark();
     run.send("echo c > /proc/sysrq-trigger\n");
-    run.expect_since(mark, "[corporate] Kernel panic", COMMAND);
+    run.expect_since(mark, "Kernel panic - not syncing: sysrq triggered crash", COMMAND);
     (run, mark)
 }
 

@@ -12,7 +12,7 @@ use crate::vdev::pl011::Pl011;
 use crate::vdev::vgic::Vgic;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A vCPU's power state, as PSCI sees it.
@@ -73,6 +73,9 @@ pub struct Vm {
     /// Faults logged so far, to keep a misbehaving guest from flooding the console.
     pub faults_logged: AtomicU32,
     pub counters: Counters,
+    /// Restarts in a row, and the counter value when the VM last started.
+    restarts: AtomicU32,
+    started_at: AtomicU64,
 }
 
 /// Input address bits of every stage-2 map (1 TiB), capped by the CPU.
@@ -114,6 +117,8 @@ impl Vm {
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
             counters: Counters::default(),
+            restarts: AtomicU32::new(0),
+            started_at: AtomicU64::new(crate::arch::aarch64::cpu::counter()),
         };
         vm.load()?;
         Ok(vm)
@@ -168,6 +173,23 @@ impl Vm {
             core::hint::spin_loop();
         }
         true
+    }
+
+    /// What the VM was built from.
+    pub fn spec(&self) -> &VmSpec {
+        &self.spec
+    }
+
+    /// Counts a restart and returns how many came in a row: a restart less
+    /// than `window_s` seconds after the last start continues the row.
+    pub fn count_restart(&self, window_s: u64) -> u32 {
+        use crate::arch::aarch64::cpu;
+        let now = cpu::counter();
+        let started = self.started_at.swap(now, Ordering::AcqRel);
+        if now.wrapping_sub(started) > window_s * cpu::counter_frequency() {
+            self.restarts.store(0, Ordering::Release);
+        }
+        self.restarts.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     pub fn vcpu_count(&self) -> usize {

@@ -10,6 +10,7 @@ use super::sysreg::{SysRegAccess, ICC_SGI1R_EL1};
 use super::vcpu::{self, GuestFault, GuestRegs};
 use crate::arch::aarch64::{gic, guest, idregs};
 use crate::arch::esr::{Esr, ExceptionClass};
+use crate::personas::ResetPolicy;
 use crate::sched::KICK_SGI;
 use crate::{console, println};
 use core::sync::atomic::Ordering;
@@ -223,12 +224,29 @@ fn cpu_on(vm: &Vm, target: usize, entry: u64, context: u64, cpus: &impl Cpus) ->
     psci::SUCCESS
 }
 
+/// Resets less than this many seconds after the VM started count as "in a
+/// row" towards its restart limit; a longer run starts the count afresh.
+const RESTARTS_IN_A_ROW_WINDOW_S: u64 = 60;
+
 /// How long a reset or power-off waits for the other vCPUs to leave the guest.
 const RESET_TIMEOUT_MS: u64 = 1000;
 
 /// Restarts `vm` from its images, as a machine reset would: every vCPU
 /// leaves the guest, RAM and devices start over, vCPU 0 boots again.
 fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
+    if vm.spec().on_reset == ResetPolicy::StayOff {
+        println!("duet: vm {} reset itself; its policy is stay-off, so it stays off", vm.name);
+        return stop_vm(vm, cpus);
+    }
+    let restarts = vm.count_restart(RESTARTS_IN_A_ROW_WINDOW_S);
+    if restarts > vm.spec().restart_limit {
+        println!(
+            "duet: vm {} reset itself {restarts} times in a row (limit {}); it stays off",
+            vm.name,
+            vm.spec().restart_limit
+        );
+        return stop_vm(vm, cpus);
+    }
     println!("duet: vm {} is restarting", vm.name);
     for vcpu in 0..vm.vcpu_count() {
         *vm.power[vcpu].lock() = Power::Off;

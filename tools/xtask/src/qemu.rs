@@ -165,13 +165,14 @@ mod tests {
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
         assert!(
-            joined
-                .starts_with("-machine virt,virtualization=on,gic-version=3 -cpu max -m 2G -smp 2"),
+            joined.starts_with(
+                "-machine virt,virtualization=on,gic-version=3 -cpu max -m 2048M -smp 2"
+            ),
             "{joined}"
         );
         assert!(
             joined.contains(
-                "-kernel /tmp/duet.bin -append duet.log=debug -machine virtualization=off"
+                "-kernel /tmp/duet.bin -append duet.log=debug -initrd /tmp/p.pkg -machine virtualization=off"
             ),
             "{joined}"
         );

@@ -2,10 +2,13 @@
 //! the default persona set that `cargo xtask run` boots, and is checked from
 //! inside: init runs, both vCPUs are online, time passes at the right rate,
 //! the interrupt-driven console answers typed commands, and `poweroff` ends
-//! the whole run cleanly.
+//! the whole run cleanly. A second Debian kernel (bookworm's Linux 6.1)
+//! boots just as well from a manifest that names it: nothing in Duet is
+//! specific to one kernel build.
 
 use duet_tests::{status, Machine};
 use std::time::Duration;
+use xtask::guest::{self, LINUX_6_1};
 
 /// Linux under QEMU's software emulation, on a busy machine: generous.
 const LINUX_BOOT: Duration = Duration::from_secs(240);
@@ -40,10 +43,44 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
         run.fail(&format!("timer interrupts per CPU: {counts:?} in {output:?}"));
     }
 
+    power_off(&mut run, "personal");
+}
+
+#[test]
+fn another_debian_kernel_boots_from_its_manifest() {
+    let kernel = guest::debian_kernel_series(LINUX_6_1)
+        .unwrap_or_else(|e| panic!("cannot fetch Debian's Linux 6.1: {e:#}"));
+    let initramfs = guest::busybox_initramfs()
+        .unwrap_or_else(|e| panic!("cannot build the busybox initramfs: {e:#}"));
+    let text = format!(
+        "[[vm]]\nname = \"linux-6-1\"\nrole = \"personal\"\nkernel = {:?}\ninitrd = {:?}\n\
+         cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 256\nvcpus = 2\n",
+        kernel.image, initramfs
+    );
+    let manifest = duet_tests::manifest("linux-6-1", &text);
+    let path = manifest.to_str().expect("the workspace path is UTF-8");
+
+    let mut run = Machine::xtask(&["run", "--manifest", path]);
+    run.expect("duet-guest: init ran", LINUX_BOOT);
+    run.expect(PROMPT, COMMAND);
+    run.require(&["duet: vm linux-6-1 (Personal): 2 vcpus, 256 MiB", "duet-guest: cpus online: 2"]);
+
+    // The kernel that runs is the one the manifest names, not the default.
+    let release = run.shell("uname -r", PROMPT, COMMAND);
+    if release.trim() != kernel.release || release.contains("6.12") {
+        run.fail(&format!("`uname -r` printed {release:?}, not {:?}", kernel.release));
+    }
+
+    power_off(&mut run, "linux-6-1");
+}
+
+/// `poweroff -f` in the guest `vm`, the only VM: Duet must report it and
+/// every VM powered off, and `cargo xtask run` must succeed.
+fn power_off(run: &mut Machine, vm: &str) {
     run.send("poweroff -f\n");
     let exit = run.wait(COMMAND * 2);
     run.require(&[
-        "duet: vm personal powered off",
+        &format!("duet: vm {vm} powered off"),
         &format!("{} every VM has powered off", status::POWER_OFF),
     ]);
     run.forbid(status::HALTED);

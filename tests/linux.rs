@@ -3,10 +3,13 @@
 //! with a corporate one beside it), and is checked from inside: init runs,
 //! both vCPUs are online, time passes at the right rate, the
 //! interrupt-driven console answers typed commands, `reboot` restarts the
-//! VM, and `poweroff` (in both VMs) ends the whole run cleanly.
+//! VM, and `poweroff` (in both VMs) ends the whole run cleanly. A second
+//! Debian kernel (bookworm's Linux 6.1) boots just as well from a manifest
+//! that names it: nothing in Duet is specific to one kernel build.
 
 use duet_tests::{status, Machine};
 use std::time::Duration;
+use xtask::guest::{self, LINUX_6_1};
 
 /// Linux under QEMU's software emulation, on a busy machine: generous.
 const LINUX_BOOT: Duration = Duration::from_secs(240);
@@ -66,6 +69,47 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let exit = run.wait(COMMAND * 2);
     run.require(&[
         "duet: vm corporate powered off",
+        &format!("{} every VM has powered off", status::POWER_OFF),
+    ]);
+    run.forbid(status::HALTED);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+#[test]
+fn another_debian_kernel_boots_from_its_manifest() {
+    let kernel = guest::debian_kernel_series(LINUX_6_1)
+        .unwrap_or_else(|e| panic!("cannot fetch Debian's Linux 6.1: {e:#}"));
+    let initramfs = guest::busybox_initramfs()
+        .unwrap_or_else(|e| panic!("cannot build the busybox initramfs: {e:#}"));
+    let text = format!(
+        "[[vm]]\nname = \"linux-6-1\"\nrole = \"personal\"\nkernel = {:?}\ninitrd = {:?}\n\
+         cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 256\nvcpus = 2\n",
+        kernel.image, initramfs
+    );
+    let manifest = duet_tests::manifest("linux-6-1", &text);
+    let path = manifest.to_str().expect("the workspace path is UTF-8");
+
+    let mut run = Machine::xtask(&["run", "--manifest", path]);
+    run.expect("[linux-6-1] duet-guest: init ran", LINUX_BOOT);
+    run.expect(PROMPT, COMMAND);
+    run.require(&[
+        "duet: vm linux-6-1 (Personal): 2 vcpus, 256 MiB",
+        "[linux-6-1] duet-guest: cpus online: 2",
+    ]);
+
+    // The kernel that runs is the one the manifest names, not the default.
+    let release = run.shell("uname -r", PROMPT, COMMAND);
+    let release = release.trim().trim_start_matches("[linux-6-1]").trim();
+    if release != kernel.release || release.contains("6.12") {
+        run.fail(&format!("`uname -r` printed {release:?}, not {:?}", kernel.release));
+    }
+
+    run.send("poweroff -f\n");
+    let exit = run.wait(COMMAND * 2);
+    run.require(&[
+        "duet: vm linux-6-1 powered off",
         &format!("{} every VM has powered off", status::POWER_OFF),
     ]);
     run.forbid(status::HALTED);

@@ -58,7 +58,12 @@ enum Task {
     },
     /// Fetch Debian's arm64 kernel, build the busybox initramfs, and print
     /// their paths (kernel first); cached under target/guests/.
-    Guest,
+    Guest {
+        /// The kernel series: 6.12 (bookworm-backports, the default
+        /// persona's) or 6.1 (bookworm's own).
+        #[arg(long, default_value = guest::DEFAULT_SERIES.name())]
+        kernel: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,8 +122,12 @@ fn run(task: Task) -> Result<ExitCode> {
             println!("{}", image.binary.display());
             Ok(ExitCode::SUCCESS)
         }
-        Task::Guest => {
-            let kernel = guest::kernel()?;
+        Task::Guest { kernel } => {
+            let series = guest::KernelSeries::by_name(&kernel).with_context(|| {
+                let names: Vec<_> = guest::series::ALL_SERIES.iter().map(|s| s.name()).collect();
+                format!("no kernel series {kernel:?}; series: {}", names.join(", "))
+            })?;
+            let kernel = guest::debian_kernel_series(series)?;
             let initramfs = guest::busybox_initramfs()?;
             eprintln!("xtask: Linux {} (Debian, arm64)", kernel.release);
             println!("{}", kernel.image.display());

@@ -100,7 +100,7 @@ fn markdown(results: &Results) -> String {
          | | |\n| --- | --- |\n\
          | CPU | {} |\n| cores | {} |\n| memory | {:.0} GiB |\n| QEMU | {} |\n\
          | host kernel | {} |\n| guest kernel | Debian's arm64 Linux {} |\n| date | {} |\n\
-         | runs | {} boots of each kind; idle window {} s |\n\n",
+         | command | `cargo xtask bench --report --runs {} --idle-seconds {}` |\n\n",
         host.cpu,
         host.cores,
         host.memory_gib,
@@ -184,6 +184,18 @@ with the time it arrived.
   and the native one 2, on a host with {CORES} cores. Duet's idle CPUs sleep in
   WFI, which costs the host nothing, but any work is emulated instruction by
   instruction, so the ratios measure Duet's emulated cost, not a phone's.
+- Boot under Duet is the personal VM booting while the corporate VM boots
+  beside it: three Linux vCPUs where the native run has two, on the same
+  host cores. The boot ratio therefore counts the second persona as well as
+  Duet's own traps (GIC and UART accesses, timer and interrupt exits).
+- With `virtualization=on`, QEMU's emulated MMU translates every guest
+  access through stage 1 and stage 2, so a TLB miss costs more under Duet
+  even where Duet itself never runs: part of the busy ratio is that.
+- The two sides do not see identical CPU features: Duet hides from its
+  guests what it does not virtualise (SVE, SME, MTE, the PMU and more; see
+  `hyp/src/vm/features.rs`), while the native guest sees all of `-cpu max`.
+- Idle CPU time is a small figure (a fraction of a second per minute): one
+  clock tick is 10 ms, so short windows give coarse ratios.
 ";
 
 /// Draws the ratios that have targets as bars, each with its target.
@@ -321,6 +333,35 @@ mod tests {
         let arm = "processor\t: 0\nBogoMIPS\t: 48.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0b\n";
         assert_eq!(cpu_model(arm), "implementer 0x41, part 0xd0b");
         assert_eq!(cpu_model(""), "unknown");
+    }
+
+    #[test]
+    fn the_report_names_the_machine_then_the_table_then_the_method() {
+        let results = Results {
+            host: Host {
+                cpu: "Test CPU".into(),
+                cores: 2,
+                memory_gib: 24.0,
+                qemu: "QEMU emulator version 10.0.2".into(),
+                host_kernel: "6.1".into(),
+                guest_kernel: "6.12.117+deb12-arm64".into(),
+                date: "2026-11-23 20:40 UTC".into(),
+            },
+            runs: 3,
+            idle_seconds: 60,
+            busy_job: BUSY_JOB.into(),
+            rows: vec![Row::duet_only("size.text", "size: text", table::Unit::Kib, 147.0)],
+            idle_counters: None,
+            size: Default::default(),
+        };
+        let text = markdown(&results);
+        let machine = text.find("| CPU | Test CPU |").unwrap();
+        let table = text.find("| size: text | - | 147 KiB | - | - |").unwrap();
+        let method = text.find("## How each figure is measured").unwrap();
+        assert!(machine < table && table < method);
+        assert!(text.contains("`cargo xtask bench --report --runs 3 --idle-seconds 60`"));
+        assert!(text.contains(BUSY_JOB) && text.contains(BUSY_SETUP));
+        assert!(!text.contains("{BUSY_JOB}") && !text.contains("{CORES}"));
     }
 
     #[test]

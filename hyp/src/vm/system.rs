@@ -138,8 +138,8 @@ impl Cpus for SystemCpus {
     }
 }
 
-/// Prints every VM's counters, and each CPU's idle sleeps and interrupts
-/// from Duet's own timer.
+/// Prints every VM's counters, each CPU's idle sleeps and interrupts from
+/// Duet's own timer, and how much of Duet's heap is in use.
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
@@ -150,4 +150,6 @@ pub fn print_counters() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
     }
+    let (used, total) = crate::mm::heap::usage();
+    println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
 }

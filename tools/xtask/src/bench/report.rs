@@ -194,6 +194,8 @@ with the time it arrived.
 - The two sides do not see identical CPU features: Duet hides from its
   guests what it does not virtualise (SVE, SME, MTE, the PMU and more; see
   `hyp/src/vm/features.rs`), while the native guest sees all of `-cpu max`.
+- The native machine is plain `-M virt`, whose interrupt controller is a
+  GICv2; Duet's guests see a GICv3, as on QEMU `virt` with `gic-version=3`.
 - Idle CPU time is a small figure (a fraction of a second per minute): one
   clock tick is 10 ms, so short windows give coarse ratios.
 ";

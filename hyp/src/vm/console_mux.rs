@@ -3,10 +3,12 @@
 //! the middle of a guest's, and typed input goes to exactly one VM, the one
 //! with the focus.
 //!
-//! One line can be open (printed in part, waiting for its end: a shell
-//! prompt, say). Another VM's output is held back until it has a whole line;
-//! then the open line is broken, the whole line printed, and the open line
-//! printed again from its start, so nothing is lost or mixed.
+//! The VM with the focus is printed as it writes, so its prompt and echo
+//! show at once; its line may stay open (printed in part). Every other VM's
+//! output is held back until it has a whole line; then the open line is
+//! broken, the whole line printed, and the open line printed again from its
+//! start, so nothing is lost or mixed. When the focus moves, the newly
+//! focused VM's unfinished line (its prompt) is shown.
 //!
 //! Escape sequences start with Ctrl-] (0x1d):
 //! - `Ctrl-] n`: move the input focus to the next VM;
@@ -111,15 +113,33 @@ impl ConsoleMux {
             self.names[vm] = String::from(name);
         }
         for &byte in bytes {
-            match self.open_line {
-                Some(open) if open != vm => self.hold(vm, name, byte, out),
-                _ => self.print(vm, name, byte, out),
+            if vm == self.focus {
+                self.print(vm, name, byte, out);
+            } else {
+                self.hold(vm, name, byte, out);
             }
         }
     }
 
-    /// `vm` owns the console line (or may take it): print the byte at once.
+    /// After the focus moved: shows the focused VM's unfinished line.
+    pub fn show_focused_line(&mut self, out: &mut impl FnMut(&[u8])) {
+        if self.open_line.take().is_some() {
+            out(b"\r\n");
+        }
+        if let Some(line) = self.lines.get(self.focus).filter(|l| !l.is_empty()) {
+            tag(&self.names[self.focus], out);
+            out(line);
+            self.open_line = Some(self.focus);
+        }
+    }
+
+    /// `vm` has the focus: print the byte at once.
     fn print(&mut self, vm: usize, name: &str, byte: u8, out: &mut impl FnMut(&[u8])) {
+        if self.open_line.is_some_and(|open| open != vm) {
+            // Another VM's line was left open when the focus moved.
+            out(b"\r\n");
+            self.open_line = None;
+        }
         if self.open_line.is_none() {
             // Start the line with what was held back (or was cut short by a
             // line of Duet's).
@@ -136,16 +156,18 @@ impl ConsoleMux {
         }
     }
 
-    /// Another VM's line is open: keep the byte until `vm` has a whole line
-    /// (or too long a one), then print that line between the open one's
-    /// pieces.
+    /// `vm` does not have the focus: keep the byte until `vm` has a whole
+    /// line (or too long a one), then print that line, between the open
+    /// line's pieces if one is open.
     fn hold(&mut self, vm: usize, name: &str, byte: u8, out: &mut impl FnMut(&[u8])) {
         self.lines[vm].push(byte);
         let whole = byte == b'\n';
         if !whole && self.lines[vm].len() < LINE_LIMIT {
             return;
         }
-        out(b"\r\n");
+        if self.open_line.is_some() {
+            out(b"\r\n");
+        }
         tag(name, out);
         out(&self.lines[vm]);
         if !whole {
@@ -232,6 +254,19 @@ mod tests {
         }
         assert!(out.contains("[personal] init ran\n"), "{out:?}");
         assert!(out.contains("[corporate] booting!\n"), "{out:?}");
+    }
+
+    #[test]
+    fn moving_the_focus_shows_the_new_focus_prompt() {
+        let mut mux = ConsoleMux::new(2);
+        assert_eq!(render(&mut mux, 0, "personal", "/ # "), "[personal] / # ");
+        assert_eq!(render(&mut mux, 1, "corporate", "$ "), "", "held: not the focus");
+        assert_eq!(mux.input(ESCAPE), Input::Nothing);
+        assert_eq!(mux.input(b'n'), Input::FocusMoved { vm: 1 });
+        let mut out = Vec::new();
+        mux.show_focused_line(&mut |b| out.extend_from_slice(b));
+        assert_eq!(String::from_utf8(out).unwrap(), "\r\n[corporate] $ ");
+        assert_eq!(render(&mut mux, 1, "corporate", "ls"), "ls");
     }
 
     #[test]

@@ -1,11 +1,15 @@
 //! An unmodified Debian arm64 Linux kernel boots as a guest under Duet, from
-//! the default persona set that `cargo xtask run` boots, and is checked from
-//! inside: init runs, both vCPUs are online, time passes at the right rate,
-//! the interrupt-driven console answers typed commands, `reboot` restarts the
-//! VM, and `poweroff` ends the whole run cleanly.
+//! the default persona set that `cargo xtask run` boots (the personal VM,
+//! with a corporate one beside it), and is checked from inside: init runs,
+//! both vCPUs are online, time passes at the right rate, the
+//! interrupt-driven console answers typed commands, `reboot` restarts the
+//! VM, and `poweroff` (in both VMs) ends the whole run cleanly. A second
+//! Debian kernel (bookworm's Linux 6.1) boots just as well from a manifest
+//! that names it: nothing in Duet is specific to one kernel build.
 
 use duet_tests::{status, Machine};
 use std::time::Duration;
+use xtask::guest::{self, LINUX_6_1};
 
 /// Linux under QEMU's software emulation, on a busy machine: generous.
 const LINUX_BOOT: Duration = Duration::from_secs(240);
@@ -15,9 +19,14 @@ const PROMPT: &str = "/ # ";
 #[test]
 fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mut run = Machine::xtask(&["run"]);
-    run.expect("duet-guest: init ran", LINUX_BOOT);
-    run.expect(PROMPT, COMMAND);
-    run.require(&["duet: vm personal (Personal): 2 vcpus, 256 MiB", "duet-guest: cpus online: 2"]);
+    for vm in ["personal", "corporate"] {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+        run.expect(&format!("[{vm}] {PROMPT}"), COMMAND);
+    }
+    run.require(&[
+        "duet: vm personal (Personal): 2 vcpus, 256 MiB",
+        "[personal] duet-guest: cpus online: 2",
+    ]);
 
     // The shell evaluates what is typed: the answer is not an echo.
     let answer = run.shell("echo duet-$((6 * 7))", PROMPT, COMMAND);
@@ -44,16 +53,22 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mark = run.mark();
     run.send("reboot -f\n");
     run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
-    run.expect_since(mark, "duet-guest: init ran", LINUX_BOOT);
-    let after_reboot = run.expect_since(mark, PROMPT, COMMAND);
-    if !after_reboot.contains("duet-guest: cpus online: 2") {
+    run.expect_since(mark, "[personal] duet-guest: init ran", LINUX_BOOT);
+    let after_reboot = run.expect_since(mark, &format!("[personal] {PROMPT}"), COMMAND);
+    if !after_reboot.contains("[personal] duet-guest: cpus online: 2") {
         run.fail("after the reset, not both vCPUs came online");
     }
 
+    let mark = run.mark();
+    run.send("poweroff -f\n");
+    run.expect_since(mark, "duet: vm personal powered off", COMMAND);
+    // The corporate VM still runs: give it the console (Ctrl-] n) and stop it too.
+    run.send("\x1dn");
+    run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
     run.send("poweroff -f\n");
     let exit = run.wait(COMMAND * 2);
     run.require(&[
-        "duet: vm personal powered off",
+        "duet: vm corporate powered off",
         &format!("{} every VM has powered off", status::POWER_OFF),
     ]);
     run.forbid(status::HALTED);
@@ -62,10 +77,56 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     }
 }
 
-/// Seconds from busybox's `real\t0m 1.01s`.
+#[test]
+fn another_debian_kernel_boots_from_its_manifest() {
+    let kernel = guest::debian_kernel_series(LINUX_6_1)
+        .unwrap_or_else(|e| panic!("cannot fetch Debian's Linux 6.1: {e:#}"));
+    let initramfs = guest::busybox_initramfs()
+        .unwrap_or_else(|e| panic!("cannot build the busybox initramfs: {e:#}"));
+    let text = format!(
+        "[[vm]]\nname = \"linux-6-1\"\nrole = \"personal\"\nkernel = {:?}\ninitrd = {:?}\n\
+         cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 256\nvcpus = 2\n",
+        kernel.image, initramfs
+    );
+    let manifest = duet_tests::manifest("linux-6-1", &text);
+    let path = manifest.to_str().expect("the workspace path is UTF-8");
+
+    let mut run = Machine::xtask(&["run", "--manifest", path]);
+    run.expect("[linux-6-1] duet-guest: init ran", LINUX_BOOT);
+    run.expect(PROMPT, COMMAND);
+    run.require(&[
+        "duet: vm linux-6-1 (Personal): 2 vcpus, 256 MiB",
+        "[linux-6-1] duet-guest: cpus online: 2",
+    ]);
+
+    // The kernel that runs is the one the manifest names, not the default.
+    let release = run.shell("uname -r", PROMPT, COMMAND);
+    let release = release
+        .lines()
+        .map(|line| line.trim_start_matches("[linux-6-1]").trim())
+        .find(|line| !line.is_empty())
+        .unwrap_or("");
+    if release != kernel.release || release.contains("6.12") {
+        run.fail(&format!("`uname -r` printed {release:?}, not {:?}", kernel.release));
+    }
+
+    run.send("poweroff -f\n");
+    let exit = run.wait(COMMAND * 2);
+    run.require(&[
+        "duet: vm linux-6-1 powered off",
+        &format!("{} every VM has powered off", status::POWER_OFF),
+    ]);
+    run.forbid(status::HALTED);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+/// Seconds from busybox's `real\t0m 1.01s` (behind Duet's `[vm]` tag).
 fn real_seconds(output: &str) -> Option<f64> {
-    let line = output.lines().find(|l| l.trim_start().starts_with("real"))?;
-    let (minutes, seconds) = line.trim_start().strip_prefix("real")?.trim().split_once('m')?;
+    let line = output.lines().find(|l| l.contains("real\t"))?;
+    let after = &line[line.find("real\t")? + "real\t".len()..];
+    let (minutes, seconds) = after.trim().split_once('m')?;
     let seconds = seconds.trim().strip_suffix('s')?.parse::<f64>().ok()?;
     Some(minutes.trim().parse::<f64>().ok()? * 60.0 + seconds)
 }
@@ -82,6 +143,7 @@ fn timer_counts(output: &str) -> Vec<u64> {
 #[test]
 fn time_and_interrupt_parsers_read_busybox_and_proc() {
     assert_eq!(real_seconds("real\t0m 1.01s\nuser\t0m 0.00s\n"), Some(1.01));
+    assert_eq!(real_seconds("[personal] real\t0m 2.50s\r\n"), Some(2.5));
     assert_eq!(real_seconds("nothing"), None);
     let line = " 11:        608        490 GICv3  27 Level     arch_timer\n";
     assert_eq!(timer_counts(line), [608, 490]);

@@ -56,3 +56,9 @@ fn zero_vcpus_is_refused() {
     let path = probe_with("zero-vcpus", |m| m.replace("vcpus = 1", "vcpus = 0"));
     refused(&path, &["vm \"probe\": vcpus: must be 1..=8, not 0"]);
 }
+
+#[test]
+fn unknown_reset_policy_is_refused() {
+    let path = probe_with("bad-on-reset", |m| m + "on_reset = \"reboot\"\n");
+    refused(&path, &["vm \"probe\": on_reset: unknown policy \"reboot\""]);
+}

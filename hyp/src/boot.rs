@@ -129,7 +129,13 @@ pub fn init_interrupts_on_this_cpu() {
         return;
     }
     crate::arch::aarch64::gic::init_cpu_interface();
-    for intid in [KICK_SGI, layout::GIC_MAINTENANCE_INTID, layout::TIMER_VIRT_INTID] {
+    let private = [
+        KICK_SGI,
+        layout::GIC_MAINTENANCE_INTID,
+        layout::TIMER_VIRT_INTID,
+        layout::TIMER_HYP_INTID,
+    ];
+    for intid in private {
         gic.enable_private(cpu::mpidr(), intid);
     }
 }

@@ -1,14 +1,17 @@
-//! Duet's console: `print!`/`println!` over the board's UART, and the
-//! logger behind the `log` macros. Lines from different CPUs never mix.
+//! Duet's console: `print!`/`println!` over the board's UART, the logger
+//! behind the `log` macros, and the guests' console lines, multiplexed by
+//! `vm::console_mux` (tags, input focus). Lines from different CPUs never mix.
 
 use crate::arch::aarch64::cpu;
 use crate::drivers::pl011::Pl011;
+use crate::vm::console_mux::{ConsoleMux, Input};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin::{Mutex, Once};
 
 static UART: Once<Pl011> = Once::new();
-static LOCK: Mutex<()> = Mutex::new(());
+/// The console lock, and the multiplexer's state it protects.
+static LOCK: Mutex<ConsoleMux> = Mutex::new(ConsoleMux::new(0));
 /// The counter value when Duet started, for log timestamps.
 static START: Once<u64> = Once::new();
 
@@ -40,8 +43,31 @@ impl Write for Writer<'_> {
 #[doc(hidden)]
 pub fn print(args: fmt::Arguments) {
     let Some(uart) = UART.get() else { return };
-    let _line = LOCK.lock();
+    let mut mux = LOCK.lock();
+    mux.duet_output(&mut |bytes| bytes.iter().for_each(|&b| uart.write_byte(b)));
     let _ = Writer(uart).write_fmt(args);
+}
+
+/// Shares the console between `vms` VMs; the first gets the input focus.
+pub fn set_vm_count(vms: usize) {
+    *LOCK.lock() = ConsoleMux::new(vms);
+}
+
+/// Prints what VM number `vm`, called `name`, wrote to its console.
+pub fn guest_output(vm: usize, name: &str, bytes: &[u8]) {
+    let Some(uart) = UART.get() else { return };
+    let mut mux = LOCK.lock();
+    mux.guest_output(vm, name, bytes, &mut |out| out.iter().for_each(|&b| uart.write_byte(b)));
+}
+
+/// The VM that typed input goes to.
+pub fn focus() -> usize {
+    LOCK.lock().focus()
+}
+
+/// Reads what one typed byte means.
+pub fn interpret(byte: u8) -> Input {
+    LOCK.lock().input(byte)
 }
 
 /// Prints even when the console lock is held forever (by a CPU that
@@ -59,13 +85,6 @@ pub fn print_emergency(args: fmt::Arguments) {
     let _ = Writer(uart).write_fmt(args);
     uart.flush();
     drop(guard);
-}
-
-/// Writes a byte a guest sent to its console, as it is.
-pub fn write_byte(byte: u8) {
-    let Some(uart) = UART.get() else { return };
-    let _line = LOCK.lock();
-    uart.write_byte(byte);
 }
 
 /// A received byte, if one is waiting.

@@ -16,8 +16,9 @@
 //! `duet,format-version = <1>` and `duet,package-size = <hi lo>` (the whole
 //! package in bytes). One child `vm@<index>` per VM, indices from 0 in
 //! order, each with `vm-name` and `role` (strings), `memory-mib` and `vcpus`
-//! (one cell each), `cmdline` (a string, maybe empty), `kernel` and,
-//! optionally, `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
+//! (one cell each), `cmdline` (a string, maybe empty), `on-reset` (a
+//! string) and `restart-limit` (one cell), `kernel` and, optionally,
+//! `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
 //! from the start of the package. Names and limits live in [`format`].
 //!
 //! # Trust
@@ -71,6 +72,42 @@ impl fmt::Display for Role {
     }
 }
 
+/// What Duet does with a VM whose guest resets itself or crashes. Either
+/// way the other VMs run on undisturbed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResetPolicy {
+    /// Boot the VM again, fresh from its images, up to the VM's
+    /// [`VmSpec::restart_limit`] times in a row. A manifest's default.
+    #[default]
+    Restart,
+    /// Leave the VM off.
+    StayOff,
+}
+
+impl ResetPolicy {
+    /// The policy a manifest or package names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            format::ON_RESET_RESTART => Some(Self::Restart),
+            format::ON_RESET_STAY_OFF => Some(Self::StayOff),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Restart => format::ON_RESET_RESTART,
+            Self::StayOff => format::ON_RESET_STAY_OFF,
+        }
+    }
+}
+
+impl fmt::Display for ResetPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One VM as the package describes it, checked. The images are slices of
 /// the package, which stays in memory for as long as Duet runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +117,13 @@ pub struct VmSpec {
     pub memory_mib: u32,
     pub vcpus: u32,
     pub cmdline: &'static str,
+    /// What to do when the guest resets or crashes.
+    pub on_reset: ResetPolicy,
+    /// Under [`ResetPolicy::Restart`], how many restarts in a row Duet
+    /// allows before it leaves the VM off, so a guest that reboots in a
+    /// loop cannot keep a CPU busy for ever; 0 allows none. At most
+    /// [`format::MAX_RESTART_LIMIT`].
+    pub restart_limit: u32,
     /// An arm64 Linux `Image` (its magic checked).
     pub kernel: &'static [u8],
     pub initrd: Option<&'static [u8]>,
@@ -93,6 +137,8 @@ impl VmSpec {
         memory_mib: 0,
         vcpus: 0,
         cmdline: "",
+        on_reset: ResetPolicy::Restart,
+        restart_limit: 0,
         kernel: &[],
         initrd: None,
     };
@@ -118,6 +164,7 @@ pub enum Problem {
         other: usize,
     },
     BadRole(&'static str),
+    BadResetPolicy(&'static str),
     OutOfRange {
         value: u64,
         min: u64,
@@ -171,6 +218,12 @@ impl fmt::Display for Problem {
                 "unknown role {role:?} (expected {:?} or {:?})",
                 format::ROLE_PERSONAL,
                 format::ROLE_CORPORATE
+            ),
+            Self::BadResetPolicy(policy) => write!(
+                f,
+                "unknown policy {policy:?} (expected {:?} or {:?})",
+                format::ON_RESET_RESTART,
+                format::ON_RESET_STAY_OFF
             ),
             Self::OutOfRange { value, min, max } => {
                 write!(f, "must be {min}..={max}, not {value}")
@@ -437,6 +490,8 @@ impl VmReader<'_> {
             memory_mib: self.get(prop::MEMORY_MIB, memory_mib)?,
             vcpus: self.get(prop::VCPUS, vcpus)?,
             cmdline: self.get(prop::CMDLINE, cmdline)?,
+            on_reset: self.get(prop::ON_RESET, on_reset)?,
+            restart_limit: self.get(prop::RESTART_LIMIT, restart_limit)?,
             kernel: self.kernel()?,
             initrd: self.initrd()?,
         };
@@ -573,6 +628,20 @@ fn vcpus(value: &[u8]) -> Result<u32, Problem> {
     Ok(vcpus)
 }
 
+fn on_reset(value: &'static [u8]) -> Result<ResetPolicy, Problem> {
+    let name = string(value)?;
+    ResetPolicy::from_name(name).ok_or(Problem::BadResetPolicy(name))
+}
+
+fn restart_limit(value: &[u8]) -> Result<u32, Problem> {
+    let limit = cell(value)?;
+    if limit > format::MAX_RESTART_LIMIT {
+        let max = format::MAX_RESTART_LIMIT.into();
+        return Err(Problem::OutOfRange { value: limit.into(), min: 0, max });
+    }
+    Ok(limit)
+}
+
 fn cmdline(value: &'static [u8]) -> Result<&'static str, Problem> {
     let line = string(value)?;
     format::check_cmdline(line).map_err(Problem::Cmdline)?;
@@ -633,5 +702,25 @@ mod tests {
         assert_eq!(vcpus(&[0; 4]), Err(Problem::OutOfRange { value: 0, min: 1, max: 8 }));
         assert_eq!(memory_mib(&[0, 0, 0, 3]), Err(Problem::NotMultiple { value: 3, of: 2 }));
         assert_eq!(role(b"boss\0"), Err(Problem::BadRole("boss")));
+        assert_eq!(on_reset(b"restart\0"), Ok(ResetPolicy::Restart));
+        assert_eq!(on_reset(b"stay-off\0"), Ok(ResetPolicy::StayOff));
+        assert_eq!(on_reset(b"stay_off\0"), Err(Problem::BadResetPolicy("stay_off")));
+        assert_eq!(on_reset(b"restart"), Err(Problem::NotAString));
+        assert_eq!(restart_limit(&[0; 4]), Ok(0));
+        assert_eq!(restart_limit(&[0, 0, 0, 100]), Ok(100));
+        let too_many = Problem::OutOfRange { value: 101, min: 0, max: 100 };
+        assert_eq!(restart_limit(&[0, 0, 0, 101]), Err(too_many));
+        assert_eq!(restart_limit(&[0, 0, 0, 0, 5]), Err(Problem::Length { expected: 4, found: 5 }));
+    }
+
+    #[test]
+    fn reset_policies_have_one_name_each() {
+        for policy in [ResetPolicy::Restart, ResetPolicy::StayOff] {
+            assert_eq!(ResetPolicy::from_name(policy.name()), Some(policy));
+        }
+        assert_eq!(ResetPolicy::Restart.to_string(), "restart");
+        assert_eq!(ResetPolicy::StayOff.to_string(), "stay-off");
+        assert_eq!(ResetPolicy::from_name("Restart"), None);
+        assert_eq!(ResetPolicy::default(), ResetPolicy::Restart);
     }
 }

@@ -1,12 +1,15 @@
-//! Which physical CPU runs which vCPU.
+//! Which physical CPU runs which vCPU, and in what order.
 //!
-//! Today each vCPU gets a physical CPU of its own, chosen once at boot, so
-//! a vCPU's FP, EL1 and timer state never leave that CPU's registers. A CPU
-//! whose vCPU waits for an interrupt sleeps (WFI) until one arrives; a CPU
-//! with no vCPU sleeps for good. Sharing CPUs between vCPUs (more vCPUs than
-//! CPUs, and the power policy) builds on this placement.
+//! Each vCPU is placed on one CPU at boot and stays there, so its state is
+//! saved and restored only when that CPU switches between its own vCPUs.
+//! vCPUs are spread round-robin over the CPUs; with more vCPUs than CPUs,
+//! some CPUs take turns between several. A CPU runs a vCPU that can run,
+//! taking them in turn (a time slice ends a turn only while another vCPU
+//! waits for the CPU); with nothing to run it sleeps until the earliest
+//! timer deadline of its waiting vCPUs or an interrupt: Duet has no tick.
 
 use crate::MAX_CPUS;
+use alloc::vec::Vec;
 use core::fmt;
 
 /// The SGI one CPU sends another to make it look at its vCPU again.
@@ -19,74 +22,113 @@ pub struct VcpuId {
     pub vcpu: usize,
 }
 
-/// The vCPU each physical CPU runs, by Duet's CPU index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The vCPUs each physical CPU runs, by Duet's CPU index.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
-    pub cpus: [Option<VcpuId>; MAX_CPUS],
+    pub queues: Vec<Vec<VcpuId>>,
 }
 
-/// The VMs ask for more vCPUs than the board has CPUs.
+/// The VMs have no vCPU at all, or there is no CPU to run them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TooManyVcpus {
-    pub vcpus: usize,
-    pub cpus: usize,
-}
+pub struct NothingToPlace;
 
-impl fmt::Display for TooManyVcpus {
+impl fmt::Display for NothingToPlace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the VMs have {} vCPUs in all but only {} CPUs are online; each vCPU needs a CPU of its own",
-            self.vcpus, self.cpus
-        )
+        write!(f, "no vCPU or no CPU to run it on")
     }
 }
 
 impl Placement {
-    /// Places the vCPUs of VMs with `vcpu_counts` on `cpus` online CPUs, in
-    /// order: VM 0's vCPUs first, starting at CPU 0.
-    pub fn new(vcpu_counts: &[usize], cpus: usize) -> Result<Self, TooManyVcpus> {
-        let vcpus: usize = vcpu_counts.iter().sum();
+    /// Places the vCPUs of VMs with `vcpu_counts` on `cpus` online CPUs,
+    /// round-robin in order: VM 0's vCPUs first, starting at CPU 0, so that
+    /// a VM's vCPUs land on different CPUs where there are enough.
+    pub fn new(vcpu_counts: &[usize], cpus: usize) -> Result<Self, NothingToPlace> {
         let cpus = cpus.min(MAX_CPUS);
-        if vcpus > cpus {
-            return Err(TooManyVcpus { vcpus, cpus });
+        if cpus == 0 || vcpu_counts.iter().sum::<usize>() == 0 {
+            return Err(NothingToPlace);
         }
-        let mut placement = Placement { cpus: [None; MAX_CPUS] };
+        let mut queues = vec_of(cpus);
         let all = vcpu_counts
             .iter()
             .enumerate()
             .flat_map(|(vm, &n)| (0..n).map(move |vcpu| VcpuId { vm, vcpu }));
-        for (slot, id) in placement.cpus.iter_mut().zip(all) {
-            *slot = Some(id);
+        for (i, id) in all.enumerate() {
+            queues[i % cpus].push(id);
         }
-        Ok(placement)
+        Ok(Placement { queues })
     }
 
     /// The CPU that runs `id`.
     pub fn cpu_of(&self, id: VcpuId) -> Option<usize> {
-        self.cpus.iter().position(|slot| *slot == Some(id))
+        self.queues.iter().position(|queue| queue.contains(&id))
     }
+
+    /// The vCPUs of CPU `cpu`.
+    pub fn queue(&self, cpu: usize) -> &[VcpuId] {
+        self.queues.get(cpu).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+fn vec_of(cpus: usize) -> Vec<Vec<VcpuId>> {
+    (0..cpus).map(|_| Vec::new()).collect()
+}
+
+/// The next vCPU (by position in a CPU's queue of `len`) to run after the
+/// one at `last`, among those `runnable` says can run: round-robin.
+pub fn next_runnable(len: usize, last: usize, runnable: impl Fn(usize) -> bool) -> Option<usize> {
+    (1..=len).map(|step| (last + step) % len).find(|&i| runnable(i))
+}
+
+/// The earliest of some optional deadlines.
+pub fn earliest(deadlines: impl IntoIterator<Item = Option<u64>>) -> Option<u64> {
+    deadlines.into_iter().flatten().min()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn places_vms_in_order_one_vcpu_per_cpu() {
-        let p = Placement::new(&[2, 1], 4).unwrap();
-        assert_eq!(p.cpus[0], Some(VcpuId { vm: 0, vcpu: 0 }));
-        assert_eq!(p.cpus[1], Some(VcpuId { vm: 0, vcpu: 1 }));
-        assert_eq!(p.cpus[2], Some(VcpuId { vm: 1, vcpu: 0 }));
-        assert_eq!(p.cpus[3], None);
-        assert_eq!(p.cpu_of(VcpuId { vm: 1, vcpu: 0 }), Some(2));
-        assert_eq!(p.cpu_of(VcpuId { vm: 1, vcpu: 1 }), None);
+    fn id(vm: usize, vcpu: usize) -> VcpuId {
+        VcpuId { vm, vcpu }
     }
 
     #[test]
-    fn refuses_more_vcpus_than_cpus() {
-        let err = Placement::new(&[2, 2], 3).unwrap_err();
-        assert_eq!(err, TooManyVcpus { vcpus: 4, cpus: 3 });
-        assert!(err.to_string().contains("4 vCPUs in all but only 3 CPUs"));
+    fn one_vcpu_per_cpu_when_there_are_enough() {
+        let p = Placement::new(&[2, 1], 4).unwrap();
+        assert_eq!(p.queue(0), [id(0, 0)]);
+        assert_eq!(p.queue(1), [id(0, 1)]);
+        assert_eq!(p.queue(2), [id(1, 0)]);
+        assert!(p.queue(3).is_empty());
+        assert_eq!(p.cpu_of(id(1, 0)), Some(2));
+        assert_eq!(p.cpu_of(id(1, 1)), None);
+    }
+
+    #[test]
+    fn more_vcpus_than_cpus_share_round_robin() {
+        // Three vCPUs on two CPUs: the personal VM's two vCPUs on different CPUs.
+        let p = Placement::new(&[2, 1], 2).unwrap();
+        assert_eq!(p.queue(0), [id(0, 0), id(1, 0)]);
+        assert_eq!(p.queue(1), [id(0, 1)]);
+    }
+
+    #[test]
+    fn nothing_to_place_is_an_error() {
+        assert_eq!(Placement::new(&[], 4), Err(NothingToPlace));
+        assert_eq!(Placement::new(&[1], 0), Err(NothingToPlace));
+    }
+
+    #[test]
+    fn round_robin_skips_what_cannot_run() {
+        assert_eq!(next_runnable(3, 0, |_| true), Some(1));
+        assert_eq!(next_runnable(3, 2, |_| true), Some(0));
+        assert_eq!(next_runnable(3, 0, |i| i == 0), Some(0), "the same one again");
+        assert_eq!(next_runnable(3, 1, |_| false), None);
+        assert_eq!(next_runnable(1, 0, |_| true), Some(0));
+    }
+
+    #[test]
+    fn earliest_deadline_ignores_the_unarmed() {
+        assert_eq!(earliest([None, Some(30), Some(10), None]), Some(10));
+        assert_eq!(earliest([None, None]), None);
     }
 }

@@ -4,12 +4,11 @@
 //! Tests need QEMU. Without it they fail with the install instructions; they
 //! never pass by skipping.
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use xtask::console::Console;
 
 pub use duet::status;
 pub use xtask::image::Variant;
@@ -82,10 +81,7 @@ pub fn require_qemu() {
 
 /// A process whose output is collected as it runs.
 pub struct Machine {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    output: Arc<Mutex<Vec<u8>>>,
-    status: Option<ExitStatus>,
+    console: Console,
     what: String,
 }
 
@@ -108,26 +104,17 @@ impl Machine {
         Machine::spawn(command, &format!("cargo xtask {}", args.join(" ")))
     }
 
-    fn spawn(mut command: Command, what: &str) -> Machine {
+    fn spawn(command: Command, what: &str) -> Machine {
         // Its own process group, so that a timeout can stop QEMU too when the
         // process is `cargo xtask`.
-        command.process_group(0);
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let output = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().expect("piped"), output.clone());
-        collect(child.stderr.take().expect("piped"), output.clone());
-        let stdin = child.stdin.take();
-        Machine { child, stdin, output, status: None, what: what.to_string() }
+        let console =
+            Console::spawn(command, true).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Machine { console, what: what.to_string() }
     }
 
     /// Everything printed so far.
     pub fn console(&self) -> String {
-        String::from_utf8_lossy(&self.output.lock().unwrap()).replace('\r', "")
+        self.console.text()
     }
 
     /// Waits until the console shows `needle`, and returns the console.
@@ -192,22 +179,15 @@ impl Machine {
 
     /// Types `text` into the console.
     pub fn send(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin.write_all(text.as_bytes()).and_then(|()| stdin.flush()).expect("console input");
+        self.console.send(text.as_bytes()).expect("console input");
     }
 
     /// Waits for the process to end; fails the test (and stops it) on timeout.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.poll_exit() {
-                // The collectors may still be draining the last lines.
-                std::thread::sleep(Duration::from_millis(200));
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        match self.console.wait(timeout) {
+            Some(status) => status,
+            None => self.fail(&format!("{} still running after {timeout:?}", self.what)),
         }
-        self.fail(&format!("{} still running after {timeout:?}", self.what))
     }
 
     /// Fails the test with `message` and the console transcript.
@@ -217,36 +197,11 @@ impl Machine {
     }
 
     fn poll_exit(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("waiting for the child");
-        }
-        self.status
+        self.console.try_wait()
     }
 
+    /// Stops the process and its group; dropping the machine does the same.
     fn stop(&mut self) {
-        if self.poll_exit().is_none() {
-            // SAFETY: signalling our own child's process group; at worst it
-            // is gone already and the call fails.
-            unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
+        self.console.kill();
     }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn collect(mut source: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) {
-    std::thread::spawn(move || {
-        let mut buffer = [0u8; 4096];
-        while let Ok(n) = source.read(&mut buffer) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&buffer[..n]);
-        }
-    });
 }

@@ -32,6 +32,13 @@ pub const MAX_NAME_LEN: usize = 32;
 /// The longest kernel command line, in bytes.
 pub const MAX_CMDLINE_LEN: usize = 1024;
 
+/// The most restarts in a row a VM's `restart-limit` may allow.
+pub const MAX_RESTART_LIMIT: u32 = 100;
+
+/// A manifest's `restart_limit` when it names none. The package always
+/// carries the number.
+pub const DEFAULT_RESTART_LIMIT: u32 = 5;
+
 /// VM nodes are named `vm@0`, `vm@1`, ... in order.
 pub const VM_NODE_PREFIX: &str = "vm@";
 
@@ -49,18 +56,25 @@ pub mod prop {
     pub const MEMORY_MIB: &str = "memory-mib";
     pub const VCPUS: &str = "vcpus";
     pub const CMDLINE: &str = "cmdline";
+    pub const ON_RESET: &str = "on-reset";
+    pub const RESTART_LIMIT: &str = "restart-limit";
     pub const KERNEL: &str = "kernel";
     pub const INITRD: &str = "initrd";
 
     /// Every property a root node may carry.
     pub const ROOT: &[&str] = &[COMPATIBLE, FORMAT_VERSION, PACKAGE_SIZE];
     /// Every property a VM node may carry.
-    pub const VM: &[&str] = &[NAME, ROLE, MEMORY_MIB, VCPUS, CMDLINE, KERNEL, INITRD];
+    pub const VM: &[&str] =
+        &[NAME, ROLE, MEMORY_MIB, VCPUS, CMDLINE, ON_RESET, RESTART_LIMIT, KERNEL, INITRD];
 }
 
 /// The values of the `role` property.
 pub const ROLE_PERSONAL: &str = "personal";
 pub const ROLE_CORPORATE: &str = "corporate";
+
+/// The values of the `on-reset` property (and the manifest's `on_reset`).
+pub const ON_RESET_RESTART: &str = "restart";
+pub const ON_RESET_STAY_OFF: &str = "stay-off";
 
 /// Where an arm64 Linux `Image` keeps its magic number, and the number.
 pub const IMAGE_MAGIC_OFFSET: usize = 0x38;

@@ -1,6 +1,7 @@
 //! One VM: its RAM, its stage-2 map, its vCPUs' power states and its
 //! emulated devices, and how it is built from a persona's images.
 
+use super::counters::Counters;
 use super::device_tree::{self, GicVersion, GuestConfig, Initrd};
 use super::layout;
 use super::loader::{self, ImageHeader};
@@ -11,7 +12,7 @@ use crate::vdev::pl011::Pl011;
 use crate::vdev::vgic::Vgic;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A vCPU's power state, as PSCI sees it.
@@ -63,14 +64,18 @@ pub struct Vm {
     /// Kept so the tables live as long as the VM.
     _stage2: PageTable,
     pub power: Vec<Mutex<Power>>,
-    /// Per vCPU: its CPU is out of the guest and waiting while it is off.
-    pub parked: Vec<AtomicBool>,
+    /// Per vCPU: it is executing guest code right now.
+    pub in_guest: Vec<AtomicBool>,
     pub vgic: Mutex<Vgic>,
     pub uart: Mutex<Pl011>,
     /// Cleared when the VM powers off.
     pub running: AtomicBool,
     /// Faults logged so far, to keep a misbehaving guest from flooding the console.
     pub faults_logged: AtomicU32,
+    pub counters: Counters,
+    /// Restarts in a row, and the counter value when the VM last started.
+    restarts: AtomicU32,
+    started_at: AtomicU64,
 }
 
 /// Input address bits of every stage-2 map (1 TiB), capped by the CPU.
@@ -106,11 +111,14 @@ impl Vm {
             stage2_geometry: geometry,
             _stage2: stage2,
             power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
-            parked: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
+            in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
             vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
+            counters: Counters::default(),
+            restarts: AtomicU32::new(0),
+            started_at: AtomicU64::new(crate::arch::aarch64::cpu::counter()),
         };
         vm.load()?;
         Ok(vm)
@@ -118,14 +126,13 @@ impl Vm {
 
     /// Puts the VM in its boot state: RAM zeroed and the images loaded
     /// afresh, devices reset, vCPU 0 about to start and the others off.
-    /// Every vCPU must be out of the guest (parked, or not yet started).
+    /// Every vCPU must be out of the guest.
     pub fn load(&self) -> Result<(), VmError> {
-        // SAFETY: `ram` was taken from the free set for this VM alone, is
-        // mapped read-write in Duet's own map, and no vCPU of this VM runs.
+        self.wipe();
+        // SAFETY: as for `wipe`: this VM's own RAM, no vCPU of it running.
         let memory = unsafe {
             core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
         };
-        memory.fill(0);
         let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
         *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
@@ -137,6 +144,52 @@ impl Vm {
             };
         }
         Ok(())
+    }
+
+    /// Zeroes the VM's RAM, so nothing of it outlives the VM (or its
+    /// previous boot). Every vCPU must be out of the guest.
+    pub fn wipe(&self) {
+        // SAFETY: `ram` was taken from the free set for this VM alone and is
+        // mapped read-write in Duet's own map; the caller ensures no vCPU of
+        // this VM runs, and reset and power-off happen once at a time.
+        unsafe { core::ptr::write_bytes(self.ram.start as *mut u8, 0, self.ram.size() as usize) };
+    }
+
+    /// Waits up to `timeout_ms` for every vCPU but `except` to be out of
+    /// the guest; whether they all are.
+    pub fn wait_out_of_guest(&self, except: Option<usize>, timeout_ms: u64) -> bool {
+        use crate::arch::aarch64::cpu;
+        let deadline = cpu::counter() + cpu::counter_frequency() * timeout_ms / 1000;
+        let all_out = || {
+            self.in_guest
+                .iter()
+                .enumerate()
+                .all(|(v, inside)| Some(v) == except || !inside.load(Ordering::Acquire))
+        };
+        while !all_out() {
+            if cpu::counter() > deadline {
+                return false;
+            }
+            core::hint::spin_loop();
+        }
+        true
+    }
+
+    /// What the VM was built from.
+    pub fn spec(&self) -> &VmSpec {
+        &self.spec
+    }
+
+    /// Counts a restart and returns how many came in a row: a restart less
+    /// than `window_s` seconds after the last start continues the row.
+    pub fn count_restart(&self, window_s: u64) -> u32 {
+        use crate::arch::aarch64::cpu;
+        let now = cpu::counter();
+        let started = self.started_at.swap(now, Ordering::AcqRel);
+        if now.wrapping_sub(started) > window_s * cpu::counter_frequency() {
+            self.restarts.store(0, Ordering::Release);
+        }
+        self.restarts.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     pub fn vcpu_count(&self) -> usize {

@@ -1,6 +1,8 @@
 //! Virtual machines: the virtual platform they see, their vCPUs, and how
 //! their exits are handled.
 
+pub mod console_mux;
+pub mod counters;
 pub mod device_tree;
 pub mod features;
 pub mod layout;
@@ -10,6 +12,8 @@ pub mod psci;
 pub mod sysreg;
 pub mod vcpu;
 
+#[cfg(target_os = "none")]
+mod cpu;
 #[cfg(target_os = "none")]
 pub mod instance;
 #[cfg(target_os = "none")]

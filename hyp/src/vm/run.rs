@@ -1,14 +1,16 @@
 //! A physical CPU running its vCPU: entering the guest, handling each exit,
 //! and sleeping while the vCPU waits for an interrupt. Bare metal only.
 
+use super::counters::ExitReason;
 use super::instance::{Power, Vm};
 use super::layout;
 use super::mmio::{Access, MmioDevice, MmioError};
 use super::psci;
 use super::sysreg::{SysRegAccess, ICC_SGI1R_EL1};
-use super::vcpu::{self, GuestFault, GuestRegs, PSTATE_EL1H_MASKED};
-use crate::arch::aarch64::{cpu, gic, guest, idregs};
+use super::vcpu::{self, GuestFault, GuestRegs};
+use crate::arch::aarch64::{gic, guest, idregs};
 use crate::arch::esr::{Esr, ExceptionClass};
+use crate::personas::ResetPolicy;
 use crate::sched::KICK_SGI;
 use crate::{console, println};
 use core::sync::atomic::Ordering;
@@ -23,57 +25,49 @@ pub trait Cpus {
     fn kick(&self, vm: &Vm, vcpu: usize);
     /// Called when `vm` has powered off.
     fn vm_stopped(&self, vm: &Vm);
+    /// Moves typed bytes to the VM with the console focus.
+    fn console_input(&self);
 }
 
-/// Runs vCPU `index` of `vm` on this CPU for as long as the VM runs.
-pub fn run(vm: &Vm, index: usize, cpus: &impl Cpus) {
-    guest::configure();
-    guest::install_stage2(
-        guest::vtcr(vm.stage2_geometry.input_bits, vm.stage2_geometry.root_level),
-        vm.stage2_root,
-        vm.vmid,
-    );
-    let lrs = gic::list_register_count().min(16);
-    let mut regs = GuestRegs::default();
-    while vm.is_running() {
-        let power = *vm.power[index].lock();
-        match power {
-            Power::Off => {
-                vm.parked[index].store(true, Ordering::Release);
-                cpu::wait_for_interrupt();
-                take_interrupts(vm, index, cpus);
-                continue;
-            }
-            Power::Starting { entry, context } => {
-                vm.parked[index].store(false, Ordering::Release);
-                guest::reset_el1(layout::vcpu_mpidr(index));
-                gic::reset_virtual_cpu_interface();
-                regs = GuestRegs { pc: entry, pstate: PSTATE_EL1H_MASKED, ..GuestRegs::default() };
-                regs.x[0] = context;
-                *vm.power[index].lock() = Power::On;
-            }
-            Power::On => {}
+/// What the CPU loop does after an exit has been handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Run the vCPU again.
+    Continue,
+    /// The vCPU waits for an interrupt (WFI, CPU_SUSPEND).
+    Wait,
+    /// The vCPU spins on a lock (WFE): let another vCPU of this CPU run.
+    Yield,
+}
+
+/// Handles one exit of vCPU `index` of `vm`.
+pub fn handle_exit(
+    vm: &Vm,
+    index: usize,
+    regs: &mut GuestRegs,
+    exit: &guest::Exit,
+    cpus: &impl Cpus,
+) -> After {
+    match exit.kind {
+        guest::ExitKind::Synchronous => handle_trap(vm, index, regs, exit, cpus),
+        guest::ExitKind::Irq | guest::ExitKind::Fiq => {
+            vm.counters.exit(ExitReason::Interrupt);
+            take_interrupts(Some((vm, index)), cpus);
+            After::Continue
         }
-        load_list_registers(vm, index, lrs);
-        // SAFETY: this CPU was configured for `vm` above, its stage-2 map is
-        // installed, and `regs` is this vCPU's state.
-        let exit = unsafe { guest::enter(&mut regs) };
-        save_list_registers(vm, index, lrs);
-        match exit.kind {
-            guest::ExitKind::Synchronous => handle_trap(vm, index, &mut regs, &exit, cpus),
-            guest::ExitKind::Irq | guest::ExitKind::Fiq => take_interrupts(vm, index, cpus),
-            guest::ExitKind::SError => {
-                println!(
-                    "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
-                    vm.name, exit.esr
-                );
-                stop_vm(vm, cpus);
-            }
+        guest::ExitKind::SError => {
+            println!(
+                "duet: vm {}: SError from vcpu {index} (ESR {:#x}); stopping the VM",
+                vm.name, exit.esr
+            );
+            stop_vm(vm, cpus);
+            After::Continue
         }
     }
 }
 
-fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+/// Loads the list registers with what the vGIC has for this vCPU.
+pub fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     let mut values = [0u64; 16];
     let more = vm.vgic.lock().fill_list_registers(vcpu, &mut values[..count]).more;
     for (n, &value) in values[..count].iter().enumerate() {
@@ -82,7 +76,8 @@ fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     gic::set_underflow_interrupt(more);
 }
 
-fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
+/// Folds the list registers back into the vGIC after an exit.
+pub fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
     let mut values = [0u64; 16];
     for (n, value) in values[..count].iter_mut().enumerate() {
         *value = gic::read_list_register(n);
@@ -99,44 +94,31 @@ fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
 /// CPU from its vCPU for ever.
 const INTERRUPT_BATCH: usize = 64;
 
-/// Acknowledges and handles pending physical interrupts.
-fn take_interrupts(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
+/// Acknowledges and handles pending physical interrupts; `loaded` is the
+/// vCPU whose state is in this CPU (its virtual timer is the one firing).
+pub fn take_interrupts(loaded: Option<(&Vm, usize)>, cpus: &impl Cpus) {
     for _ in 0..INTERRUPT_BATCH {
         let Some(intid) = gic::acknowledge() else { break };
         match intid {
             KICK_SGI | layout::GIC_MAINTENANCE_INTID => {}
+            layout::TIMER_HYP_INTID => super::cpu::hypervisor_timer_fired(),
             layout::TIMER_VIRT_INTID => {
                 // Level-triggered: mask it until the guest re-arms the timer,
                 // and give the guest its virtual copy.
                 guest::mask_virtual_timer();
-                // Cannot fail: a PPI on this VM's own vCPU.
-                let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
+                if let Some((vm, vcpu)) = loaded {
+                    // Cannot fail: a PPI on this VM's own vCPU.
+                    let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, vcpu);
+                }
             }
-            other if Some(other) == crate::boot::console_intid() => console_input(vm, cpus),
+            other if Some(other) == crate::boot::console_intid() => cpus.console_input(),
             other => warn!("unexpected physical interrupt {other}"),
         }
         gic::end_of_interrupt(intid);
     }
 }
 
-/// Moves bytes typed on Duet's console into the VM's UART, as many as it
-/// has room for. While it is full, the console's input interrupt stays off
-/// (the bytes wait in the physical FIFO); reads by the guest turn it back on.
-fn console_input(vm: &Vm, cpus: &impl Cpus) {
-    let mut uart = vm.uart.lock();
-    while uart.has_input_room() {
-        let Some(byte) = console::read_byte() else { break };
-        uart.push_input(byte);
-    }
-    // Reading the bytes cleared the UART's receive interrupt; clearing it
-    // again could lose one that arrived meanwhile.
-    console::set_input_interrupt(uart.has_input_room());
-    let level = uart.interrupt_level();
-    drop(uart);
-    set_uart_line(vm, level, cpus);
-}
-
-fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
+pub fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
     let mut vgic = vm.vgic.lock();
     // Cannot fail: the UART's SPI exists in every VM.
     let _ = vgic.set_level(layout::UART_INTID, 0, level);
@@ -151,57 +133,60 @@ fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
     }
 }
 
-fn handle_trap(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, exit: &guest::Exit, cpus: &impl Cpus) {
+fn handle_trap(
+    vm: &Vm,
+    vcpu: usize,
+    regs: &mut GuestRegs,
+    exit: &guest::Exit,
+    cpus: &impl Cpus,
+) -> After {
     let esr = Esr(exit.esr);
     let wide = esr.is_32bit_instruction();
+    vm.counters.exit(match esr.class() {
+        ExceptionClass::Hvc64 | ExceptionClass::Smc64 => ExitReason::Call,
+        ExceptionClass::DataAbortLowerEl => ExitReason::Mmio,
+        ExceptionClass::SysRegister => ExitReason::SystemRegister,
+        ExceptionClass::WfiWfe => ExitReason::Wait,
+        _ => ExitReason::Fault,
+    });
     match esr.class() {
         ExceptionClass::Hvc64 => smccc(vm, vcpu, regs, cpus),
         ExceptionClass::Smc64 => {
             // A trapped SMC returns to the SMC itself: step over it.
             regs.skip_instruction(wide);
-            smccc(vm, vcpu, regs, cpus);
+            smccc(vm, vcpu, regs, cpus)
         }
-        ExceptionClass::DataAbortLowerEl => data_abort(vm, vcpu, regs, exit, cpus),
+        ExceptionClass::DataAbortLowerEl => {
+            data_abort(vm, vcpu, regs, exit, cpus);
+            After::Continue
+        }
         ExceptionClass::InstructionAbortLowerEl => {
-            let why = "executing where there is no memory";
-            fault(
-                vm,
-                vcpu,
-                regs,
-                GuestFault::InstructionAbort { address: exit.far },
-                wide,
-                esr,
-                &why,
-            );
+            let kind = GuestFault::InstructionAbort { address: exit.far };
+            fault(vm, vcpu, regs, kind, wide, esr, &"executing where there is no memory");
+            After::Continue
         }
-        ExceptionClass::SysRegister => system_register(vm, vcpu, regs, esr, cpus),
+        ExceptionClass::SysRegister => {
+            system_register(vm, vcpu, regs, esr, cpus);
+            After::Continue
+        }
         ExceptionClass::WfiWfe => {
             regs.skip_instruction(wide);
-            wait_for_interrupt(vm, vcpu, cpus);
+            // ISS bit 0 tells WFE (1) from WFI (0).
+            if esr.iss() & 1 != 0 {
+                After::Yield
+            } else {
+                After::Wait
+            }
         }
-        _ => fault(
-            vm,
-            vcpu,
-            regs,
-            GuestFault::Undefined,
-            wide,
-            esr,
-            &"an instruction Duet does not handle",
-        ),
+        _ => {
+            let why = "an instruction Duet does not handle";
+            fault(vm, vcpu, regs, GuestFault::Undefined, wide, esr, &why);
+            After::Continue
+        }
     }
 }
 
-/// A vCPU waits for an interrupt: sleep unless one is already deliverable.
-fn wait_for_interrupt(vm: &Vm, vcpu: usize, cpus: &impl Cpus) {
-    let (enabled, masked, fired) = guest::virtual_timer();
-    let timer_due = enabled && !masked && fired;
-    if !timer_due && !vm.vgic.lock().has_deliverable(vcpu) {
-        cpu::wait_for_interrupt();
-    }
-    take_interrupts(vm, vcpu, cpus);
-}
-
-fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
+fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) -> After {
     let call = psci::Call::from_registers([regs.x[0], regs.x[1], regs.x[2], regs.x[3]]);
     match psci::handle(&call, &VmVcpus(vm)) {
         psci::Outcome::Return(value) => regs.x[0] = value,
@@ -210,8 +195,8 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
         }
         psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
         psci::Outcome::CpuSuspend => {
-            regs.x[0] = 0;
-            wait_for_interrupt(vm, vcpu, cpus);
+            regs.x[0] = psci::SUCCESS;
+            return After::Wait;
         }
         psci::Outcome::SystemOff => {
             println!("duet: vm {} powered off", vm.name);
@@ -219,6 +204,7 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) {
         }
         psci::Outcome::SystemReset => reset_vm(vm, vcpu, cpus),
     }
+    After::Continue
 }
 
 /// Starts vCPU `target` at `entry`, if it is still off and `entry` is RAM.
@@ -238,26 +224,37 @@ fn cpu_on(vm: &Vm, target: usize, entry: u64, context: u64, cpus: &impl Cpus) ->
     psci::SUCCESS
 }
 
-/// How long a reset waits for the other vCPUs to leave the guest.
+/// Resets less than this many seconds after the VM started count as "in a
+/// row" towards its restart limit; a longer run starts the count afresh.
+const RESTARTS_IN_A_ROW_WINDOW_S: u64 = 60;
+
+/// How long a reset or power-off waits for the other vCPUs to leave the guest.
 const RESET_TIMEOUT_MS: u64 = 1000;
 
 /// Restarts `vm` from its images, as a machine reset would: every vCPU
 /// leaves the guest, RAM and devices start over, vCPU 0 boots again.
 fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
+    if vm.spec().on_reset == ResetPolicy::StayOff {
+        println!("duet: vm {} reset itself; its policy is stay-off, so it stays off", vm.name);
+        return stop_vm(vm, cpus);
+    }
+    let restarts = vm.count_restart(RESTARTS_IN_A_ROW_WINDOW_S);
+    if restarts > vm.spec().restart_limit {
+        println!(
+            "duet: vm {} reset itself {restarts} times in a row (limit {}); it stays off",
+            vm.name,
+            vm.spec().restart_limit
+        );
+        return stop_vm(vm, cpus);
+    }
     println!("duet: vm {} is restarting", vm.name);
     for vcpu in 0..vm.vcpu_count() {
         *vm.power[vcpu].lock() = Power::Off;
         cpus.kick(vm, vcpu);
     }
-    let deadline = cpu::counter() + cpu::counter_frequency() * RESET_TIMEOUT_MS / 1000;
-    let others_parked =
-        || (0..vm.vcpu_count()).all(|v| v == me || vm.parked[v].load(Ordering::Acquire));
-    while !others_parked() {
-        if cpu::counter() > deadline {
-            println!("duet: vm {}: a vCPU did not stop for the reset; stopping the VM", vm.name);
-            return stop_vm(vm, cpus);
-        }
-        core::hint::spin_loop();
+    if !vm.wait_out_of_guest(Some(me), RESET_TIMEOUT_MS) {
+        println!("duet: vm {}: a vCPU did not stop for the reset; stopping the VM", vm.name);
+        return stop_vm(vm, cpus);
     }
     match vm.load() {
         Ok(()) => cpus.kick(vm, 0),
@@ -268,7 +265,7 @@ fn reset_vm(vm: &Vm, me: usize, cpus: &impl Cpus) {
     }
 }
 
-/// Stops every vCPU of `vm`.
+/// Stops every vCPU of `vm` and, once none is in the guest, wipes its RAM.
 fn stop_vm(vm: &Vm, cpus: &impl Cpus) {
     if !vm.running.swap(false, Ordering::AcqRel) {
         return;
@@ -276,6 +273,11 @@ fn stop_vm(vm: &Vm, cpus: &impl Cpus) {
     for vcpu in 0..vm.vcpu_count() {
         *vm.power[vcpu].lock() = Power::Off;
         cpus.kick(vm, vcpu);
+    }
+    if vm.wait_out_of_guest(None, RESET_TIMEOUT_MS) {
+        vm.wipe();
+    } else {
+        println!("duet: vm {}: a vCPU did not leave the guest; its RAM is not wiped", vm.name);
     }
     cpus.vm_stopped(vm);
 }
@@ -321,16 +323,24 @@ fn mmio(
         let offset = address - layout::UART_BASE;
         let mut uart = vm.uart.lock();
         let result = perform(&mut *uart, vcpu, offset, access, value);
+        let mut output = [0u8; 64];
+        let mut written = 0;
         for byte in uart.take_output() {
-            console::write_byte(byte);
+            if written == output.len() {
+                console::guest_output(vm.index, vm.name, &output);
+                written = 0;
+            }
+            output[written] = byte;
+            written += 1;
         }
+        console::guest_output(vm.index, vm.name, &output[..written]);
         let room = uart.has_input_room();
+        let level = uart.interrupt_level();
         drop(uart);
-        if room && !console::input_interrupt_enabled() {
-            console_input(vm, cpus);
-        } else {
-            let level = vm.uart.lock().interrupt_level();
-            set_uart_line(vm, level, cpus);
+        set_uart_line(vm, level, cpus);
+        // Input held back because this VM's receive FIFO was full can come now.
+        if room && !console::input_interrupt_enabled() && console::focus() == vm.index {
+            cpus.console_input();
         }
         result
     } else if in_range(address, layout::GICD_BASE, layout::GICD_SIZE) {
@@ -397,6 +407,14 @@ fn system_register(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, esr: Esr, cpus: &
     } else if let Some((crm, op2)) = access.id_register() {
         let value = idregs::read(crm, op2).unwrap_or(0);
         regs.set_reg(access.rt, super::features::sanitise(crm, op2, value));
+        regs.skip_instruction(wide);
+    } else if access.is_debug() {
+        // Self-hosted debug is not offered (the hardware is shared): the
+        // registers read as zero and ignore writes, which is how Linux finds
+        // a CPU with nothing to configure (it clears the OS lock at boot).
+        if access.read {
+            regs.set_reg(access.rt, 0);
+        }
         regs.skip_instruction(wide);
     } else {
         fault(

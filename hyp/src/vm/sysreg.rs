@@ -51,6 +51,12 @@ impl SysRegAccess {
         }
     }
 
+    /// Whether it is a debug register (op0 = 2: breakpoints, watchpoints,
+    /// the OS lock, MDSCR and friends).
+    pub fn is_debug(&self) -> bool {
+        self.register.op0 == 2
+    }
+
     /// For a read of the ID register space (op0=3, op1=0, CRn=0) that TID3
     /// traps: its (CRm, op2).
     pub fn id_register(&self) -> Option<(u8, u8)> {
@@ -80,6 +86,13 @@ mod tests {
         assert_eq!(access, SysRegAccess { register: ICC_SGI1R_EL1, rt: 8, read: false });
         assert_eq!(access.id_register(), None);
         assert_eq!(ICC_SGI1R_EL1.to_string(), "S3_0_C12_C11_5");
+    }
+
+    #[test]
+    fn recognises_debug_registers() {
+        let oslar = Encoding { op0: 2, op1: 0, crn: 1, crm: 0, op2: 4 };
+        assert!(SysRegAccess::decode(iss(oslar, 31, false)).is_debug());
+        assert!(!SysRegAccess::decode(iss(ICC_SGI1R_EL1, 0, false)).is_debug());
     }
 
     #[test]

@@ -9,7 +9,8 @@ use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
 use crate::personas::PersonaPackage;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
-use crate::{boot, machine, println, smp, status};
+use crate::vm::console_mux::Input;
+use crate::{boot, console, machine, println, smp, status};
 use alloc::vec::Vec;
 use spin::Once;
 
@@ -54,6 +55,7 @@ pub fn start(package: Option<Region>) -> bool {
         Ok(placement) => placement,
         Err(e) => halt(format_args!("{e}")),
     };
+    console::set_vm_count(vms.len());
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     for other in 1..smp::online() {
@@ -67,16 +69,16 @@ fn halt(reason: core::fmt::Arguments) -> ! {
     machine::stop()
 }
 
-/// What every CPU does once Duet is up.
+/// What every CPU does once Duet is up: run the vCPUs placed on it, or,
+/// with none, sleep.
 pub fn cpu_loop(me: usize) -> ! {
     loop {
-        match PLACEMENT.get().map(|p| p.cpus[me]) {
-            Some(Some(VcpuId { vm, vcpu })) => {
-                let vms = VMS.get().expect("VMs exist once placed");
-                run::run(&vms[vm], vcpu, &SystemCpus { me });
+        if let (Some(placement), Some(vms)) = (PLACEMENT.get(), VMS.get()) {
+            let placed: Vec<(&Vm, usize)> =
+                placement.queue(me).iter().map(|id| (&vms[id.vm], id.vcpu)).collect();
+            if !placed.is_empty() {
+                super::cpu::run_cpu(placed, &SystemCpus { me });
             }
-            // Not placed yet, or nothing to run here: sleep.
-            _ => {}
         }
         cpu::wait_for_interrupt();
         while let Some(intid) = gic::acknowledge() {
@@ -101,7 +103,53 @@ impl Cpus for SystemCpus {
     fn vm_stopped(&self, _vm: &Vm) {
         let vms = VMS.get().expect("VMs exist while one runs");
         if vms.iter().all(|vm| !vm.is_running()) {
+            print_counters();
             machine::power_off(format_args!("every VM has powered off"));
         }
     }
+
+    fn console_input(&self) {
+        let Some(vms) = VMS.get() else { return };
+        loop {
+            let focus = &vms[console::focus()];
+            if !focus.uart.lock().has_input_room() {
+                // Leave the rest in the UART until the guest reads.
+                console::set_input_interrupt(false);
+                return;
+            }
+            let Some(byte) = console::read_byte() else { break };
+            match console::interpret(byte) {
+                Input::ToVm { vm, byte } => {
+                    let target = &vms[vm];
+                    let mut uart = target.uart.lock();
+                    uart.push_input(byte);
+                    let level = uart.interrupt_level();
+                    drop(uart);
+                    run::set_uart_line(target, level, self);
+                }
+                Input::FocusMoved { vm } => {
+                    println!("duet: console input now goes to vm {}", vms[vm].name);
+                }
+                Input::ShowCounters => print_counters(),
+                Input::Nothing => {}
+            }
+        }
+        console::set_input_interrupt(true);
+    }
+}
+
+/// Prints every VM's counters, each CPU's idle sleeps and interrupts from
+/// Duet's own timer, and how much of Duet's heap is in use.
+pub fn print_counters() {
+    let Some(vms) = VMS.get() else { return };
+    let frequency = cpu::counter_frequency();
+    for vm in vms {
+        println!("duet: {}", vm.counters.report(vm.name, frequency));
+    }
+    for cpu in 0..smp::online() {
+        let (sleeps, timer) = super::cpu::cpu_counters(cpu);
+        println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+    }
+    let (used, total) = crate::mm::heap::usage();
+    println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
 }

@@ -12,13 +12,15 @@
 //! cmdline = "console=ttyAMA0 quiet"  # optional, printable ASCII, <= 1024 bytes
 //! memory_mib = 256           # a positive multiple of 2
 //! vcpus = 2                  # 1 to 8
+//! on_reset = "restart"       # optional, "restart" (default) or "stay-off"
+//! restart_limit = 5          # optional, default 5: restarts in a row, 0 to 100
 //! ```
 //!
 //! The rules come from [`duet::personas::format`], the same ones the
 //! hypervisor applies when it reads the package.
 
 use duet::personas::format::{self, CmdlineError};
-use duet::personas::Role;
+use duet::personas::{ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
 use std::fs::File;
@@ -51,6 +53,8 @@ pub struct VmManifest {
     pub cmdline: String,
     pub memory_mib: u32,
     pub vcpus: u32,
+    pub on_reset: ResetPolicy,
+    pub restart_limit: u32,
 }
 
 /// A manifest that cannot be used: which file, and what is wrong.
@@ -93,6 +97,12 @@ pub enum VmProblem {
         corporate = format::ROLE_CORPORATE
     )]
     BadRole(String),
+    #[error(
+        "unknown policy {0:?} (expected {restart:?} or {stay_off:?})",
+        restart = format::ON_RESET_RESTART,
+        stay_off = format::ON_RESET_STAY_OFF
+    )]
+    BadResetPolicy(String),
     #[error("{0}")]
     Cmdline(CmdlineError),
     #[error("must be {min}..={max}, not {value}")]
@@ -136,6 +146,13 @@ struct RawVm {
     cmdline: String,
     memory_mib: u32,
     vcpus: u32,
+    on_reset: Option<String>,
+    #[serde(default = "default_restart_limit")]
+    restart_limit: u32,
+}
+
+fn default_restart_limit() -> u32 {
+    format::DEFAULT_RESTART_LIMIT
 }
 
 impl Manifest {
@@ -223,6 +240,12 @@ impl VmManifest {
         check_memory(raw.memory_mib).map_err(|p| fail("memory_mib", p))?;
         check_vcpus(raw.vcpus).map_err(|p| fail("vcpus", p))?;
         format::check_cmdline(&raw.cmdline).map_err(|e| fail("cmdline", VmProblem::Cmdline(e)))?;
+        let on_reset = match raw.on_reset {
+            None => ResetPolicy::default(),
+            Some(policy) => ResetPolicy::from_name(&policy)
+                .ok_or_else(|| fail("on_reset", VmProblem::BadResetPolicy(policy)))?,
+        };
+        check_restart_limit(raw.restart_limit).map_err(|p| fail("restart_limit", p))?;
         let kernel = base_dir.join(&raw.kernel);
         check_kernel_file(&kernel).map_err(|p| fail("kernel", p))?;
         let initrd = raw.initrd.map(|path| base_dir.join(path));
@@ -236,6 +259,8 @@ impl VmManifest {
             cmdline: raw.cmdline,
             memory_mib: raw.memory_mib,
             vcpus: raw.vcpus,
+            on_reset,
+            restart_limit: raw.restart_limit,
             name,
         })
     }
@@ -251,6 +276,13 @@ fn check_memory(mib: u32) -> Result<(), VmProblem> {
 fn check_vcpus(vcpus: u32) -> Result<(), VmProblem> {
     if !(1..=format::MAX_VCPUS).contains(&vcpus) {
         return Err(VmProblem::OutOfRange { value: vcpus, min: 1, max: format::MAX_VCPUS });
+    }
+    Ok(())
+}
+
+fn check_restart_limit(limit: u32) -> Result<(), VmProblem> {
+    if limit > format::MAX_RESTART_LIMIT {
+        return Err(VmProblem::OutOfRange { value: limit, min: 0, max: format::MAX_RESTART_LIMIT });
     }
     Ok(())
 }

@@ -11,10 +11,11 @@
 //! The table's root carries `compatible = "duet,persona-package"`,
 //! `duet,format-version = <1>` and `duet,package-size = <hi lo>`; each VM is
 //! a node `vm@<index>` with `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`,
-//! `kernel = <offset-hi offset-lo size-hi size-lo>` and optionally `initrd`
-//! of the same shape, offsets counted from the start of the package. The
-//! names and limits come from [`duet::personas::format`];
-//! `docs/persona-package.md` is the full description.
+//! `on-reset`, `restart-limit`, `kernel = <offset-hi offset-lo size-hi
+//! size-lo>` and optionally `initrd` of the same shape, offsets counted from
+//! the start of the package. The names and limits come from
+//! [`duet::personas::format`]; `docs/persona-package.md` is the full
+//! description.
 
 use crate::manifest::{check_kernel_bytes, Manifest, VmManifest, VmProblem};
 use duet::personas::format::{self, prop};
@@ -149,6 +150,8 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         fdt.property_u32(prop::MEMORY_MIB, vm.memory_mib)?;
         fdt.property_u32(prop::VCPUS, vm.vcpus)?;
         fdt.property_string(prop::CMDLINE, &vm.cmdline)?;
+        fdt.property_string(prop::ON_RESET, vm.on_reset.name())?;
+        fdt.property_u32(prop::RESTART_LIMIT, vm.restart_limit)?;
         fdt.property_array_u64(prop::KERNEL, &kernel.cells())?;
         if let Some(initrd) = initrd {
             fdt.property_array_u64(prop::INITRD, &initrd.cells())?;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{fake_kernel, two_vm_setup, Scratch, TWO_VMS};
-use duet::personas::Role;
+use duet::personas::{ResetPolicy, Role};
 use duet_pack::manifest::{
     memory_for_vms, Manifest, ManifestError, Problem, VmProblem, DEFAULT_BOARD_MEMORY_MIB,
 };
@@ -48,11 +48,13 @@ fn loads_a_good_manifest() {
     assert_eq!(personal.initrd, Some(dir.path().join("initramfs.cpio")));
     assert_eq!(personal.cmdline, "console=ttyAMA0 quiet");
     assert_eq!((personal.memory_mib, personal.vcpus), (256, 2));
+    assert_eq!((personal.on_reset, personal.restart_limit), (ResetPolicy::Restart, 3));
     let corporate = &manifest.vms[1];
     assert_eq!(corporate.role, Role::Corporate);
     assert_eq!(corporate.kernel, dir.path().join("mail/Image"));
     assert_eq!(corporate.initrd, None);
     assert_eq!(corporate.cmdline, "");
+    assert_eq!((corporate.on_reset, corporate.restart_limit), (ResetPolicy::StayOff, 5));
     assert_eq!(manifest.total_memory_mib(), 384);
     assert_eq!(personal.to_string(), "personal (personal, 2 vCPUs, 256 MiB)");
     assert_eq!(corporate.to_string(), "corporate (corporate, 1 vCPU, 128 MiB)");
@@ -187,6 +189,65 @@ fn roles_are_personal_or_corporate() {
         message(&load_error(&dir, &keys)),
         "vm \"corporate\": role: unknown role \"boss\" (expected \"personal\" or \"corporate\")"
     );
+}
+
+#[test]
+fn a_vm_restarts_by_default() {
+    let dir = Scratch::new();
+    let manifest = Manifest::load(&one_vm(&dir, GOOD_KEYS)).unwrap();
+    assert_eq!(manifest.vms[0].on_reset, ResetPolicy::Restart);
+    assert_eq!(manifest.vms[0].restart_limit, 5);
+}
+
+#[test]
+fn reset_policies_are_restart_or_stay_off() {
+    let dir = Scratch::new();
+    for (value, policy) in [("restart", ResetPolicy::Restart), ("stay-off", ResetPolicy::StayOff)] {
+        let keys = keys_with("on_reset", &format!("on_reset = {value:?}"));
+        let manifest = Manifest::load(&one_vm(&dir, &keys)).unwrap();
+        assert_eq!(manifest.vms[0].on_reset, policy);
+    }
+    for bad in ["reboot", "Restart", "stay_off", ""] {
+        let keys = keys_with("on_reset", &format!("on_reset = {bad:?}"));
+        let error = load_error(&dir, &keys);
+        assert_eq!(
+            message(&error),
+            format!(
+                "vm \"corporate\": on_reset: unknown policy {bad:?} (expected \"restart\" or \
+                 \"stay-off\")"
+            )
+        );
+        assert!(matches!(
+            error.problem,
+            Problem::Vm { key: "on_reset", problem: VmProblem::BadResetPolicy(_), .. }
+        ));
+    }
+    let not_a_string = message(&load_error(&dir, &keys_with("on_reset", "on_reset = true")));
+    assert!(not_a_string.contains("on_reset = true"), "{not_a_string}");
+    assert!(not_a_string.contains("expected a string"), "{not_a_string}");
+}
+
+#[test]
+fn the_restart_limit_is_0_to_100() {
+    let dir = Scratch::new();
+    for (limit, ok) in [(0, true), (1, true), (100, true), (101, false), (4_000_000_000, false)] {
+        let keys = keys_with("restart_limit", &format!("restart_limit = {limit}"));
+        match Manifest::load(&one_vm(&dir, &keys)) {
+            Ok(manifest) => {
+                assert!(ok, "restart limit {limit} accepted");
+                assert_eq!(manifest.vms[0].restart_limit, limit);
+            }
+            Err(error) => {
+                assert!(!ok, "restart limit {limit} refused: {error}");
+                assert_eq!(
+                    message(&error),
+                    format!("vm \"corporate\": restart_limit: must be 0..=100, not {limit}")
+                );
+            }
+        }
+    }
+    let negative = message(&load_error(&dir, &keys_with("restart_limit", "restart_limit = -1")));
+    assert!(negative.contains("restart_limit = -1"), "{negative}");
 }
 
 #[test]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{fake_kernel, two_vm_setup, Scratch};
-use duet::personas::{format, PackageError, PersonaPackage, Problem, Role, TreeError};
+use duet::personas::{format, PackageError, PersonaPackage, Problem, ResetPolicy, Role, TreeError};
 use duet_pack::{write_package, Manifest, VmManifest};
 use std::ops::Range;
 
@@ -62,6 +62,23 @@ fn rename_property(package: &mut [u8], from: &str, to: &str) {
     package[start + at..start + at + from.len()].copy_from_slice(to.as_bytes());
 }
 
+/// Gives `property` of the node at `path` the name `as_name`, which another
+/// property of the tree already has, by pointing its name offset at that
+/// name in the strings block: nothing moves, and a node can so carry one
+/// name twice.
+fn alias_property(package: &mut [u8], path: &str, property: &str, as_name: &str) {
+    let word = |at: usize| u32::from_be_bytes(package[at..at + 4].try_into().unwrap()) as usize;
+    let (start, size) = (word(12), word(32));
+    let strings = &package[start..start + size];
+    let needle = [as_name.as_bytes(), b"\0"].concat();
+    let at = (0..strings.len())
+        .find(|&at| strings[at..].starts_with(&needle) && (at == 0 || strings[at - 1] == 0))
+        .expect("the name is in the strings block");
+    // A property is <token, length, name offset, value>.
+    let name_offset = value_range(package, path, property).start - 4;
+    package[name_offset..name_offset + 4].copy_from_slice(&(at as u32).to_be_bytes());
+}
+
 fn vm_error(
     index: usize,
     name: Option<&'static str>,
@@ -85,6 +102,8 @@ fn every_field_survives_the_round_trip() {
     assert_eq!(personal.memory_mib, 256);
     assert_eq!(personal.vcpus, 2);
     assert_eq!(personal.cmdline, "console=ttyAMA0 quiet");
+    assert_eq!(personal.on_reset, ResetPolicy::Restart);
+    assert_eq!(personal.restart_limit, 3);
     assert_eq!(personal.kernel, std::fs::read(dir.path().join("Image")).unwrap());
     assert_eq!(personal.initrd.unwrap(), std::fs::read(dir.path().join("initramfs.cpio")).unwrap());
 
@@ -94,6 +113,8 @@ fn every_field_survives_the_round_trip() {
     assert_eq!(corporate.memory_mib, 128);
     assert_eq!(corporate.vcpus, 1);
     assert_eq!(corporate.cmdline, "");
+    assert_eq!(corporate.on_reset, ResetPolicy::StayOff);
+    assert_eq!(corporate.restart_limit, format::DEFAULT_RESTART_LIMIT);
     assert_eq!(corporate.kernel, std::fs::read(dir.path().join("mail/Image")).unwrap());
     assert_eq!(corporate.initrd, None);
 }
@@ -200,6 +221,70 @@ fn a_removed_property_is_missing() {
     let error = parse_err(bytes);
     assert_eq!(error, vm_error(0, Some("personal"), "vcpus", Problem::Missing));
     assert_eq!(error.to_string(), "vm@0 (\"personal\"): vcpus: missing");
+}
+
+#[test]
+fn the_reset_policy_and_restart_limit_are_required() {
+    let mut bytes = two_vm_package();
+    rename_property(&mut bytes, "on-reset", "on-resex");
+    let error = parse_err(bytes);
+    assert_eq!(error, vm_error(0, Some("personal"), "on-reset", Problem::Missing));
+    assert_eq!(error.to_string(), "vm@0 (\"personal\"): on-reset: missing");
+    let mut bytes = two_vm_package();
+    rename_property(&mut bytes, "restart-limit", "restart-limix");
+    assert_eq!(parse_err(bytes).to_string(), "vm@0 (\"personal\"): restart-limit: missing");
+}
+
+#[test]
+fn a_repeated_property_is_refused() {
+    let mut bytes = two_vm_package();
+    alias_property(&mut bytes, "/vm@1", format::prop::RESTART_LIMIT, format::prop::ON_RESET);
+    let error = parse_err(bytes);
+    assert_eq!(error, vm_error(1, Some("corporate"), "on-reset", Problem::Repeated));
+    assert_eq!(error.to_string(), "vm@1 (\"corporate\"): on-reset: appears more than once");
+    let mut bytes = two_vm_package();
+    alias_property(&mut bytes, "/vm@0", format::prop::ON_RESET, format::prop::ROLE);
+    assert_eq!(parse_err(bytes).to_string(), "vm@0 (\"personal\"): role: appears more than once");
+}
+
+#[test]
+fn reset_policies_are_restart_or_stay_off() {
+    let mut bytes = two_vm_package();
+    patch(&mut bytes, "/vm@1", format::prop::ON_RESET, b"stay_off\0");
+    let error = parse_err(bytes);
+    let problem = Problem::BadResetPolicy("stay_off");
+    assert_eq!(error, vm_error(1, Some("corporate"), "on-reset", problem));
+    assert_eq!(
+        error.to_string(),
+        "vm@1 (\"corporate\"): on-reset: unknown policy \"stay_off\" (expected \"restart\" or \
+         \"stay-off\")"
+    );
+    let mut bytes = two_vm_package();
+    patch(&mut bytes, "/vm@0", format::prop::ON_RESET, b"restar\0\0");
+    assert_eq!(parse_err(bytes), vm_error(0, Some("personal"), "on-reset", Problem::NotAString));
+}
+
+#[test]
+fn the_restart_limit_is_at_most_100() {
+    for (limit, ok) in [(0u32, true), (100, true), (101, false), (u32::MAX, false)] {
+        let mut bytes = two_vm_package();
+        patch(&mut bytes, "/vm@0", format::prop::RESTART_LIMIT, &limit.to_be_bytes());
+        match parse(bytes) {
+            Ok(package) => {
+                assert!(ok, "restart limit {limit} accepted");
+                assert_eq!(package.vms()[0].restart_limit, limit);
+            }
+            Err(error) => {
+                assert!(!ok, "restart limit {limit} refused: {error}");
+                let problem = Problem::OutOfRange { value: limit.into(), min: 0, max: 100 };
+                assert_eq!(error, vm_error(0, Some("personal"), "restart-limit", problem));
+                assert_eq!(
+                    error.to_string(),
+                    format!("vm@0 (\"personal\"): restart-limit: must be 0..=100, not {limit}")
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -352,6 +437,8 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         cmdline: String::new(),
         memory_mib: 2,
         vcpus: 1,
+        on_reset: ResetPolicy::Restart,
+        restart_limit: format::DEFAULT_RESTART_LIMIT,
     };
     Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect() }
 }

@@ -1,23 +1,34 @@
-//! The default Linux guest, for the personal persona's first milestone:
-//! Debian's arm64 Linux 6.12 kernel and a busybox initramfs around
-//! `guests/personal/init`. Both come from Debian's arm64 packages, fetched
-//! with apt on first use and kept under `target/guests/` (never committed):
+//! The Linux guests, for the personal persona's first milestone: a Debian
+//! arm64 kernel and a busybox initramfs around `guests/personal/init`. Both
+//! come from Debian's arm64 packages, fetched with apt on first use and kept
+//! under `target/guests/` (never committed).
+//!
+//! Two kernel series can be fetched ([`series`]): Linux 6.12 from
+//! bookworm-backports, the default that `cargo xtask run` boots, and
+//! bookworm's own Linux 6.1, which shows any Debian kernel boots. Each
+//! series keeps one release, its newest, in a directory of its own:
 //!
 //! ```text
-//! target/guests/linux/current            the release in use, e.g. 6.12.117+deb12-arm64
-//! target/guests/linux/<release>/Image    the raw arm64 kernel image
-//! target/guests/linux/<release>/root/    the package unpacked: boot/, lib/modules/<release>/
-//! target/guests/busybox/busybox          busybox-static, arm64
-//! target/guests/personal-initramfs.cpio  the initramfs (newc, uncompressed)
+//! target/guests/linux-6.12/current           the release in use, e.g. 6.12.117+deb12-arm64
+//! target/guests/linux-6.12/<release>/Image   the raw arm64 kernel image
+//! target/guests/linux-6.12/<release>/root/   the package unpacked: boot/, lib/modules/<release>/
+//! target/guests/linux-6.1/...                the same for 6.1, e.g. 6.1.0-56-arm64
+//! target/guests/busybox/busybox              busybox-static, arm64
+//! target/guests/personal-initramfs.cpio      the initramfs (newc, uncompressed)
+//! target/guests/Image, initramfs.cpio        links to the default kernel and the
+//!                                            initramfs, named by guests/default.toml
 //! ```
 //!
-//! Later calls use the cache without apt or the network. Delete
-//! `target/guests/linux` to move to the newest kernel Debian offers.
+//! Later calls use the cache without apt or the network. Delete a series'
+//! directory, e.g. `target/guests/linux-6.12`, to move it to the newest
+//! kernel Debian offers.
 
 mod apt;
 pub mod initramfs;
+pub mod series;
 
 pub use apt::compare_versions;
+pub use series::{KernelSeries, DEFAULT_SERIES, LINUX_6_1, LINUX_6_12};
 
 use anyhow::{ensure, Context, Result};
 use object::elf::PT_INTERP;
@@ -28,12 +39,13 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
-/// Debian's kernel, unpacked.
+/// A Debian kernel, unpacked.
 #[derive(Clone, Debug)]
 pub struct Kernel {
     /// The raw arm64 `Image` to load.
     pub image: PathBuf,
-    /// `uname -r` of this kernel, e.g. `6.12.117+deb12-arm64`.
+    /// `uname -r` of this kernel, e.g. `6.12.117+deb12-arm64` or
+    /// `6.1.0-56-arm64`.
     pub release: String,
     /// The unpacked package: a root for `depmod -b`, with the modules in
     /// [`Kernel::modules`].
@@ -61,7 +73,8 @@ pub fn init_script() -> PathBuf {
     crate::workspace_root().join("guests/personal/init")
 }
 
-/// The raw arm64 `Image` of Debian's newest generic Linux 6.12 package.
+/// The raw arm64 `Image` of the default series' kernel: Debian's newest
+/// generic Linux 6.12 package.
 pub fn debian_kernel() -> Result<PathBuf> {
     Ok(kernel()?.image)
 }
@@ -71,12 +84,19 @@ pub fn debian_kernel_release() -> Result<String> {
     Ok(kernel()?.release)
 }
 
-/// The kernel, fetched and unpacked first if the cache lacks it.
+/// The default series' kernel, fetched and unpacked first if the cache
+/// lacks it.
 pub fn kernel() -> Result<Kernel> {
+    debian_kernel_series(DEFAULT_SERIES)
+}
+
+/// The newest kernel of `series`, e.g. [`LINUX_6_1`], fetched and unpacked
+/// first if the cache lacks it.
+pub fn debian_kernel_series(series: KernelSeries) -> Result<Kernel> {
     let _lock = CacheLock::take()?;
-    match cached_kernel() {
+    match cached_kernel(&series.cache_dir()) {
         Some(kernel) => Ok(kernel),
-        None => fetch_kernel(),
+        None => fetch_kernel(series),
     }
 }
 
@@ -104,44 +124,46 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     Ok(path)
 }
 
-fn linux_dir() -> PathBuf {
-    guests_dir().join("linux")
-}
-
-fn kernel_in(release: &str) -> Kernel {
-    let dir = linux_dir().join(release);
+/// The kernel of `release` in a series' cache directory `cache`.
+fn kernel_in(cache: &Path, release: &str) -> Kernel {
+    let dir = cache.join(release);
     Kernel { image: dir.join("Image"), release: release.to_owned(), root: dir.join("root") }
 }
 
-/// The kernel `linux/current` names, if it is whole: `current` is written
-/// only once everything else is in place.
-fn cached_kernel() -> Option<Kernel> {
-    let release = fs::read_to_string(linux_dir().join("current")).ok()?;
-    let kernel = kernel_in(release.trim());
+/// The kernel `current` names in a series' cache directory, if it is whole:
+/// `current` is written only once everything else is in place.
+fn cached_kernel(cache: &Path) -> Option<Kernel> {
+    let release = fs::read_to_string(cache.join("current")).ok()?;
+    let kernel = kernel_in(cache, release.trim());
     let mut header = [0u8; 64];
     File::open(&kernel.image).and_then(|mut file| file.read_exact(&mut header)).ok()?;
     check_image(&header).ok()?;
     Some(kernel)
 }
 
-fn fetch_kernel() -> Result<Kernel> {
+fn fetch_kernel(series: KernelSeries) -> Result<Kernel> {
+    // Before kernels came in series, the one kernel lived in `linux/`; it
+    // is never read now, and an unpacked kernel takes 200 to 400 MB.
+    remove_dir_if_present(&guests_dir().join("linux"))?;
     apt::prepare()?;
-    let package = apt::with_fresh_lists(apt::newest_kernel)?;
-    eprintln!("xtask: fetching {package} (about 90 MB) for the guest kernel...");
+    let package = apt::with_fresh_lists(|| series.newest_from_apt())?;
+    eprintln!("xtask: fetching {package} (60 to 100 MB) for the guest kernel...");
     let deb = apt::with_fresh_lists(|| apt::download(&package, &downloads_dir()))?;
-    let staging = linux_dir().join("unpacking");
+    let cache = series.cache_dir();
+    let staging = cache.join("unpacking");
     remove_dir_if_present(&staging)?;
     apt::extract(&deb, &staging.join("root"))
         .with_context(|| format!("cannot unpack {package}"))?;
-    let release = install_kernel(&staging).with_context(|| format!("in {package}"))?;
+    let release = install_kernel(&cache, &staging).with_context(|| format!("in {package}"))?;
     fs::remove_file(&deb).with_context(|| format!("cannot remove {}", deb.display()))?;
     eprintln!("xtask: guest kernel is Linux {release}");
-    Ok(kernel_in(&release))
+    Ok(kernel_in(&cache, &release))
 }
 
 /// Checks an unpacked kernel package in `staging`, copies its image out as
-/// `Image`, and makes it the cache's current kernel. Returns the release.
-fn install_kernel(staging: &Path) -> Result<String> {
+/// `Image`, and makes it the current kernel of the series' cache directory
+/// `cache`, the only one kept there. Returns the release.
+fn install_kernel(cache: &Path, staging: &Path) -> Result<String> {
     let root = staging.join("root");
     let (release, vmlinuz) = find_vmlinuz(&root.join("boot"))?;
     let image = fs::read(&vmlinuz).with_context(|| format!("cannot read {}", vmlinuz.display()))?;
@@ -149,16 +171,19 @@ fn install_kernel(staging: &Path) -> Result<String> {
     let modules = modules_dir(&root, &release);
     ensure!(modules.is_dir(), "the package has no modules at {}", modules.display());
     fs::write(staging.join("Image"), &image).context("cannot write the kernel Image")?;
-    // Only one release is kept: each unpacked package takes about 180 MB.
-    for entry in fs::read_dir(linux_dir())?.flatten() {
+    // Only one release per series is kept: each unpacked package takes
+    // 200 to 400 MB.
+    let entries =
+        fs::read_dir(cache).with_context(|| format!("cannot read {}", cache.display()))?;
+    for entry in entries.flatten() {
         if entry.path() != staging && entry.path().is_dir() {
             remove_dir_if_present(&entry.path())?;
         }
     }
-    let dir = linux_dir().join(&release);
+    let dir = cache.join(&release);
     fs::rename(staging, &dir)
         .with_context(|| format!("cannot move {} to {}", staging.display(), dir.display()))?;
-    write_atomically(&linux_dir().join("current"), format!("{release}\n").as_bytes())?;
+    write_atomically(&cache.join("current"), format!("{release}\n").as_bytes())?;
     Ok(release)
 }
 
@@ -186,8 +211,10 @@ fn modules_dir(root: &Path, release: &str) -> PathBuf {
 }
 
 /// An arm64 `Image` starts with a 64-byte header whose magic "ARM\x64"
-/// sits at offset 0x38; Debian's 6.12 `vmlinuz` is such an image, not
-/// compressed.
+/// sits at offset 0x38. Debian's `vmlinuz` is such an image, not
+/// compressed, in both series (checked for 6.12.117 and 6.1.0-56), so it is
+/// copied as it is; a compressed one is refused with a clear message rather
+/// than unpacked on a guess.
 fn check_image(image: &[u8]) -> Result<()> {
     if image.starts_with(&[0x1f, 0x8b]) {
         anyhow::bail!("it is gzip-compressed; Duet loads a raw arm64 Image");
@@ -285,36 +312,6 @@ impl CacheLock {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_magic_is_checked() {
-        let mut header = vec![0u8; 64];
-        assert!(check_image(&header).is_err());
-        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
-        assert!(check_image(&header).is_ok());
-        assert!(check_image(&header[..0x3a]).is_err());
-        let message = format!("{:#}", check_image(&[0x1f, 0x8b, 8, 0]).unwrap_err());
-        assert!(message.contains("gzip"), "{message}");
-    }
-
-    #[test]
-    fn host_binaries_are_not_taken_for_busybox() {
-        let host = fs::read(std::env::current_exe().unwrap()).unwrap();
-        assert!(check_static_arm64(&host).is_err());
-        assert!(check_static_arm64(b"#!/bin/sh\n").is_err());
-    }
-
-    #[test]
-    fn the_init_script_is_in_the_repository() {
-        let init = fs::read_to_string(init_script()).unwrap();
-        assert!(init.starts_with("#!/bin/sh\n"));
-        assert!(init.contains("duet-guest: init ran"));
-    }
-}
-
 /// The default persona manifest, `guests/default.toml`, with the images it
 /// names (`target/guests/Image` and `target/guests/initramfs.cpio`) fetched
 /// or built and linked into place.
@@ -334,4 +331,80 @@ fn link(target: &Path, at: &Path) -> Result<()> {
     let _ = fs::remove_file(at);
     std::os::unix::fs::symlink(target, at)
         .with_context(|| format!("cannot link {} to {}", at.display(), target.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_magic_is_checked() {
+        let mut header = vec![0u8; 64];
+        assert!(check_image(&header).is_err());
+        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        assert!(check_image(&header).is_ok());
+        assert!(check_image(&header[..0x3a]).is_err());
+        let message = format!("{:#}", check_image(&[0x1f, 0x8b, 8, 0]).unwrap_err());
+        assert!(message.contains("gzip"), "{message}");
+    }
+
+    /// A kernel package as `dpkg-deb -x` leaves it, for `release`, whose
+    /// `vmlinuz` holds `image`.
+    fn unpacked_package(staging: &Path, release: &str, image: &[u8]) {
+        let root = staging.join("root");
+        fs::create_dir_all(root.join("boot")).unwrap();
+        fs::create_dir_all(root.join("lib/modules").join(release)).unwrap();
+        fs::write(root.join("boot").join(format!("vmlinuz-{release}")), image).unwrap();
+    }
+
+    fn arm64_image() -> Vec<u8> {
+        let mut image = vec![0u8; 4096];
+        image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        image
+    }
+
+    #[test]
+    fn a_series_cache_keeps_only_its_newest_release() {
+        let cache = std::env::temp_dir().join(format!("duet-xtask-{}-cache", std::process::id()));
+        remove_dir_if_present(&cache).unwrap();
+        assert!(cached_kernel(&cache).is_none());
+        for release in ["6.1.0-55-arm64", "6.1.0-56-arm64"] {
+            let staging = cache.join("unpacking");
+            unpacked_package(&staging, release, &arm64_image());
+            assert_eq!(install_kernel(&cache, &staging).unwrap(), release);
+        }
+        let kernel = cached_kernel(&cache).expect("the installed kernel is cached");
+        assert_eq!(kernel.release, "6.1.0-56-arm64");
+        assert_eq!(fs::read(&kernel.image).unwrap(), arm64_image());
+        assert!(kernel.modules().ends_with("root/lib/modules/6.1.0-56-arm64"));
+        assert!(!cache.join("6.1.0-55-arm64").exists());
+        assert!(!cache.join("unpacking").exists());
+        remove_dir_if_present(&cache).unwrap();
+    }
+
+    #[test]
+    fn a_compressed_kernel_is_refused_by_name() {
+        let cache = std::env::temp_dir().join(format!("duet-xtask-{}-gzip", std::process::id()));
+        remove_dir_if_present(&cache).unwrap();
+        let staging = cache.join("unpacking");
+        unpacked_package(&staging, "6.1.0-1-arm64", &[0x1f, 0x8b, 8, 0]);
+        let message = format!("{:#}", install_kernel(&cache, &staging).unwrap_err());
+        assert!(message.contains("vmlinuz-6.1.0-1-arm64") && message.contains("gzip"), "{message}");
+        assert!(cached_kernel(&cache).is_none());
+        remove_dir_if_present(&cache).unwrap();
+    }
+
+    #[test]
+    fn host_binaries_are_not_taken_for_busybox() {
+        let host = fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(check_static_arm64(&host).is_err());
+        assert!(check_static_arm64(b"#!/bin/sh\n").is_err());
+    }
+
+    #[test]
+    fn the_init_script_is_in_the_repository() {
+        let init = fs::read_to_string(init_script()).unwrap();
+        assert!(init.starts_with("#!/bin/sh\n"));
+        assert!(init.contains("duet-guest: init ran"));
+    }
 }

@@ -3,6 +3,8 @@
 //! built, how QEMU is started and watched, what the host must have, and the
 //! Linux guest Duet boots.
 
+pub mod bench;
+pub mod console;
 pub mod deps;
 pub mod guest;
 pub mod image;

@@ -4,6 +4,7 @@
 //!   cargo xtask test   every test: host unit tests, then QEMU integration tests
 //!   cargo xtask build  build the hypervisor image only
 //!   cargo xtask guest  fetch or build the Linux guest (kernel, initramfs)
+//!   cargo xtask bench  measure Duet against the same work without it
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{deps, guest, personas, workspace_root};
+use xtask::{bench, deps, guest, personas, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -58,7 +59,25 @@ enum Task {
     },
     /// Fetch Debian's arm64 kernel, build the busybox initramfs, and print
     /// their paths (kernel first); cached under target/guests/.
-    Guest,
+    Guest {
+        /// The kernel series: 6.12 (bookworm-backports, the default
+        /// persona's) or 6.1 (bookworm's own).
+        #[arg(long, default_value = guest::DEFAULT_SERIES.name())]
+        kernel: String,
+    },
+    /// Measure Duet against the same Linux without it (boot, idle, busy) and
+    /// its size; prints a table and writes target/bench/results.json.
+    Bench {
+        /// Also write docs/benchmarks.md and docs/benchmarks.png.
+        #[arg(long)]
+        report: bool,
+        /// The idle window, in seconds.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
+        /// Boots of each kind (native, Duet); figures are medians.
+        #[arg(long, default_value_t = 3)]
+        runs: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -117,12 +136,20 @@ fn run(task: Task) -> Result<ExitCode> {
             println!("{}", image.binary.display());
             Ok(ExitCode::SUCCESS)
         }
-        Task::Guest => {
-            let kernel = guest::kernel()?;
+        Task::Guest { kernel } => {
+            let series = guest::KernelSeries::by_name(&kernel).with_context(|| {
+                let names: Vec<_> = guest::series::ALL_SERIES.iter().map(|s| s.name()).collect();
+                format!("no kernel series {kernel:?}; series: {}", names.join(", "))
+            })?;
+            let kernel = guest::debian_kernel_series(series)?;
             let initramfs = guest::busybox_initramfs()?;
             eprintln!("xtask: Linux {} (Debian, arm64)", kernel.release);
             println!("{}", kernel.image.display());
             println!("{}", initramfs.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Bench { report, idle_seconds, runs } => {
+            bench::run(&bench::Options { report, idle_seconds, runs })?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -72,6 +72,23 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     command
 }
 
+/// The QEMU command that boots a Linux `kernel` and `initrd` directly, with
+/// no Duet: the baseline the benchmarks compare Duet with. Same CPU model,
+/// vCPU count and memory as the personal VM of the default persona set;
+/// console on stdio.
+pub fn native_linux_command(kernel: &Path, initrd: &Path) -> Command {
+    let mut command = Command::new(QEMU);
+    command
+        .args(["-M", "virt", "-cpu", "max", "-smp", "2", "-m", "256M"])
+        .args(["-nographic", "-no-reboot", "-nic", "none"])
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyAMA0 quiet"]);
+    command
+}
+
 /// After Duet reports a halt, how long QEMU gets to power off by itself.
 const HALT_GRACE: Duration = Duration::from_secs(3);
 
@@ -150,6 +167,17 @@ mod tests {
         assert_eq!(Ending::of("duet: HALTED: panic on cpu 1: oops\n"), Ending::Halted);
         assert_eq!(Ending::of("duet: powering off: x\nduet: HALTED: y\n"), Ending::Halted);
         assert_eq!(Ending::of("[ 0.1] cpu0 INFO hello\n"), Ending::Unknown);
+    }
+
+    #[test]
+    fn native_linux_matches_the_personal_vm() {
+        let command = native_linux_command(Path::new("/k/Image"), Path::new("/k/initrd.cpio"));
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "-M virt -cpu max -smp 2 -m 256M -nographic -no-reboot -nic none \
+             -kernel /k/Image -initrd /k/initrd.cpio -append console=ttyAMA0 quiet"
+        );
     }
 
     #[test]

@@ -147,7 +147,7 @@ pub unsafe fn enter(regs: &mut GuestRegs) -> Exit {
 
 // HCR_EL2 for a guest: stage 2 on (VM), set/way invalidation as clean
 // (SWIO), physical FIQ/IRQ/SError to EL2 (FMO, IMO, AMO), broadcast TLB and
-// cache maintenance (FB) inner shareable (BSU), trap WFI (TWI), ID group 3
+// cache maintenance (FB) inner shareable (BSU), trap WFI and WFE (TWI, TWE), ID group 3
 // registers (TID3) so features Duet cannot give are hidden, and SMC (TSC);
 // EL1 is AArch64 (RW); pointer authentication runs without traps (APK, API).
 const HCR_GUEST: u64 = (1 << 0)
@@ -158,11 +158,15 @@ const HCR_GUEST: u64 = (1 << 0)
     | (1 << 9)
     | (1 << 10)
     | (1 << 13)
+    | (1 << 14)
     | (1 << 18)
     | (1 << 19)
     | (1 << 31)
     | (1 << 40)
     | (1 << 41);
+
+// MDCR_EL2: TPMCR (5), TPM (6), TDA (9), TDOSA (10), TDRA (11).
+const MDCR_TRAP_DEBUG_AND_PMU: u64 = (1 << 5) | (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11);
 
 // CNTHCTL_EL2 (no VHE): EL1 may read the physical counter (EL1PCTEN) but not
 // use the physical timer (EL1PCEN clear); guests get the virtual timer.
@@ -174,9 +178,12 @@ pub fn configure() {
     CNTHCTL_EL2.set(CNTHCTL_GUEST);
     CNTVOFF_EL2.set(0);
     write_sysreg!("vpidr_el2", MIDR_EL1.get());
-    // Leave every performance counter to EL1 and trap nothing debug-related.
+    // Debug and PMU registers are shared hardware that Duet does not switch
+    // between vCPUs: trap them (TDA, TDOSA, TDRA; TPM, TPMCR), so one guest's
+    // watchpoints or counters cannot reach another. Every counter stays
+    // visible to EL1 (HPMN), which only matters to the traps' decoding.
     let counters = (read_sysreg!("pmcr_el0") >> 11) & 0x1f;
-    MDCR_EL2.set(counters);
+    MDCR_EL2.set(counters | MDCR_TRAP_DEBUG_AND_PMU);
     // Trap no AArch32 cp15 access.
     write_sysreg!("hstr_el2", 0);
     barrier();

@@ -3,6 +3,7 @@
 //! Each file owns one of these; nothing here makes policy.
 
 pub mod cache;
+pub mod context;
 pub mod cpu;
 pub mod entry;
 pub mod exceptions;
@@ -12,3 +13,4 @@ pub mod idregs;
 pub mod mmu;
 pub mod psci;
 mod sysreg;
+pub mod timer;

@@ -47,8 +47,9 @@ pub fn fake_kernel(len: usize, seed: u8) -> Vec<u8> {
     image
 }
 
-/// Two VMs: "personal" with an initrd and a command line, "corporate"
-/// with neither.
+/// Two VMs: "personal" with an initrd, a command line and a restart limit
+/// of 3 (restarting, the default policy), "corporate" with none of these
+/// but staying off when reset (with the default limit, 5).
 pub const TWO_VMS: &str = r#"
 [[vm]]
 name = "personal"
@@ -58,6 +59,7 @@ initrd = "initramfs.cpio"
 cmdline = "console=ttyAMA0 quiet"
 memory_mib = 256
 vcpus = 2
+restart_limit = 3
 
 [[vm]]
 name = "corporate"
@@ -65,6 +67,7 @@ role = "corporate"
 kernel = "mail/Image"
 memory_mib = 128
 vcpus = 1
+on_reset = "stay-off"
 "#;
 
 /// A scratch directory holding [`TWO_VMS`] as `personas.toml` and its

@@ -1,8 +1,9 @@
 //! Fetching Debian's arm64 packages without installing them: making apt able
 //! to see them (the arm64 architecture and, on bookworm, the backports suite
-//! that carries Linux 6.12), choosing the newest 6.12 kernel package,
-//! downloading a `.deb` and unpacking it with `dpkg-deb -x`. Version strings
-//! are ordered by dpkg's rules, implemented here so they are unit-tested.
+//! that carries Linux 6.12), searching package names, downloading a `.deb`
+//! and unpacking it with `dpkg-deb -x`. Version strings are ordered by
+//! dpkg's rules, implemented here so they are unit-tested. Which kernel
+//! package to fetch is `series`' business.
 
 use crate::deps;
 use anyhow::{bail, ensure, Context, Result};
@@ -13,10 +14,6 @@ use std::sync::atomic::{self, AtomicBool};
 
 /// The architecture of every package fetched here.
 const ARCH: &str = "arm64";
-
-/// The search the environment notes prescribe; it also matches the `-cloud`
-/// and `-rt` flavours, which [`newest_kernel_package`] skips.
-const KERNEL_SEARCH: &str = r"^linux-image-6\.12.*-arm64-unsigned$";
 
 /// Something apt still lacks before it can fetch arm64 packages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,16 +108,10 @@ pub fn with_fresh_lists<T>(attempt: impl Fn() -> Result<T>) -> Result<T> {
     }
 }
 
-/// The name of the newest generic arm64 Linux 6.12 package apt knows.
-pub fn newest_kernel() -> Result<String> {
-    let found = capture("apt-cache", &["search", "--names-only", KERNEL_SEARCH])?;
-    let name = newest_kernel_package(&found).with_context(|| {
-        format!(
-            "apt knows no Debian arm64 Linux 6.12 package \
-             (`apt-cache search --names-only '{KERNEL_SEARCH}'` found none)"
-        )
-    })?;
-    Ok(name.to_owned())
+/// `apt-cache search --names-only PATTERN`: one "NAME - DESCRIPTION" line
+/// per package whose name matches the regular expression.
+pub fn search_names(pattern: &str) -> Result<String> {
+    capture("apt-cache", &["search", "--names-only", pattern])
 }
 
 /// Downloads `package` for arm64 into `dir` and returns the `.deb`.
@@ -225,29 +216,6 @@ fn capture(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// From `apt-cache search` output ("NAME - DESCRIPTION" lines), the generic
-/// arm64 Linux 6.12 package with the newest version.
-pub fn newest_kernel_package(search_output: &str) -> Option<&str> {
-    search_output
-        .lines()
-        .filter_map(|line| line.split(" - ").next())
-        .map(str::trim)
-        .filter_map(|name| Some((name, kernel_version(name)?)))
-        .max_by(|(_, a), (_, b)| compare_versions(a, b))
-        .map(|(name, _)| name)
-}
-
-/// The version part of a generic arm64 6.12 kernel package name:
-/// `linux-image-6.12.117+deb12-arm64-unsigned` gives `6.12.117+deb12`.
-/// Other flavours (`...-cloud-arm64-unsigned`, `...-rt-arm64-unsigned`)
-/// put a dash in that part, and other series do not start with `6.12`.
-fn kernel_version(name: &str) -> Option<&str> {
-    let version = name.strip_prefix("linux-image-")?.strip_suffix("-arm64-unsigned")?;
-    let after_series = version.strip_prefix("6.12")?;
-    let same_series = !after_series.starts_with(|c: char| c.is_ascii_digit());
-    (same_series && !version.contains('-')).then_some(version)
-}
-
 /// Orders two Debian version strings as `dpkg --compare-versions` does:
 /// epoch first (a number before `:`), then the upstream version, then the
 /// Debian revision (after the last `-`).
@@ -328,39 +296,6 @@ fn compare_number(a: &[u8], b: &[u8]) -> Ordering {
 mod tests {
     use super::*;
 
-    /// What bookworm with backports answered on 2026-11-23 (shortened).
-    const SEARCH: &str = "\
-linux-image-6.12.95+deb12-arm64-unsigned - Linux 6.12 for 64-bit ARMv8 machines
-linux-image-6.12.95+deb12-cloud-arm64-unsigned - Linux 6.12 for arm64 cloud
-linux-image-6.12.117+deb12-arm64-unsigned - Linux 6.12 for 64-bit ARMv8 machines
-linux-image-6.12.117+deb12-cloud-arm64-unsigned - Linux 6.12 for arm64 cloud
-linux-image-6.12.117+deb12-rt-arm64-unsigned - Linux 6.12 for 64-bit ARMv8 machines, PREEMPT_RT
-linux-image-6.12.111+deb12-arm64-unsigned - Linux 6.12 for 64-bit ARMv8 machines
-linux-image-6.12.9+bpo-arm64-unsigned - Linux 6.12 for 64-bit ARMv8 machines
-";
-
-    #[test]
-    fn picks_the_newest_generic_kernel() {
-        assert_eq!(
-            newest_kernel_package(SEARCH),
-            Some("linux-image-6.12.117+deb12-arm64-unsigned")
-        );
-    }
-
-    #[test]
-    fn skips_other_flavours_and_series() {
-        let only_others = "\
-linux-image-6.12.200+deb12-rt-arm64-unsigned - rt
-linux-image-6.12.200+deb12-cloud-arm64-unsigned - cloud
-linux-image-6.120.1-arm64-unsigned - not 6.12
-linux-image-6.1.0-30-arm64-unsigned - bookworm's own
-linux-image-6.12.5+deb12-arm64 - signed
-";
-        assert_eq!(newest_kernel_package(only_others), None);
-        assert_eq!(newest_kernel_package(""), None);
-        assert_eq!(kernel_version("linux-image-6.12.9+bpo-arm64-unsigned"), Some("6.12.9+bpo"));
-    }
-
     #[test]
     fn setup_hint_lists_every_command() {
         let hint = setup_commands(&[Step::AddArchitecture, Step::AddBackports]);
@@ -378,6 +313,7 @@ linux-image-6.12.5+deb12-arm64 - signed
         use Ordering::*;
         assert_eq!(compare_versions("6.12.117+deb12", "6.12.95+deb12"), Greater);
         assert_eq!(compare_versions("6.12.9+bpo", "6.12.10+bpo"), Less);
+        assert_eq!(compare_versions("6.1.0-56", "6.1.0-9"), Greater);
         assert_eq!(compare_versions("1.0", "1.00"), Equal);
         assert_eq!(compare_versions("1.10", "1.9"), Greater);
         assert_eq!(compare_versions("1.99999999999999999999", "1.100000000000000000000"), Less);

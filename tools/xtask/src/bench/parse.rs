@@ -1,0 +1,230 @@
+//! Reading the figures the benchmarks need out of text: busybox's `time`
+//! report, Duet's counter lines (`Ctrl-] s`), a process's CPU time from
+//! `/proc/<pid>/stat`, and the median of repeated samples. Pure functions, so
+//! each format is unit-tested on the host.
+
+/// Seconds of busybox's `real\t0m 1.23s` line in `output`; the line may
+/// carry Duet's `[vm] ` tag in front.
+pub fn real_seconds(output: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains("real\t"))?;
+    let after = &line[line.find("real\t")? + "real\t".len()..];
+    let (minutes, seconds) = after.trim().split_once('m')?;
+    let seconds = seconds.trim().strip_suffix('s')?.parse::<f64>().ok()?;
+    Some(minutes.trim().parse::<f64>().ok()? * 60.0 + seconds)
+}
+
+/// User plus system time, in clock ticks, from the text of
+/// `/proc/<pid>/stat` (fields 14 and 15). The command name (field 2) sits in
+/// parentheses and may itself hold spaces or parentheses, so the fields are
+/// counted from the last `)`.
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state), so field N is at index N - 3.
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// One CPU's line of Duet's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CpuCounters {
+    /// Times the CPU slept in WFI with nothing to run (each sleep ends in a
+    /// wakeup).
+    pub idle_sleeps: u64,
+    /// Interrupts from Duet's own EL2 timer.
+    pub timer_interrupts: u64,
+}
+
+/// One VM's line of Duet's counters (the parts the benchmarks use).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct VmCounters {
+    pub name: String,
+    /// Time its vCPUs spent in the guest, in seconds.
+    pub guest_seconds: f64,
+    /// Exits to Duet, all reasons together.
+    pub exits: u64,
+    /// Times a waiting vCPU was woken.
+    pub wakeups: u64,
+}
+
+/// Everything one `Ctrl-] s` printed.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Counters {
+    pub vms: Vec<VmCounters>,
+    /// Indexed by CPU number.
+    pub cpus: Vec<CpuCounters>,
+    pub heap_used_kib: u64,
+    pub heap_total_kib: u64,
+}
+
+impl Counters {
+    /// Reads the counter lines in `text`; lines of other kinds (guest output
+    /// in between) are skipped. Needs the heap line, which comes last.
+    pub fn parse(text: &str) -> Option<Counters> {
+        let mut counters = Counters::default();
+        let mut heap = None;
+        for line in text.lines() {
+            let Some(line) = line.trim_end().strip_prefix("duet: ") else { continue };
+            if let Some(vm) = vm_line(line) {
+                counters.vms.push(vm);
+            } else if let Some((cpu, values)) = cpu_line(line) {
+                if counters.cpus.len() <= cpu {
+                    counters.cpus.resize(cpu + 1, CpuCounters::default());
+                }
+                counters.cpus[cpu] = values;
+            } else if let Some(values) = heap_line(line) {
+                heap = Some(values);
+            }
+        }
+        (counters.heap_used_kib, counters.heap_total_kib) = heap?;
+        Some(counters)
+    }
+
+    /// Each CPU's counts from `earlier` to `self`.
+    pub fn cpus_since(&self, earlier: &Counters) -> Vec<CpuCounters> {
+        self.cpus
+            .iter()
+            .enumerate()
+            .map(|(cpu, now)| {
+                let then = earlier.cpus.get(cpu).copied().unwrap_or_default();
+                CpuCounters {
+                    idle_sleeps: now.idle_sleeps.saturating_sub(then.idle_sleeps),
+                    timer_interrupts: now.timer_interrupts.saturating_sub(then.timer_interrupts),
+                }
+            })
+            .collect()
+    }
+}
+
+/// `vm personal: guest time 2.500 s, exits call 0 mmio 2 ... fault 0, wakeups 1`
+fn vm_line(line: &str) -> Option<VmCounters> {
+    let (name, rest) = line.strip_prefix("vm ")?.split_once(": guest time ")?;
+    let (seconds, rest) = rest.split_once(" s, exits ")?;
+    let (exits, wakeups) = rest.split_once(", wakeups ")?;
+    // Exits come as pairs of a reason and its count.
+    let counts: Option<Vec<u64>> =
+        exits.split_whitespace().skip(1).step_by(2).map(|n| n.parse().ok()).collect();
+    Some(VmCounters {
+        name: name.to_owned(),
+        guest_seconds: seconds.parse().ok()?,
+        exits: counts?.iter().sum(),
+        wakeups: wakeups.trim().parse().ok()?,
+    })
+}
+
+/// `cpu3: idle sleeps 17, Duet timer interrupts 2`
+fn cpu_line(line: &str) -> Option<(usize, CpuCounters)> {
+    let (cpu, rest) = line.strip_prefix("cpu")?.split_once(": idle sleeps ")?;
+    let (sleeps, timer) = rest.split_once(", Duet timer interrupts ")?;
+    let values = CpuCounters {
+        idle_sleeps: sleeps.trim().parse().ok()?,
+        timer_interrupts: timer.trim().parse().ok()?,
+    };
+    Some((cpu.parse().ok()?, values))
+}
+
+/// `heap 412 KiB in use of 32768 KiB`
+fn heap_line(line: &str) -> Option<(u64, u64)> {
+    let (used, total) = line.strip_prefix("heap ")?.split_once(" KiB in use of ")?;
+    Some((used.trim().parse().ok()?, total.trim().strip_suffix(" KiB")?.trim().parse().ok()?))
+}
+
+/// The median of `samples` (the mean of the middle two for an even count).
+pub fn median(samples: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = samples.iter().copied().filter(|s| s.is_finite()).collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    Some(if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busybox_time_with_and_without_the_vm_tag() {
+        let native = "/ # time sh -c 'true'\nreal\t0m 1.23s\nuser\t0m 1.00s\nsys\t0m 0.20s\n";
+        assert_eq!(real_seconds(native), Some(1.23));
+        let tagged = "[personal] real\t1m 2.50s\n[personal] user\t0m 0.00s\n";
+        assert_eq!(real_seconds(tagged), Some(62.5));
+        assert_eq!(real_seconds("[personal] real 0m 1.00s\n"), None);
+        assert_eq!(real_seconds("real\t0m oops\n"), None);
+    }
+
+    #[test]
+    fn proc_stat_cpu_time_counts_from_the_last_parenthesis() {
+        let stat = "4242 (qemu-system-aar) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 75 0 0 20 0 5 0 100 1000 200 18446744073709551615";
+        assert_eq!(stat_cpu_ticks(stat), Some(325));
+        let odd_name = "7 (a) b (c) R 1 7 7 0 -1 0 0 0 0 0 11 22 0 0";
+        assert_eq!(stat_cpu_ticks(odd_name), Some(33));
+        assert_eq!(stat_cpu_ticks("7 (short) S 1 2"), None);
+    }
+
+    #[test]
+    fn counter_lines_with_guest_output_between() {
+        let text = "duet: vm personal: guest time 12.345 s, exits call 1 mmio 20 sysreg 3 wfi 400 \
+                    irq 50 fault 0, wakeups 399\n\
+                    [corporate] something the guest printed\n\
+                    duet: vm corporate: guest time 0.500 s, exits call 0 mmio 1 sysreg 0 wfi 2 \
+                    irq 0 fault 0, wakeups 2\n\
+                    duet: cpu0: idle sleeps 10, Duet timer interrupts 0\n\
+                    duet: cpu1: idle sleeps 7, Duet timer interrupts 2\r\n\
+                    duet: heap 412 KiB in use of 32768 KiB\n";
+        let counters = Counters::parse(text).unwrap();
+        assert_eq!(counters.vms.len(), 2);
+        assert_eq!(counters.vms[0].name, "personal");
+        assert_eq!(counters.vms[0].guest_seconds, 12.345);
+        assert_eq!(counters.vms[0].exits, 474);
+        assert_eq!(counters.vms[0].wakeups, 399);
+        assert_eq!(counters.vms[1].exits, 3);
+        assert_eq!(
+            counters.cpus,
+            [
+                CpuCounters { idle_sleeps: 10, timer_interrupts: 0 },
+                CpuCounters { idle_sleeps: 7, timer_interrupts: 2 }
+            ]
+        );
+        assert_eq!((counters.heap_used_kib, counters.heap_total_kib), (412, 32768));
+        // Without the heap line the block is not whole.
+        assert_eq!(Counters::parse("duet: cpu0: idle sleeps 1, Duet timer interrupts 0\n"), None);
+    }
+
+    #[test]
+    fn counters_over_a_window() {
+        let before = Counters {
+            cpus: vec![CpuCounters { idle_sleeps: 10, timer_interrupts: 1 }],
+            ..Counters::default()
+        };
+        let after = Counters {
+            cpus: vec![
+                CpuCounters { idle_sleeps: 25, timer_interrupts: 1 },
+                CpuCounters { idle_sleeps: 4, timer_interrupts: 0 },
+            ],
+            ..Counters::default()
+        };
+        assert_eq!(
+            after.cpus_since(&before),
+            [
+                CpuCounters { idle_sleeps: 15, timer_interrupts: 0 },
+                CpuCounters { idle_sleeps: 4, timer_interrupts: 0 }
+            ]
+        );
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+    }
+}

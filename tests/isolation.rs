@@ -55,7 +55,7 @@ fn attack_guest_is_contained_beside_linux() {
     );
     let mut run = xtask_run(&manifest);
     let console = run.expect("duet: vm attack powered off", BOOT_TIMEOUT * 2);
-    let attempts = attempt_lines(&mut run, &console);
+    let attempts = attempt_lines(&mut run, &probe_lines(&console, "attack"));
     for name in STOPPED_BY_DUET {
         let line = attempts.iter().find(|(n, _)| n == name);
         if !line.is_some_and(|(_, outcome)| outcome.contains("injected by Duet")) {
@@ -82,18 +82,19 @@ fn attack_guest_is_contained_beside_linux() {
     }
     let total = attempts.len();
     run.require(&[&format!(
-        "probe: attack done: {total} attempts, {total} contained, 0 not contained"
+        "[attack] probe: attack done: {total} attempts, {total} contained, 0 not contained"
     )]);
 }
 
-/// The attack's report lines in `console` as (name, outcome) pairs, one
-/// per attempt the probe announced.
-fn attempt_lines(run: &mut Machine, console: &str) -> Vec<(String, String)> {
-    let Some(total) = number_after(console, "probe: attack: ") else {
+/// The attack's report `lines` as (name, outcome) pairs, one per attempt
+/// the probe announced.
+fn attempt_lines(run: &mut Machine, lines: &[String]) -> Vec<(String, String)> {
+    let total = lines.iter().find_map(|line| number_after(line, "probe: attack: "));
+    let Some(total) = total else {
         run.fail("no `probe: attack: N attempts` line");
     };
-    let attempts: Vec<(String, String)> = console
-        .lines()
+    let attempts: Vec<(String, String)> = lines
+        .iter()
         .filter_map(|line| line.strip_prefix("probe: attempt "))
         .filter_map(|rest| rest.split_once(": "))
         .map(|(name, outcome)| (name.to_string(), outcome.to_string()))
@@ -114,17 +115,17 @@ fn secret_planted_in_one_vm_is_not_found_by_another() {
         &probe_vm("hunt", "personal", &format!("probe.mode=hunt probe.secret={secret}")),
     );
     let mut run = xtask_run(&manifest);
-    run.expect("probe: planted", BOOT_TIMEOUT);
-    let hunt = run.expect("probe: hunt: stores to", BOOT_TIMEOUT * 3);
+    run.expect("[plant] probe: planted", BOOT_TIMEOUT);
+    run.expect("[hunt] probe: hunt: stores to", BOOT_TIMEOUT * 3);
     run.expect("duet: vm hunt powered off", COMMAND);
     // The hunter is done; the planter checks its RAM once a key is typed.
     run.send("\n");
-    run.expect("probe: plant: all", COMMAND);
+    run.expect("[plant] probe: plant: all", COMMAND);
     let exit = run.wait(COMMAND);
     let console = run.console();
     run.require(&[
-        "probe: hunt: self-check: a copy planted at",
-        "probe: hunt: secret not found in",
+        "[hunt] probe: hunt: self-check: a copy planted at",
+        "[hunt] probe: hunt: secret not found in",
         "of host RAM outside its own: all",
         "copies intact and nothing else written",
         "duet: vm plant powered off",
@@ -136,7 +137,7 @@ fn secret_planted_in_one_vm_is_not_found_by_another() {
     if console.find("probe: planted") > console.find("probe: hunt: starting") {
         run.fail("the hunter started before the secret was planted");
     }
-    check_hunt_counts(&mut run, &hunt);
+    check_hunt_counts(&mut run, &probe_lines(&console, "hunt"));
     if !exit.success() {
         run.fail(&format!("`cargo xtask run` exited with {exit}"));
     }
@@ -144,8 +145,8 @@ fn secret_planted_in_one_vm_is_not_found_by_another() {
 
 /// The hunt must have read all of its own RAM but its image (or it proves
 /// little), and its total must include those pages.
-fn check_hunt_counts(run: &mut Machine, hunt: &str) {
-    let own = hunt.lines().find_map(|l| l.strip_prefix("probe: hunt: own RAM: "));
+fn check_hunt_counts(run: &mut Machine, hunt: &[String]) {
+    let own = hunt.iter().find_map(|l| l.strip_prefix("probe: hunt: own RAM: "));
     let counts = own.map(numbers).unwrap_or_default();
     let [read, total, image] = counts[..] else {
         run.fail(&format!("no `own RAM: R of its P pages read (I ...)` line: {own:?}"));
@@ -153,7 +154,7 @@ fn check_hunt_counts(run: &mut Machine, hunt: &str) {
     if read + image != total {
         run.fail(&format!("the hunter read {read} of its {total} pages, skipping {image}"));
     }
-    let not_found = hunt.lines().find_map(|l| l.strip_prefix("probe: hunt: secret not found in "));
+    let not_found = hunt.iter().find_map(|l| l.strip_prefix("probe: hunt: secret not found in "));
     let counts = not_found.map(numbers).unwrap_or_default();
     let [_pages, readable, ..] = counts[..] else {
         run.fail(&format!("no `secret not found in N pages (M readable)` line: {not_found:?}"));
@@ -171,13 +172,13 @@ fn console_input_for_linux_never_reaches_another_vm() {
         &probe_vm("listen", "corporate", "probe.mode=listen probe.linger=20"),
     );
     let mut run = xtask_run(&manifest);
-    run.expect("probe: listening", BOOT_TIMEOUT);
+    run.expect("[listen] probe: listening", BOOT_TIMEOUT);
     // Typed while Linux boots: more than the 32 bytes its UART's receive
     // FIFO holds, so some wait in the physical UART for Linux to read.
     run.send("# keystrokes-for-the-personal-vm-only-0123456789-abcdefghijklmnop\n");
-    let listened = run.expect("probe: listen:", LINUX_BOOT);
-    let heard = listened.lines().find(|l| l.contains("probe: listen:")).unwrap_or("").to_string();
-    run.expect("duet: vm listen powered off", COMMAND);
+    run.expect("duet: vm listen powered off", LINUX_BOOT);
+    let lines = probe_lines(&run.console(), "listen");
+    let heard = lines.iter().find(|l| l.starts_with("probe: listen:")).cloned().unwrap_or_default();
     linux_still_answers(&mut run);
     // Last, so that a leak does not hide how the rest went.
     if !heard.contains("probe: listen: received nothing") {
@@ -188,8 +189,8 @@ fn console_input_for_linux_never_reaches_another_vm() {
 /// The Linux VM answers a typed command; `poweroff -f` then ends the run
 /// cleanly.
 fn linux_still_answers(run: &mut Machine) {
-    run.expect("duet-guest: init ran", LINUX_BOOT);
-    run.expect(PROMPT, COMMAND);
+    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
     let answer = run.shell("echo still-$((40+2))", PROMPT, COMMAND);
     if !answer.contains("still-42") {
         run.fail(&format!("`echo still-$((40+2))` printed {answer:?}"));
@@ -250,6 +251,23 @@ fn random_secret() -> u64 {
     z ^ (z >> 31)
 }
 
+/// What the probe VM `vm` printed, line by line, without the console's
+/// `[vm] ` tags. The console breaks a guest's line when another VM prints
+/// in the middle of it, and tags the rest again; every line the probe
+/// prints starts with `probe: `, so a tagged piece that does not is joined
+/// to the line before it.
+fn probe_lines(console: &str, vm: &str) -> Vec<String> {
+    let tag = format!("[{vm}] ");
+    let mut lines: Vec<String> = Vec::new();
+    for piece in console.lines().filter_map(|line| line.strip_prefix(&tag)) {
+        match lines.last_mut() {
+            Some(last) if !piece.starts_with("probe: ") => last.push_str(piece),
+            _ => lines.push(piece.to_string()),
+        }
+    }
+    lines
+}
+
 /// The first number after `prefix` in `text`.
 fn number_after(text: &str, prefix: &str) -> Option<u64> {
     let rest = &text[text.find(prefix)? + prefix.len()..];
@@ -270,4 +288,8 @@ fn report_parsers_read_the_probe_s_lines() {
     assert_eq!(numbers("787407 pages (16340 readable) in 8187 ms"), [787407, 16340, 8187]);
     assert_eq!(numbers("at 0x40000800 is found"), Vec::<u64>::new());
     assert_eq!(number_after("x\nprobe: attack: 158 attempts\n", "probe: attack: "), Some(158));
+    let console = "[attack] probe: attempt a: ok\n[attack] probe: att\n[personal] / # \n\
+                   [attack] empt b: ok\n[listen] probe: x\n";
+    assert_eq!(probe_lines(console, "attack"), ["probe: attempt a: ok", "probe: attempt b: ok"]);
+    assert_eq!(probe_lines(console, "listen"), ["probe: x"]);
 }

@@ -3,7 +3,7 @@
 //! reads the device tree Duet passed in x0, picks the mode the command
 //! line asks for, and runs it.
 
-use crate::{attack, checks, exceptions, hunt, listen, plant, smccc, timer};
+use crate::{attack, checks, exceptions, gic, hunt, listen, plant, smccc, timer};
 use core::arch::{asm, global_asm};
 use core::ops::Range;
 use duet_probe::bootargs::{self, Mode};
@@ -81,6 +81,7 @@ extern "C" fn main(device_tree: u64) -> ! {
         Ok(mode) => mode,
         Err(e) => stop(format_args!("bad command line {:?}: {e}", info.bootargs)),
     };
+    gic::enable_timer_interrupt();
     if let Mode::Hunt { delay, .. } = mode {
         // The hunter gives the planter time to plant and to say so, and
         // keeps quiet meanwhile: the VMs share one console, where lines

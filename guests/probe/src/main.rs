@@ -29,6 +29,8 @@ mod entry;
 #[cfg(target_os = "none")]
 mod exceptions;
 #[cfg(target_os = "none")]
+mod gic;
+#[cfg(target_os = "none")]
 mod guarded;
 #[cfg(target_os = "none")]
 mod hunt;

@@ -1,6 +1,7 @@
 //! Time, from the architected virtual counter, and sleeping on the
-//! virtual timer: Duet traps the guest's WFI and sleeps the CPU until the
-//! timer fires, so a waiting probe costs no host CPU.
+//! virtual timer: Duet traps the guest's WFI and lets the CPU sleep (or run
+//! another vCPU) until the timer's interrupt arrives, so a waiting probe
+//! costs no host CPU. Needs `gic::enable_timer_interrupt` first.
 
 use core::arch::asm;
 
@@ -48,6 +49,8 @@ pub fn sleep_until(deadline: u64) {
     }
     // SAFETY: switching the probe's own timer off.
     unsafe { asm!("msr cntv_ctl_el0, xzr", "isb") };
+    // Its interrupt, raised when it fired, must not stay pending.
+    crate::gic::acknowledge();
 }
 
 /// Waits `ticks` counter ticks.

@@ -19,10 +19,10 @@ const PROMPT: &str = "/ # ";
 #[test]
 fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mut run = Machine::xtask(&["run"]);
-    for vm in ["personal", "corporate"] {
-        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
-        run.expect(&format!("[{vm}] {PROMPT}"), COMMAND);
-    }
+    // Only the VM with the focus shows its prompt; the other's lines come whole.
+    run.expect("[corporate] duet-guest: init ran", LINUX_BOOT);
+    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
     run.require(&[
         "duet: vm personal (Personal): 2 vcpus, 256 MiB",
         "[personal] duet-guest: cpus online: 2",

@@ -39,8 +39,8 @@ fn boot(name: &str, smp: &str) -> Machine {
     for vm in ["personal", "corporate"] {
         run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
     }
+    // The VM with the focus shows its prompt; the other's shows once it gets the focus.
     run.expect(&format!("[personal] {PROMPT}"), COMMAND);
-    run.expect(&format!("[corporate] {PROMPT}"), COMMAND);
     run.require(&[
         "[personal] duet-guest: cpus online: 2",
         "[corporate] duet-guest: cpus online: 1",
@@ -86,6 +86,7 @@ fn three_vcpus_on_two_cpus_answer_through_the_focus_switch() {
     let mark = run.mark();
     run.send(NEXT_VM);
     run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
+    run.expect_since(mark, &format!("[corporate] {PROMPT}"), COMMAND);
     ask(&mut run, "corporate", "echo corporate-$((40 + 2))", "corporate-42");
     // Input went only to the VM with the focus.
     run.forbid("[personal] corporate-42");
@@ -163,11 +164,12 @@ fn crash_corporate(manifest: PathBuf) -> (Machine, usize) {
     let mut run = Machine::xtask(&["run", "--manifest", manifest.to_str().unwrap()]);
     for vm in ["personal", "corporate"] {
         run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
-        run.expect(&format!("[{vm}] {PROMPT}"), COMMAND);
     }
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
     let mark = run.mark();
     run.send(NEXT_VM);
     run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
+    run.expect_since(mark, &format!("[corporate] {PROMPT}"), COMMAND);
     let mark = run.mark();
     run.send("echo c > /proc/sysrq-trigger\n");
     run.expect_since(mark, "Kernel panic - not syncing: sysrq triggered crash", COMMAND);

@@ -60,6 +60,13 @@ pub fn guest_output(vm: usize, name: &str, bytes: &[u8]) {
     mux.guest_output(vm, name, bytes, &mut |out| out.iter().for_each(|&b| uart.write_byte(b)));
 }
 
+/// Shows the unfinished line (the prompt) of the VM that just got the focus.
+pub fn show_focused_line() {
+    let Some(uart) = UART.get() else { return };
+    let mut mux = LOCK.lock();
+    mux.show_focused_line(&mut |out| out.iter().for_each(|&b| uart.write_byte(b)));
+}
+
 /// The VM that typed input goes to.
 pub fn focus() -> usize {
     LOCK.lock().focus()

@@ -129,6 +129,7 @@ impl Cpus for SystemCpus {
                 }
                 Input::FocusMoved { vm } => {
                     println!("duet: console input now goes to vm {}", vms[vm].name);
+                    console::show_focused_line();
                 }
                 Input::ShowCounters => print_counters(),
                 Input::Nothing => {}

@@ -5,10 +5,12 @@
 //! logged the faults and that the VM beside the attacker never noticed.
 //!
 //! - The attack guest runs its whole list beside Debian's Linux, which must
-//!   answer on its console afterwards.
-//! - A secret planted in one VM's RAM is searched for by another wherever
-//!   it can read, and must not be found; the hunter's stores to host RAM
-//!   must all fault, and the planter's RAM must be as it left it.
+//!   answer on its console afterwards; on CPUs of their own, and with the
+//!   attacker sharing a CPU with one of Linux's vCPUs.
+//! - A secret planted in one VM's RAM and spare registers is searched for
+//!   by another wherever it can read, and must not be found, whether or not
+//!   they share a CPU; the hunter's stores to host RAM must all fault, and
+//!   the planter's RAM must be as it left it.
 //! - Console input typed for the Linux VM (the first of the manifest, which
 //!   has the console) must never reach another VM.
 
@@ -48,12 +50,23 @@ const STOPPED_BY_DUET: [&str; 14] = [
 
 #[test]
 fn attack_guest_is_contained_beside_linux() {
-    let manifest = two_vms(
-        "isolation-attack",
-        &linux_vm("personal"),
-        &probe_vm("attack", "corporate", "probe.mode=attack"),
-    );
-    let mut run = xtask_run(&manifest);
+    attack_beside_linux("isolation-attack", None);
+}
+
+/// On 2 CPUs the attacker's vCPU takes turns with one of Linux's on the
+/// same CPU: what Duet switches between them must hold too.
+#[test]
+fn attack_guest_is_contained_beside_linux_on_a_shared_cpu() {
+    attack_beside_linux("isolation-attack-shared-cpu", Some("2"));
+}
+
+/// Runs the attack beside the personal Linux VM (first: it has the focus),
+/// on `smp` CPUs (xtask's default if none), and checks the report, Duet's
+/// log and that Linux still answers.
+fn attack_beside_linux(name: &str, smp: Option<&str>) {
+    let manifest =
+        two_vms(name, &linux_vm("personal"), &probe_vm("attack", "corporate", "probe.mode=attack"));
+    let mut run = xtask_run(&manifest, smp);
     let console = run.expect("duet: vm attack powered off", BOOT_TIMEOUT * 2);
     let attempts = attempt_lines(&mut run, &probe_lines(&console, "attack"));
     for name in STOPPED_BY_DUET {
@@ -107,16 +120,30 @@ fn attempt_lines(run: &mut Machine, lines: &[String]) -> Vec<(String, String)> {
 
 #[test]
 fn secret_planted_in_one_vm_is_not_found_by_another() {
+    plant_and_hunt("isolation-secret", None);
+}
+
+/// With one CPU, planter and hunter take turns on it: what Duet does not
+/// switch between vCPUs (registers, caches of state) would carry the secret.
+#[test]
+fn secret_planted_in_one_vm_is_not_found_by_another_on_the_same_cpu() {
+    plant_and_hunt("isolation-secret-one-cpu", Some("1"));
+}
+
+/// Boots a planter (first: it has the console, and waits for a key) and a
+/// hunter with the same random secret, on `smp` CPUs (xtask's default if
+/// none), and checks the hunt found nothing and changed nothing.
+fn plant_and_hunt(name: &str, smp: Option<&str>) {
     let secret = format!("{:016x}", random_secret());
-    // The planter comes first: it has the console, and waits for a key.
+    let plant = format!("probe.mode=plant probe.secret={secret} probe.linger=900");
     let manifest = two_vms(
-        "isolation-secret",
-        &probe_vm("plant", "corporate", &format!("probe.mode=plant probe.secret={secret}")),
+        name,
+        &probe_vm("plant", "corporate", &plant),
         &probe_vm("hunt", "personal", &format!("probe.mode=hunt probe.secret={secret}")),
     );
-    let mut run = xtask_run(&manifest);
+    let mut run = xtask_run(&manifest, smp);
     run.expect("[plant] probe: planted", BOOT_TIMEOUT);
-    run.expect("[hunt] probe: hunt: stores to", BOOT_TIMEOUT * 3);
+    run.expect("[hunt] probe: hunt: stores to", BOOT_TIMEOUT * 5);
     run.expect("duet: vm hunt powered off", COMMAND);
     // The hunter is done; the planter checks its RAM once a key is typed.
     run.send("\n");
@@ -126,6 +153,7 @@ fn secret_planted_in_one_vm_is_not_found_by_another() {
     run.require(&[
         "[hunt] probe: hunt: self-check: a copy planted at",
         "[hunt] probe: hunt: secret not found in",
+        "registers (",
         "of host RAM outside its own: all",
         "copies intact and nothing else written",
         "duet: vm plant powered off",
@@ -171,7 +199,7 @@ fn console_input_for_linux_never_reaches_another_vm() {
         &linux_vm("personal"),
         &probe_vm("listen", "corporate", "probe.mode=listen probe.linger=20"),
     );
-    let mut run = xtask_run(&manifest);
+    let mut run = xtask_run(&manifest, None);
     run.expect("[listen] probe: listening", BOOT_TIMEOUT);
     // Typed while Linux boots: more than the 32 bytes its UART's receive
     // FIFO holds, so some wait in the physical UART for Linux to read.
@@ -208,8 +236,11 @@ fn linux_still_answers(run: &mut Machine) {
     }
 }
 
-fn xtask_run(manifest: &std::path::Path) -> Machine {
-    Machine::xtask(&["run", "--manifest", manifest.to_str().expect("UTF-8 path")])
+/// `cargo xtask run` of `manifest`, on `smp` CPUs if given.
+fn xtask_run(manifest: &std::path::Path, smp: Option<&str>) -> Machine {
+    let mut args = vec!["run", "--manifest", manifest.to_str().expect("UTF-8 path")];
+    args.extend(smp.map(|cpus| ["--smp", cpus]).iter().flatten());
+    Machine::xtask(&args)
 }
 
 /// A manifest of two VMs, `first` first (it has the console).

@@ -202,6 +202,54 @@ read_register   probe_read_cntp_ctl_el0, cntp_ctl_el0
 write_register  probe_write_cntp_ctl_el0, cntp_ctl_el0
 write_register  probe_write_cntp_cval_el0, cntp_cval_el0
 read_register   probe_read_cntps_ctl_el1, cntps_ctl_el1
+
+// EL1 and EL0 registers that hold data and control nothing while their
+// feature is off, outside the set Duet's context switch saves: where one
+// VM could leave data for another on a CPU they share, unless Duet traps
+// them. By encoding, as the assembler knows few of their names without the
+// features enabled. Then debug and PMU controls Duet traps.
+read_register   probe_read_tpidr2_el0, S3_3_C13_C0_5
+write_register  probe_write_tpidr2_el0, S3_3_C13_C0_5
+read_register   probe_read_scxtnum_el0, S3_3_C13_C0_7
+write_register  probe_write_scxtnum_el0, S3_3_C13_C0_7
+read_register   probe_read_scxtnum_el1, S3_0_C13_C0_7
+write_register  probe_write_scxtnum_el1, S3_0_C13_C0_7
+read_register   probe_read_por_el0, S3_3_C10_C2_4
+write_register  probe_write_por_el0, S3_3_C10_C2_4
+read_register   probe_read_por_el1, S3_0_C10_C2_4
+write_register  probe_write_por_el1, S3_0_C10_C2_4
+read_register   probe_read_pire0_el1, S3_0_C10_C2_2
+write_register  probe_write_pire0_el1, S3_0_C10_C2_2
+read_register   probe_read_pir_el1, S3_0_C10_C2_3
+write_register  probe_write_pir_el1, S3_0_C10_C2_3
+read_register   probe_read_fpmr, S3_3_C4_C4_2
+write_register  probe_write_fpmr, S3_3_C4_C4_2
+read_register   probe_read_gcspr_el0, S3_3_C2_C5_1
+write_register  probe_write_gcspr_el0, S3_3_C2_C5_1
+read_register   probe_read_gcspr_el1, S3_0_C2_C5_1
+write_register  probe_write_gcspr_el1, S3_0_C2_C5_1
+read_register   probe_read_errselr_el1, S3_0_C5_C3_1
+write_register  probe_write_errselr_el1, S3_0_C5_C3_1
+read_register   probe_read_mair2_el1, S3_0_C10_C2_1
+write_register  probe_write_mair2_el1, S3_0_C10_C2_1
+read_register   probe_read_amair2_el1, S3_0_C10_C3_1
+write_register  probe_write_amair2_el1, S3_0_C10_C3_1
+read_register   probe_read_rgsr_el1, S3_0_C1_C0_5
+write_register  probe_write_rgsr_el1, S3_0_C1_C0_5
+read_register   probe_read_gcr_el1, S3_0_C1_C0_6
+write_register  probe_write_gcr_el1, S3_0_C1_C0_6
+read_register   probe_read_accdata_el1, S3_0_C13_C0_5
+write_register  probe_write_accdata_el1, S3_0_C13_C0_5
+read_register   probe_read_mdscr_el1, mdscr_el1
+read_register   probe_read_dbgbvr0_el1, dbgbvr0_el1
+write_register  probe_write_dbgbvr0_el1, dbgbvr0_el1
+read_register   probe_read_dbgwvr0_el1, dbgwvr0_el1
+write_register  probe_write_dbgwvr0_el1, dbgwvr0_el1
+read_register   probe_read_pmccntr_el0, pmccntr_el0
+write_register  probe_write_pmccntr_el0, pmccntr_el0
+read_register   probe_read_pmcr_el0, pmcr_el0
+write_register  probe_write_oslar_el1, S2_0_C1_C0_4
+read_register   probe_read_oslsr_el1, S2_0_C1_C1_4
 "#
 );
 
@@ -283,4 +331,46 @@ leaves! {
     probe_write_cntp_ctl_el0(value);
     probe_write_cntp_cval_el0(value);
     probe_read_cntps_ctl_el1(value);
+    probe_read_tpidr2_el0(value);
+    probe_write_tpidr2_el0(value);
+    probe_read_scxtnum_el0(value);
+    probe_write_scxtnum_el0(value);
+    probe_read_scxtnum_el1(value);
+    probe_write_scxtnum_el1(value);
+    probe_read_por_el0(value);
+    probe_write_por_el0(value);
+    probe_read_por_el1(value);
+    probe_write_por_el1(value);
+    probe_read_pire0_el1(value);
+    probe_write_pire0_el1(value);
+    probe_read_pir_el1(value);
+    probe_write_pir_el1(value);
+    probe_read_fpmr(value);
+    probe_write_fpmr(value);
+    probe_read_gcspr_el0(value);
+    probe_write_gcspr_el0(value);
+    probe_read_gcspr_el1(value);
+    probe_write_gcspr_el1(value);
+    probe_read_errselr_el1(value);
+    probe_write_errselr_el1(value);
+    probe_read_mair2_el1(value);
+    probe_write_mair2_el1(value);
+    probe_read_amair2_el1(value);
+    probe_write_amair2_el1(value);
+    probe_read_rgsr_el1(value);
+    probe_write_rgsr_el1(value);
+    probe_read_gcr_el1(value);
+    probe_write_gcr_el1(value);
+    probe_read_accdata_el1(value);
+    probe_write_accdata_el1(value);
+    probe_read_mdscr_el1(value);
+    probe_read_dbgbvr0_el1(value);
+    probe_write_dbgbvr0_el1(value);
+    probe_read_dbgwvr0_el1(value);
+    probe_write_dbgwvr0_el1(value);
+    probe_read_pmccntr_el0(value);
+    probe_write_pmccntr_el0(value);
+    probe_read_pmcr_el0(value);
+    probe_write_oslar_el1(value);
+    probe_read_oslsr_el1(value);
 }

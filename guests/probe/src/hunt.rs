@@ -7,7 +7,9 @@
 //! - every 4 KiB page of guest-physical addresses below the end of the
 //!   host's RAM (0..0xc000_0000): its devices, and every address at which
 //!   Duet, the persona package or another VM's RAM sits on the host;
-//! - one page per GiB from there to the top of its 1 TiB IPA space.
+//! - one page per GiB from there to the top of its 1 TiB IPA space;
+//! - the spare registers where a VM sharing its CPU might have left data
+//!   (see `stash`).
 //!
 //! Pages that fault are counted and skipped. Then it stores to every page
 //! of host RAM outside its own; each store must fault. Before hunting, it checks the
@@ -17,7 +19,7 @@
 
 use crate::entry::Guest;
 use crate::scan::{scan_page, try_store, Page, PAGE};
-use crate::{smccc, timer};
+use crate::{smccc, stash, timer};
 use duet_probe::needle::Needle;
 use duet_probe::platform::{host, virt};
 
@@ -74,6 +76,16 @@ pub fn run(guest: &Guest, needle: Needle) -> ! {
         tally.add(page, &needle);
     }
     report(guest, &tally, own_pages.count() as u64, timer::millis(timer::now() - start));
+    let registers = stash::hunt(&needle);
+    match registers.found {
+        Some(name) => say!("probe: hunt: found the secret in {name}"),
+        None => say!(
+            "probe: hunt: secret not found in {} registers ({} readable: {})",
+            stash::REGISTERS.len(),
+            registers.readable.count_ones(),
+            stash::Names(registers.readable)
+        ),
+    }
     stomp(guest);
     smccc::power_off()
 }

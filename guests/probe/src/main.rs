@@ -45,6 +45,8 @@ mod scan;
 #[cfg(target_os = "none")]
 mod smccc;
 #[cfg(target_os = "none")]
+mod stash;
+#[cfg(target_os = "none")]
 mod timer;
 
 #[cfg(target_os = "none")]

@@ -1,13 +1,14 @@
 //! `probe.mode=plant`: puts a copy of the secret at the start of every
 //! 4 KiB page of its RAM (except the pages of its own image and device
-//! tree), says so, and keeps them there while the hunter looks for them:
+//! tree), and one in every spare register that takes it (see `stash`),
+//! says so, and keeps them there while the hunter looks for them:
 //! until a byte arrives on its console (the test types one when the hunter
 //! is done; the planter must be the VM with the console), or `linger`
 //! seconds at most. Then it checks that every copy is intact and that
 //! nothing else in those pages was written, by anyone, and powers off.
 
 use crate::entry::Guest;
-use crate::{console, smccc, timer};
+use crate::{console, smccc, stash, timer};
 use core::ops::Range;
 
 const PAGE: u64 = 4096;
@@ -22,6 +23,8 @@ pub fn run(guest: &Guest, secret: u64, linger: u64) -> ! {
         copies += 1;
     }
     say!("probe: planted {copies} copies of the secret, one per 4 KiB page of its RAM");
+    let registers = stash::plant(secret);
+    say!("probe: plant: registers holding the secret too: {}", stash::Names(registers));
     say!("probe: plant: keeping them until a key is typed, or {linger} s");
     let seconds = linger_until_typed(linger);
     match first_change(guest, secret) {

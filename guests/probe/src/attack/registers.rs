@@ -3,8 +3,9 @@
 //! exception, Duet never sees them. The physical timer and the GIC's SGI
 //! registers trap to Duet, which emulates what a guest may do (SGIs to its
 //! own vCPUs) and refuses the rest. An illegal exception return asking for
-//! EL2 must leave the guest at EL1. And the PMU, which Duet leaves to the
-//! guest, must not count what Duet does at EL2.
+//! EL2 must leave the guest at EL1. The debug and PMU registers, hardware
+//! Duet does not switch between vCPUs, must trap or keep nothing; and the
+//! PMU must never count what Duet does at EL2.
 
 use super::Attempt;
 use crate::exceptions::guarded;
@@ -86,8 +87,56 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt { name: "write-cntp-ctl-el0", run: |_| refused(leaf::probe_write_cntp_ctl_el0, 1) },
     Attempt { name: "write-cntp-cval-el0", run: |_| refused(leaf::probe_write_cntp_cval_el0, 0) },
     Attempt { name: "read-cntps-ctl-el1", run: |_| refused(leaf::probe_read_cntps_ctl_el1, 0) },
+    Attempt {
+        name: "breakpoint-register",
+        run: |_| not_kept(leaf::probe_write_dbgbvr0_el1, leaf::probe_read_dbgbvr0_el1, MARK),
+    },
+    Attempt {
+        name: "watchpoint-register",
+        run: |_| not_kept(leaf::probe_write_dbgwvr0_el1, leaf::probe_read_dbgwvr0_el1, MARK),
+    },
+    Attempt {
+        name: "os-lock",
+        run: |_| not_kept(leaf::probe_write_oslar_el1, leaf::probe_read_oslsr_el1, 1),
+    },
+    Attempt { name: "read-mdscr-el1", run: |_| reads_zero(leaf::probe_read_mdscr_el1) },
+    Attempt { name: "read-pmcr-el0", run: |_| refused(leaf::probe_read_pmcr_el0, 0) },
+    Attempt { name: "write-pmccntr-el0", run: |_| refused(leaf::probe_write_pmccntr_el0, 0) },
     Attempt { name: "pmu-cycles-at-el2", run: |_| pmu_at_el2() },
 ];
+
+/// An address-like value for the debug registers to keep, if they did.
+const MARK: u64 = 0x0000_4000_dead_bee0;
+
+/// Writes `value` with `write`, reads back with `read`. Debug registers
+/// are hardware every vCPU on a CPU shares, which Duet does not switch: it
+/// must trap them (an exception), or emulate them as reading zero and
+/// ignoring writes; a register that keeps what was written is shared.
+fn not_kept(write: Leaf, read: Leaf, value: u64) -> Outcome {
+    // SAFETY: debug registers with every debug exception masked (PSTATE.D)
+    // and nothing enabled, inside guarded leaf functions.
+    let written = guarded(|| unsafe { write(value) });
+    // SAFETY: as above.
+    let read_back = guarded(|| unsafe { read(0) });
+    match (written, read_back) {
+        (Err(e), _) | (_, Err(e)) => Outcome::Exception(e),
+        (Ok(_), Ok(0)) => emulated!("the write was ignored and the register reads as zero"),
+        (Ok(_), Ok(kept)) => {
+            breach!("the register kept {kept:#x}: hardware the other vCPUs on this CPU share")
+        }
+    }
+}
+
+/// Reads a debug register the guest never wrote: it must trap or read as
+/// zero, not show what the hardware holds.
+fn reads_zero(read: Leaf) -> Outcome {
+    // SAFETY: reading a debug register, inside a guarded leaf function.
+    match guarded(|| unsafe { read(0) }) {
+        Err(e) => Outcome::Exception(e),
+        Ok(0) => emulated!("the register reads as zero"),
+        Ok(value) => breach!("the register holds {value:#x}: hardware this vCPU does not own"),
+    }
+}
 
 /// Runs `leaf` with `value`: it must take an exception.
 fn refused(leaf: Leaf, value: u64) -> Outcome {
@@ -116,8 +165,7 @@ fn own_gic(value: u64) -> Outcome {
 /// the second count proves nothing.
 fn pmu_at_el2() -> Outcome {
     let count = |filter| {
-        // SAFETY: PMU registers, which Duet leaves to the guest, and an
-        // HVC, inside a guarded leaf function.
+        // SAFETY: PMU registers and an HVC, inside a guarded leaf function.
         guarded(|| unsafe { leaf::probe_pmu_cycles_across_hvc(filter) })
     };
     match (count(COUNT_NOTHING), count(COUNT_EL2_ONLY)) {

@@ -59,22 +59,8 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
         run.fail("after the reset, not both vCPUs came online");
     }
 
-    let mark = run.mark();
-    run.send("poweroff -f\n");
-    run.expect_since(mark, "duet: vm personal powered off", COMMAND);
-    // The corporate VM still runs: give it the console (Ctrl-] n) and stop it too.
-    run.send("\x1dn");
-    run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
-    run.send("poweroff -f\n");
-    let exit = run.wait(COMMAND * 2);
-    run.require(&[
-        "duet: vm corporate powered off",
-        &format!("{} every VM has powered off", status::POWER_OFF),
-    ]);
-    run.forbid(status::HALTED);
-    if !exit.success() {
-        run.fail(&format!("`cargo xtask run` exited with {exit}"));
-    }
+    // The corporate VM still runs beside it: both are powered off.
+    run.power_off_personal_then_corporate(COMMAND * 2);
 }
 
 #[test]

@@ -57,22 +57,7 @@ fn ask(run: &mut Machine, vm: &str, command: &str, answer: &str) {
 }
 
 fn power_off_both(run: &mut Machine) {
-    // The focus is on the personal VM: power it off, move on, power off the other.
-    let mark = run.mark();
-    run.send("poweroff -f\n");
-    run.expect_since(mark, "duet: vm personal powered off", COMMAND);
-    run.send(NEXT_VM);
-    run.expect_since(mark, "duet: console input now goes to vm corporate", COMMAND);
-    run.send("poweroff -f\n");
-    let exit = run.wait(COMMAND);
-    run.require(&[
-        "duet: vm corporate powered off",
-        &format!("{} every VM has powered off", status::POWER_OFF),
-    ]);
-    run.forbid(status::HALTED);
-    if !exit.success() {
-        run.fail(&format!("`cargo xtask run` exited with {exit}"));
-    }
+    run.power_off_personal_then_corporate(COMMAND);
 }
 
 #[test]

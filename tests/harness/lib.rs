@@ -177,6 +177,27 @@ impl Machine {
         output[..output.find(prompt).unwrap_or(output.len())].to_string()
     }
 
+    /// Ends a run of the default persona pair: `poweroff -f` in the personal
+    /// VM (which has the focus), `Ctrl-] n`, `poweroff -f` in the corporate
+    /// VM; then Duet must power off cleanly and the command succeed.
+    pub fn power_off_personal_then_corporate(&mut self, timeout: Duration) {
+        let mark = self.mark();
+        self.send("poweroff -f\n");
+        self.expect_since(mark, "duet: vm personal powered off", timeout);
+        self.send("\x1dn");
+        self.expect_since(mark, "duet: console input now goes to vm corporate", timeout);
+        self.send("poweroff -f\n");
+        let exit = self.wait(timeout);
+        self.require(&[
+            "duet: vm corporate powered off",
+            &format!("{} every VM has powered off", status::POWER_OFF),
+        ]);
+        self.forbid(status::HALTED);
+        if !exit.success() {
+            self.fail(&format!("`cargo xtask run` exited with {exit}"));
+        }
+    }
+
     /// Types `text` into the console.
     pub fn send(&mut self, text: &str) {
         self.console.send(text.as_bytes()).expect("console input");

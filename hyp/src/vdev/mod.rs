@@ -2,3 +2,4 @@
 
 pub mod pl011;
 pub mod vgic;
+pub mod virtio;

@@ -5,7 +5,7 @@
 //! Also the small apt helpers that `guest` shares: who may run apt, and
 //! whether bookworm-backports is among apt's sources.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -67,6 +67,37 @@ pub fn ensure_qemu() -> Result<(u32, u32)> {
 }
 
 /// Whether this host is Debian with apt and dpkg.
+/// Makes sure rustup has the standard library for `target` in the toolchain
+/// `rust-toolchain.toml` names. rustup adds the file's targets only when it
+/// installs the toolchain, so a machine that already had stable lacks it.
+pub fn ensure_rust_target(target: &str) -> Result<()> {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if CHECKED.get().is_some() {
+        return Ok(());
+    }
+    let root = crate::workspace_root();
+    let listed = Command::new("rustup")
+        .current_dir(&root)
+        .args(["target", "list", "--installed"])
+        .output()
+        .with_context(|| {
+            format!("cannot run rustup; install the target by hand: rustup target add {target}")
+        })?;
+    let installed =
+        String::from_utf8_lossy(&listed.stdout).lines().any(|line| line.trim() == target);
+    if !installed {
+        eprintln!("xtask: rustup target add {target}");
+        let status = Command::new("rustup")
+            .current_dir(&root)
+            .args(["target", "add", target])
+            .status()
+            .context("cannot run rustup")?;
+        ensure!(status.success(), "`rustup target add {target}` failed ({status})");
+    }
+    let _ = CHECKED.set(());
+    Ok(())
+}
+
 pub fn is_debian() -> bool {
     Path::new("/etc/debian_version").exists() && Path::new("/usr/bin/apt-get").exists()
 }

@@ -50,6 +50,7 @@ pub struct Image {
 
 /// Builds the hypervisor (if anything changed) and writes its flat image.
 pub fn build(variant: Variant) -> Result<Image> {
+    crate::deps::ensure_rust_target(TARGET)?;
     let target_dir = crate::target_dir().join("hyp").join(variant.name());
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
@@ -71,6 +72,7 @@ pub fn build(variant: Variant) -> Result<Image> {
 
 /// Builds the probe guest (`guests/probe`) and writes its flat image.
 pub fn build_probe() -> Result<Image> {
+    crate::deps::ensure_rust_target(TARGET)?;
     let target_dir = crate::target_dir().join("guests").join("probe");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo

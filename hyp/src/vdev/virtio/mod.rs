@@ -4,6 +4,10 @@
 //! checked split virtqueue; `mmio` the transport; the rest device models.
 
 pub mod backend;
+pub mod blk;
+pub mod console;
 pub mod guest_memory;
 pub mod mmio;
+pub mod net;
 pub mod queue;
+pub mod rng;

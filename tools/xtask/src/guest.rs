@@ -103,8 +103,11 @@ pub fn debian_kernel_series(series: KernelSeries) -> Result<Kernel> {
 
 /// The initramfs of the personal test guest: `/bin/busybox` from Debian's
 /// `busybox-static:arm64`, `/init` from `guests/personal/init`, the
-/// directories it needs and `/dev/console`.
+/// directories it needs, `/dev/console`, and the default kernel's virtio
+/// and ext4 modules ([`modules::WANTED`]).
 pub fn busybox_initramfs() -> Result<PathBuf> {
+    // Before the lock: `kernel` takes it itself (and may fetch).
+    let kernel = kernel()?;
     let _lock = CacheLock::take()?;
     let busybox_path = busybox()?;
     let busybox = fs::read(&busybox_path)
@@ -117,7 +120,7 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     // The archive is reproducible, so building it (a few milliseconds) and
     // comparing bytes is the stamp: a changed init script, busybox or layout
     // rewrites the file, and nothing else does.
-    let modules = modules::resolve(&kernel()?.modules(), modules::WANTED)
+    let modules = modules::resolve(&kernel.modules(), modules::WANTED)
         .context("cannot gather the guest's kernel modules")?;
     let archive = initramfs::personal(&busybox, &init, &modules)?;
     let path = guests_dir().join("personal-initramfs.cpio");

@@ -112,7 +112,7 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     run.shell("echo still-$((40 + 2)) > /dev/hvc0", PROMPT, COMMAND);
     run.expect_since(mark, "[personal] still-42\n", COMMAND);
     let bytes = run.shell("dd if=/dev/hwrng bs=16 count=1 2>/dev/null | wc -c", PROMPT, COMMAND);
-    if bytes.trim() != "16" {
+    if !bytes.contains("[personal] 16\n") {
         run.fail(&format!("16 bytes from /dev/hwrng came out as {bytes:?}"));
     }
     run.send("poweroff -f\n");

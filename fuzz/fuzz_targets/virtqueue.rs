@@ -25,15 +25,13 @@ fuzz_target!(|data: &[u8]| {
     let memory = ram.memory();
     // Ring addresses anywhere near RAM (some outside it), any size.
     let address = |w: u16| BASE - 0x100 + u64::from(w) % (RAM_BYTES as u64 + 0x200);
-    let mut queue = Queue {
-        size: 1 << (head[0] % 10),
-        ready: true,
-        desc: address(word(2)),
-        avail: address(word(4)),
-        used: address(word(6)),
-        indirect: head[1] & 1 != 0,
-        ..Queue::default()
-    };
+    let mut queue = Queue::default();
+    queue.size = 1 << (head[0] % 10);
+    queue.ready = true;
+    queue.desc = address(word(2));
+    queue.avail = address(word(4));
+    queue.used = address(word(6));
+    queue.indirect = head[1] & 1 != 0;
     if queue.validate(&memory).is_err() && head[1] & 2 == 0 {
         return;
     }

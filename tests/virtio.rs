@@ -1,7 +1,8 @@
 //! The virtio devices Duet serves, seen from an unmodified Debian Linux
 //! guest (the default persona pair of `cargo xtask run`): the virtio
-//! console (`/dev/hvc0`) reaches Duet's console tagged with the VM, and
-//! virtio-rng is the guest's hardware RNG and gives bytes; and a probe guest
+//! console (`/dev/hvc0`) reaches Duet's console tagged with the VM, also
+//! after the VM restarts, and virtio-rng is the guest's hardware RNG and
+//! gives bytes; and a probe guest
 //! that abuses its virtio devices every way it knows is refused each time,
 //! logged, while Linux beside it goes on using its own.
 
@@ -45,6 +46,15 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
     if bytes.len() != 64 || bytes.iter().all(|b| *b == bytes[0]) {
         run.fail(&format!("64 bytes from /dev/hwrng came out as {dump:?}"));
     }
+
+    // A restart resets the devices: the new kernel sets them up afresh.
+    let mark = run.mark();
+    run.send("reboot -f\n");
+    run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
+    run.expect_since(mark, &format!("[personal] {PROMPT}"), LINUX_BOOT);
+    let mark = run.mark();
+    run.shell("echo after-restart-$((6 * 7)) > /dev/hvc0", PROMPT, COMMAND);
+    run.expect_since(mark, "[personal] after-restart-42\n", COMMAND);
 
     run.power_off_personal_then_corporate(COMMAND * 2);
 }

@@ -38,7 +38,7 @@ pub struct Qemu {
 }
 
 /// Every supported board; the first is the default.
-pub const BOARDS: &[&Board] = &[&qemu_virt::BOARD];
+pub const BOARDS: &[&Board] = &[&qemu_virt::BOARD, &qemu_virt::BOARD_GICV2];
 
 /// The board called `name`.
 pub fn by_name(name: &str) -> Option<&'static Board> {

@@ -91,7 +91,7 @@ impl Vm {
         spec: &VmSpec,
         ram: Region,
         pa_bits: u32,
-        gic: GicVersion,
+        gic: GuestGic,
     ) -> Result<Vm, VmError> {
         let geometry = Geometry::stage2(ipa_bits(pa_bits));
         let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables)
@@ -99,6 +99,20 @@ impl Vm {
         stage2
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
+        if let GuestGic::V2 { virtual_cpu } = gic {
+            // The guest's CPU interface is the hardware's virtual one: its
+            // accesses go straight to the GIC, never trapping to Duet.
+            stage2
+                .map(
+                    &mut HeapTables,
+                    layout::GICC_BASE,
+                    virtual_cpu,
+                    layout::GICC_SIZE,
+                    Attributes::DEVICE,
+                )
+                .map_err(VmError::Map)?;
+        }
+        let gic = gic.version();
         let vcpus = spec.vcpus as usize;
         let vm = Vm {
             name: spec.name,
@@ -112,7 +126,7 @@ impl Vm {
             _stage2: stage2,
             power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
             in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
-            vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
+            vgic: Mutex::new(Vgic::with_front_end(vcpus, gic).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
@@ -134,7 +148,8 @@ impl Vm {
             core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
         };
         let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
-        *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
+        *self.vgic.lock() =
+            Vgic::with_front_end(self.vcpu_count(), self.gic).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
         for (index, power) in self.power.iter().enumerate() {
             *power.lock() = if index == 0 {
@@ -198,6 +213,27 @@ impl Vm {
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+}
+
+/// The interrupt controller a VM's guest gets: the hardware's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestGic {
+    /// The GICv3 front end; the guest's CPU interface is the ICC system
+    /// registers.
+    V3,
+    /// The GICv2 front end; the guest's CPU interface is the hardware's
+    /// GICV frame at physical address `virtual_cpu`, mapped at
+    /// `layout::GICC_BASE`.
+    V2 { virtual_cpu: u64 },
+}
+
+impl GuestGic {
+    pub fn version(self) -> GicVersion {
+        match self {
+            GuestGic::V3 => GicVersion::V3,
+            GuestGic::V2 { .. } => GicVersion::V2,
+        }
     }
 }
 

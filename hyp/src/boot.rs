@@ -72,6 +72,9 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     if let Err(e) = start_memory(platform) {
         halt(format_args!("cannot set up memory: {e}"));
     }
+    if let Some(watchdog) = platform.bcm2835_watchdog {
+        machine::set_bcm2835_watchdog(watchdog.start as usize);
+    }
     console::init_logger(log_level(platform));
     print_banner(platform);
     init_interrupts(platform);
@@ -210,20 +213,24 @@ fn read_platform(dtb: usize) -> Option<Platform> {
     Some(platform)
 }
 
-/// The device tree at `address`, sized by its header.
+/// The device tree at `address`, sized by its header, with the NOP tokens
+/// firmware edits leave squeezed out (see `tree::strip_nops`).
 fn device_tree_blob(address: usize) -> Option<&'static [u8]> {
     if address == 0 || !address.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol puts a device tree at `address` and nothing
-    // writes it; the header's first two words are magic and total size.
+    // else uses it; the header's first two words are magic and total size.
     let header = unsafe { core::slice::from_raw_parts(address as *const u8, 8) };
     if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
         return None;
     }
     let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    // SAFETY: as above, for the size the header states.
-    Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
+    // SAFETY: as above, for the size the header states. The tree is Duet's
+    // from now on; this is the only writer, before anything reads it.
+    let blob = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, size) };
+    crate::personas::tree::strip_nops(blob).ok()?;
+    Some(blob)
 }
 
 /// Builds Duet's map, turns the MMU on and sets up the heap.

@@ -20,6 +20,7 @@ pub const BOARD: Board = Board {
             "-global",
             "virtio-mmio.force-legacy=false",
         ],
+        dtb: None,
     },
 };
 

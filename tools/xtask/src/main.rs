@@ -104,8 +104,14 @@ fn run(task: Task) -> Result<ExitCode> {
                 None => guest::default_manifest()?,
             };
             let package = personas::package(&manifest, board)?;
-            let options =
-                qemu::Options { cpus: smp, append, package: Some(package), extra_args: qemu_args };
+            let dtb = qemu::board_dtb(board)?;
+            let options = qemu::Options {
+                cpus: smp,
+                append,
+                package: Some(package),
+                dtb,
+                extra_args: qemu_args,
+            };
             let (status, ending) =
                 qemu::run_attached(qemu::command(board, &image.binary, &options))?;
             Ok(match ending {

@@ -49,3 +49,14 @@ pub mod gic {
 pub const PL011: u64 = 0xfe20_1000;
 /// The power-management watchdog (PM block), Duet's way to power off.
 pub const PM_WATCHDOG: u64 = 0xfe10_0000;
+
+/// The firmware files a Pi 4 boots from (Debian's `raspi-firmware`): the
+/// VideoCore firmware and its memory-split table. Older Pis' files
+/// (bootcode.bin, start.elf) are not needed.
+pub const FIRMWARE_FILES: &[&str] = &["start4.elf", "fixup4.dat"];
+/// The device tree the firmware loads and hands over (from Debian's
+/// kernel package, as for QEMU).
+pub const DTB_FILE: &str = "bcm2711-rpi-4-b.dtb";
+/// Duet's persona package on the boot partition, loaded by the firmware as
+/// the "initramfs" right after the kernel.
+pub const PACKAGE_FILE: &str = "duet-personas.pkg";

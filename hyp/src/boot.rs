@@ -206,12 +206,26 @@ fn read_platform(dtb: usize) -> Option<Platform> {
     let blob = device_tree_blob(dtb)?;
     let platform = Platform::parse(blob).ok()?;
     let uart = platform.uart?;
+    if let Some(gpio) = platform.bcm2711_gpio {
+        // SAFETY: the device tree names the block; the MMU is off, so its
+        // physical address reaches it; nothing else runs yet.
+        unsafe { crate::drivers::bcm2711_gpio::route_uart0_to_header(gpio.start as usize) };
+    }
     // SAFETY: the UART is the board's console, which only Duet drives; with
     // the MMU off it is reachable at its physical address, and Duet's map
     // keeps it there.
     unsafe { console::init(uart.start as usize) };
+    if platform.bcm2711_gpio.is_some() {
+        // The Pi 4's firmware sets up only the UART it considers primary
+        // (the mini UART) and clocks the PL011 at 48 MHz.
+        console::set_line(BCM2711_UART_CLOCK_HZ, CONSOLE_BAUD);
+    }
     Some(platform)
 }
+
+/// The Raspberry Pi 4's PL011 clock (the firmware's `init_uart_clock`).
+const BCM2711_UART_CLOCK_HZ: u32 = 48_000_000;
+const CONSOLE_BAUD: u32 = 115_200;
 
 /// The device tree at `address`, sized by its header, with the NOP tokens
 /// firmware edits leave squeezed out (see `tree::strip_nops`).

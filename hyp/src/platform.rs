@@ -132,6 +132,9 @@ pub struct Platform {
     /// The BCM2835-family power-management watchdog (Raspberry Pi), the
     /// way to power off a board without PSCI.
     pub bcm2835_watchdog: Option<Region>,
+    /// The BCM2711's GPIO block (Raspberry Pi 4), where Duet puts its
+    /// console UART on the header pins.
+    pub bcm2711_gpio: Option<Region>,
     pub bootargs: &'static str,
     /// The whole device tree blob.
     pub blob: Region,
@@ -156,6 +159,8 @@ impl Platform {
             initrd: find_initrd(&fdt),
             psci: find_psci(&fdt),
             bcm2835_watchdog: find(&fdt, &|n| compatible(n, &["brcm,bcm2835-pm-wdt"]))
+                .and_then(|(node, bus)| bus.regions(&node).next()),
+            bcm2711_gpio: find(&fdt, &|n| compatible(n, &["brcm,bcm2711-gpio"]))
                 .and_then(|(node, bus)| bus.regions(&node).next()),
             bootargs: fdt.chosen().bootargs().unwrap_or(""),
             blob: Region::new(blob.as_ptr() as u64, fdt.total_size() as u64),
@@ -530,6 +535,7 @@ mod tests {
         assert_eq!(p.uart_intid, Some(32 + 121));
         assert_eq!(p.psci, None);
         assert_eq!(p.bcm2835_watchdog, Some(Region::new(0xfe10_0000, 0x114)));
+        assert_eq!(p.bcm2711_gpio, Some(Region::new(0xfe20_0000, 0xb4)));
     }
 
     #[test]

@@ -538,6 +538,29 @@ mod tests {
         assert_eq!(p.bcm2711_gpio, Some(Region::new(0xfe20_0000, 0xb4)));
     }
 
+    /// Debian's Raspberry Pi 5 tree (no emulator runs it): the GIC-400 and
+    /// the debug UART sit on a bus whose window starts above 4 GiB.
+    #[test]
+    fn reads_the_raspberry_pi_5_tree_through_its_40_bit_window() {
+        let p = load(include_bytes!("../testdata/debian-bcm2712-rpi-5-b.dtb"));
+        assert_eq!(p.model, "Raspberry Pi 5");
+        assert_eq!(p.cpus()[1].enable_method, EnableMethod::Psci);
+        assert_eq!(p.psci, Some(Conduit::Smc));
+        assert_eq!(
+            p.gic,
+            Some(Gic::V2 {
+                distributor: Region::new(0x10_7fff_9000, 0x1000),
+                cpu_interface: Region::new(0x10_7fff_a000, 0x2000),
+                hypervisor: Some(Region::new(0x10_7fff_c000, 0x2000)),
+                virtual_cpu: Some(Region::new(0x10_7fff_e000, 0x2000)),
+            })
+        );
+        // stdout-path names the debug UART, a PL011.
+        assert_eq!(p.uart, Some(Region::new(0x10_7d00_1000, 0x200)));
+        assert_eq!(p.bcm2835_watchdog, None);
+        assert_eq!(p.bcm2711_gpio, None);
+    }
+
     #[test]
     fn bus_ranges_translate_only_what_they_map() {
         let mut bus = Bus::default();

@@ -64,6 +64,12 @@ mod tests {
     fn boards_are_found_by_name_and_names_are_unique() {
         assert_eq!(by_name("virt").map(|b| b.name), Some("virt"));
         assert!(by_name("nokia-3310").is_none());
+        assert_eq!(
+            by_name("virt-gicv2").map(|b| b.qemu.machine),
+            Some("virt,virtualization=on,gic-version=2")
+        );
+        let pi = by_name("rpi4").expect("the Pi 4 is a board");
+        assert!(pi.qemu.cpus_fixed && pi.qemu.dtb.is_some());
         for (i, a) in BOARDS.iter().enumerate() {
             assert!(BOARDS[i + 1..].iter().all(|b| b.name != a.name));
             assert!(

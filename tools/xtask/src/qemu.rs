@@ -223,4 +223,22 @@ mod tests {
             "{joined}"
         );
     }
+
+    #[test]
+    fn the_pi_4_runs_on_raspi4b_with_its_tree_and_a_fixed_cpu_count() {
+        let board = duet_boards::by_name("rpi4").unwrap();
+        let options = Options {
+            cpus: Some(2),
+            dtb: Some("/k/bcm2711-rpi-4-b.dtb".into()),
+            ..Options::default()
+        };
+        let command = command(board, Path::new("/tmp/duet.bin"), &options);
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "-machine raspi4b -cpu cortex-a72 -m 2048M -smp 4 -nographic -no-reboot \
+             -kernel /tmp/duet.bin -dtb /k/bcm2711-rpi-4-b.dtb"
+        );
+        assert_eq!(board.qemu.dtb, Some("broadcom/bcm2711-rpi-4-b.dtb"));
+    }
 }

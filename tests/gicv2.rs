@@ -13,13 +13,16 @@ const LINUX_BOOT: Duration = Duration::from_secs(240);
 const COMMAND: Duration = Duration::from_secs(30);
 const PROMPT: &str = "/ # ";
 
+/// On 2 CPUs, so that the three vCPUs of the two VMs take turns and the
+/// guests' GICV state (GICH_VMCR, GICH_APR) moves with them.
 #[test]
 fn debian_linux_boots_with_two_vcpus_on_a_virtual_gicv2() {
-    let mut run = Machine::xtask(&["run", "--board", "virt-gicv2"]);
+    let mut run = Machine::xtask(&["run", "--board", "virt-gicv2", "--smp", "2"]);
     run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
     run.expect(&format!("[personal] {PROMPT}"), COMMAND);
     run.require(&[
         "  gic     GICv2, distributor 0x8000000, cpu interface 0x8010000, virtualization yes",
+        "all 2 cpus online at EL2",
         "duet: vm personal (Personal): 2 vcpus, 256 MiB",
         "[personal] duet-guest: cpus online: 2",
     ]);

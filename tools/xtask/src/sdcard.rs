@@ -4,7 +4,11 @@
 //!
 //! - `start4.elf`, `fixup4.dat`: the firmware, from Debian's `raspi-firmware`;
 //! - `bcm2711-rpi-4-b.dtb`: the board's device tree, from Debian's kernel;
-//! - `kernel8.img`: Duet's flat image, the same file `cargo xtask run` boots;
+//! - `kernel8.img`: Duet's flat image, the same file `cargo xtask run` boots,
+//!   padded with zeros to the memory it takes (its header's `image_size`:
+//!   `.bss` and stacks follow the file), so that the package the firmware
+//!   loads right after it lies clear of that memory whether or not the
+//!   firmware reads the header;
 //! - `duet-personas.pkg`: the persona package, which `config.txt` has the
 //!   firmware load as the initramfs right after the kernel, so that it
 //!   reaches Duet as the device tree's initrd, exactly as QEMU's `-initrd`;
@@ -92,11 +96,32 @@ pub fn write(board: &Board, inputs: &Inputs, out: &Path) -> Result<()> {
         files.push((name.to_string(), read_file(&inputs.firmware.join(name))?));
     }
     files.push((rpi4::DTB_FILE.into(), read_file(&inputs.dtb)?));
-    files.push((rpi4::KERNEL_FILE.into(), read_file(&inputs.kernel)?));
+    let kernel = padded_to_image_size(read_file(&inputs.kernel)?)?;
+    files.push((rpi4::KERNEL_FILE.into(), kernel));
     files.push((rpi4::PACKAGE_FILE.into(), read_file(&inputs.package)?));
     files.push((CONFIG_FILE.into(), config_txt().into_bytes()));
     let image = build(&files)?;
     std::fs::write(out, image).with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// Where an arm64 `Image` header keeps the image's size in memory (a
+/// little-endian u64), and the header's magic.
+const IMAGE_SIZE_OFFSET: usize = 16;
+const IMAGE_MAGIC_OFFSET: usize = 56;
+const IMAGE_MAGIC: &[u8; 4] = b"ARM\x64";
+
+/// `image` with zeros appended up to the size its arm64 header says it
+/// takes in memory.
+pub fn padded_to_image_size(mut image: Vec<u8>) -> Result<Vec<u8>> {
+    let magic = image.get(IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4);
+    ensure!(magic == Some(IMAGE_MAGIC), "the kernel is not an arm64 Image (no magic)");
+    let size = &image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8];
+    let size = u64::from_le_bytes(size.try_into().expect("8 bytes")) as usize;
+    ensure!(size <= 64 << 20, "the kernel says it takes {size} bytes, more than 64 MiB");
+    if size > image.len() {
+        image.resize(size, 0);
+    }
+    Ok(image)
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
@@ -213,6 +238,20 @@ mod tests {
         assert_eq!(contents.fat_type, "Fat32");
         assert_eq!(contents.volume_label, "DUET-BOOT");
         assert_eq!(contents.files, files);
+    }
+
+    #[test]
+    fn the_kernel_is_padded_to_the_memory_it_takes() {
+        let mut image = vec![0xaa; 100];
+        image[IMAGE_SIZE_OFFSET..IMAGE_SIZE_OFFSET + 8].copy_from_slice(&4096u64.to_le_bytes());
+        image[IMAGE_MAGIC_OFFSET..IMAGE_MAGIC_OFFSET + 4].copy_from_slice(IMAGE_MAGIC);
+        let padded = padded_to_image_size(image.clone()).unwrap();
+        assert_eq!(padded.len(), 4096);
+        assert_eq!(&padded[..100], &image[..]);
+        assert!(padded[100..].iter().all(|&b| b == 0));
+        // Already as big as it says: unchanged.
+        assert_eq!(padded_to_image_size(padded.clone()).unwrap(), padded);
+        assert!(padded_to_image_size(vec![0; 64]).is_err(), "no magic");
     }
 
     #[test]

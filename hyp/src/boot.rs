@@ -394,5 +394,10 @@ pub extern "C" fn wrong_el_main(dtb: usize, el: u64) -> ! {
     if let Some(conduit) = platform.psci {
         crate::arch::aarch64::psci::system_off(conduit);
     }
+    if let Some(watchdog) = platform.bcm2835_watchdog {
+        // SAFETY: the device tree names the PM block; with the MMU off its
+        // physical address reaches it.
+        unsafe { crate::drivers::bcm2835_pm::power_off(watchdog.start as usize) };
+    }
     cpu::park()
 }

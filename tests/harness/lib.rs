@@ -94,6 +94,17 @@ impl Machine {
         Machine::spawn(command, "QEMU")
     }
 
+    /// Boots the flat image at `image` on `board` with `options`.
+    pub fn boot_image(
+        board: &duet_boards::Board,
+        image: &std::path::Path,
+        options: &Options,
+    ) -> Machine {
+        require_qemu();
+        let command = xtask::qemu::command(board, image, options);
+        Machine::spawn(command, &format!("QEMU {}", board.qemu.machine))
+    }
+
     /// Runs `cargo xtask ARGS` as a user would, console and all.
     pub fn xtask(args: &[&str]) -> Machine {
         let mut command = Command::new(env!("CARGO"));

@@ -20,9 +20,23 @@ pub struct Options {
     pub append: Option<String>,
     /// The persona package, loaded where a bootloader puts an initrd.
     pub package: Option<PathBuf>,
+    /// The device tree for boards whose QEMU model makes none (see
+    /// [`board_dtb`]).
+    pub dtb: Option<PathBuf>,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
+}
+
+/// The device tree `board` needs passed with `-dtb`, taken from Debian's
+/// kernel package (fetched on first use), if it needs one.
+pub fn board_dtb(board: &Board) -> Result<Option<PathBuf>> {
+    let Some(name) = board.qemu.dtb else { return Ok(None) };
+    let kernel = crate::guest::kernel()?;
+    let path =
+        kernel.root.join("usr/lib").join(format!("linux-image-{}", kernel.release)).join(name);
+    anyhow::ensure!(path.is_file(), "no {} in Debian's kernel package", path.display());
+    Ok(Some(path))
 }
 
 /// How Duet's console says the run ended.
@@ -67,6 +81,9 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     }
     if let Some(package) = &options.package {
         command.arg("-initrd").arg(package);
+    }
+    if let Some(dtb) = &options.dtb {
+        command.arg("-dtb").arg(dtb);
     }
     command.args(&options.extra_args);
     command
@@ -187,6 +204,7 @@ mod tests {
             cpus: Some(2),
             append: Some("duet.log=debug".into()),
             package: Some("/tmp/p.pkg".into()),
+            dtb: None,
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
@@ -204,5 +222,23 @@ mod tests {
             ),
             "{joined}"
         );
+    }
+
+    #[test]
+    fn the_pi_4_runs_on_raspi4b_with_its_tree_and_a_fixed_cpu_count() {
+        let board = duet_boards::by_name("rpi4").unwrap();
+        let options = Options {
+            cpus: Some(2),
+            dtb: Some("/k/bcm2711-rpi-4-b.dtb".into()),
+            ..Options::default()
+        };
+        let command = command(board, Path::new("/tmp/duet.bin"), &options);
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "-machine raspi4b -cpu cortex-a72 -m 2048M -smp 4 -nographic -no-reboot \
+             -kernel /tmp/duet.bin -dtb /k/bcm2711-rpi-4-b.dtb"
+        );
+        assert_eq!(board.qemu.dtb, Some("broadcom/bcm2711-rpi-4-b.dtb"));
     }
 }

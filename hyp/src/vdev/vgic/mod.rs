@@ -1,5 +1,6 @@
 //! The virtual GIC's interrupt model: one [`Vgic`] per VM, shared by every
-//! GIC front end (GICv3 in [`v3`]; GICv2 for the Raspberry Pi 4 later).
+//! GIC front end (GICv3 in [`v3`], GICv2 in [`v2`]; the register banks
+//! both share in [`bank`]).
 //!
 //! It owns the state of each virtual interrupt (enable, pending latch, level
 //! line, active, priority, trigger, routing), decides which interrupts each
@@ -19,14 +20,20 @@
 //! Every interrupt is Group 1; the guest's CPU interface is the hardware's
 //! virtual one, so acknowledge, EOI and priority masking never reach Duet.
 
+mod bank;
+pub mod v2;
 pub mod v3;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use core::fmt;
 
+use crate::vm::device_tree::GicVersion;
 use crate::vm::layout;
+use crate::vm::mmio::{MmioDevice, MmioError, Size};
 
 /// SGIs are INTIDs 0..16, per vCPU.
 pub const SGI_COUNT: u32 = 16;
@@ -115,6 +122,28 @@ pub trait ListRegisterFormat {
     fn encode(entry: LrEntry) -> Self::Word;
     /// The state the guest left in a list register.
     fn state(word: Self::Word) -> LrState;
+}
+
+/// The distributor a VM's guest sees, whichever its version.
+pub enum Distributor<'a> {
+    V2(v2::GicDistributor<'a>),
+    V3(v3::GicDistributor<'a>),
+}
+
+impl MmioDevice for Distributor<'_> {
+    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
+        match self {
+            Distributor::V2(d) => d.read(vcpu, offset, size),
+            Distributor::V3(d) => d.read(vcpu, offset, size),
+        }
+    }
+
+    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
+        match self {
+            Distributor::V2(d) => d.write(vcpu, offset, size, value),
+            Distributor::V3(d) => d.write(vcpu, offset, size, value),
+        }
+    }
 }
 
 /// One 1-bit-per-interrupt property, as the set/clear register banks of
@@ -222,6 +251,8 @@ impl VcpuState {
 /// The virtual GIC of one VM.
 #[derive(Clone, Debug)]
 pub struct Vgic {
+    /// The front end the guest sees.
+    front_end: GicVersion,
     vcpus: usize,
     /// Group 1 forwarding enabled in the distributor.
     enabled: bool,
@@ -236,6 +267,13 @@ impl Vgic {
     /// disabled, inactive and not pending, priorities 0, SPIs level-sensitive
     /// and routed to vCPU 0.
     pub fn new(vcpus: usize) -> Result<Self, VgicError> {
+        Self::with_front_end(vcpus, GicVersion::V3)
+    }
+
+    /// The same, seen by the guest through the `front_end` version's
+    /// registers. On GICv2 the SPIs' target registers start out naming
+    /// vCPU 0, where the model routes them.
+    pub fn with_front_end(vcpus: usize, front_end: GicVersion) -> Result<Self, VgicError> {
         if vcpus == 0 || vcpus > layout::MAX_VCPUS {
             return Err(VgicError::BadVcpuCount { count: vcpus });
         }
@@ -243,8 +281,13 @@ impl Vgic {
         for (index, cpu) in cpus.iter_mut().enumerate() {
             *cpu = VcpuState::reset(index);
         }
-        let route = Route { raw: 0, target: Some(0) };
+        let raw = match front_end {
+            GicVersion::V2 => 1,
+            GicVersion::V3 => 0,
+        };
+        let route = Route { raw, target: Some(0) };
         Ok(Self {
+            front_end,
             vcpus,
             enabled: false,
             cpus,
@@ -257,6 +300,36 @@ impl Vgic {
     /// The number of vCPUs.
     pub fn vcpu_count(&self) -> usize {
         self.vcpus
+    }
+
+    /// The GIC version the guest sees.
+    pub fn front_end(&self) -> GicVersion {
+        self.front_end
+    }
+
+    /// [`Vgic::fill_lrs`] in the hardware's list-register format for this
+    /// front end (ICH_LR<n>_EL2 for v3, GICH_LR<n> for v2, widened to u64).
+    pub fn fill_list_registers(&mut self, vcpu: usize, lrs: &mut [u64]) -> Fill {
+        match self.front_end {
+            GicVersion::V3 => self.fill_lrs::<v3::IchLr>(vcpu, lrs),
+            GicVersion::V2 => self.fill_lrs::<v2::GichLr>(vcpu, lrs),
+        }
+    }
+
+    /// [`Vgic::sync_lrs`] in the format of [`Vgic::fill_list_registers`].
+    pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) {
+        match self.front_end {
+            GicVersion::V3 => self.sync_lrs::<v3::IchLr>(vcpu, lrs),
+            GicVersion::V2 => self.sync_lrs::<v2::GichLr>(vcpu, lrs),
+        }
+    }
+
+    /// The distributor of this front end, for one MMIO access.
+    pub fn distributor(&mut self) -> Distributor<'_> {
+        match self.front_end {
+            GicVersion::V3 => Distributor::V3(v3::GicDistributor::new(self)),
+            GicVersion::V2 => Distributor::V2(v2::GicDistributor::new(self)),
+        }
     }
 
     /// Drives the input line of PPI `intid` of vCPU `vcpu`, or of SPI

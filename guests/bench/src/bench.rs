@@ -58,9 +58,12 @@ pub fn run(platform: &Platform) -> ! {
     );
     TIMER_INTID.store(u64::from(platform.timer_intid), Ordering::SeqCst);
     CPU0_MPIDR.store(arch::mpidr(), Ordering::SeqCst);
-    say!("{}", timed("hvc_null", CALL_ITERATIONS, || {
-        arch::smccc(arch::PSCI_VERSION, [0; 3]);
-    }));
+    say!(
+        "{}",
+        timed("hvc_null", CALL_ITERATIONS, || {
+            arch::smccc(arch::PSCI_VERSION, [0; 3]);
+        })
+    );
     let gic = platform.gic.and_then(|gic| {
         gic::remember(gic);
         gic::init_distributor(gic);
@@ -117,11 +120,14 @@ fn mmio(name: &'static str, address: u64, expect: Option<u32>) {
         }
         Some(_) => {}
     }
-    say!("{}", timed(name, MMIO_ITERATIONS, || {
-        // SAFETY: a device register the first read showed is there; the
-        // MMU is off, so the read is a device access.
-        unsafe { core::ptr::read_volatile(address as *const u32) };
-    }));
+    say!(
+        "{}",
+        timed(name, MMIO_ITERATIONS, || {
+            // SAFETY: a device register the first read showed is there; the
+            // MMU is off, so the read is a device access.
+            unsafe { core::ptr::read_volatile(address as *const u32) };
+        })
+    );
 }
 
 /// Waits (in WFI, IRQs masked so that no wakeup is missed) until `done`,
@@ -187,7 +193,11 @@ fn timer(name: &'static str, sleep: bool) {
 
 /// CPU 1: answers each ping with a pong, for ever (CPU 0 powers off).
 pub fn secondary() -> ! {
-    let Some(gic) = gic::remembered() else { loop { arch::wfi() } };
+    let Some(gic) = gic::remembered() else {
+        loop {
+            arch::wfi()
+        }
+    };
     if gic::init_cpu(gic, 1, &[SGI_PING]).is_ok() {
         SECONDARY_READY.store(true, Ordering::SeqCst);
     }

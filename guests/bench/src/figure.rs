@@ -64,10 +64,14 @@ impl fmt::Display for Figure<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Line<'a> {
     /// The counter's frequency and what the guest found.
-    Platform { counter_hz: u64 },
+    Platform {
+        counter_hz: u64,
+    },
     Figure(Figure<'a>),
     /// A figure the platform cannot give (no GIC, one CPU, no virtio-mmio).
-    Absent { name: &'a str },
+    Absent {
+        name: &'a str,
+    },
     Done,
 }
 

@@ -14,9 +14,15 @@ pub const MAX_CPUS: usize = 8;
 /// The console.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Uart {
-    Pl011 { base: u64 },
+    Pl011 {
+        base: u64,
+    },
     /// Registers `1 << shift` bytes apart, each `width` bytes wide (1 or 4).
-    Ns16550 { base: u64, shift: u32, width: u32 },
+    Ns16550 {
+        base: u64,
+        shift: u32,
+        width: u32,
+    },
 }
 
 /// The interrupt controller's register frames.
@@ -131,8 +137,7 @@ fn uart(tree: &Fdt) -> Result<Uart, PlatformError> {
         .and_then(|p| p.as_str())
         .map(|path| path.split(':').next().unwrap_or(path))
         .and_then(|path| {
-            tree.find_node(path)
-                .or_else(|| tree.aliases().and_then(|a| a.resolve_node(path)))
+            tree.find_node(path).or_else(|| tree.aliases().and_then(|a| a.resolve_node(path)))
         })
         .filter(|node| has_compatible(node, PL011) || has_compatible(node, NS16550));
     let node = stdout
@@ -144,7 +149,11 @@ fn uart(tree: &Fdt) -> Result<Uart, PlatformError> {
         return Ok(Uart::Pl011 { base });
     }
     let cell = |name| node.property(name).and_then(|p| p.as_usize()).map(|v| v as u32);
-    Ok(Uart::Ns16550 { base, shift: cell("reg-shift").unwrap_or(0), width: cell("reg-io-width").unwrap_or(1) })
+    Ok(Uart::Ns16550 {
+        base,
+        shift: cell("reg-shift").unwrap_or(0),
+        width: cell("reg-io-width").unwrap_or(1),
+    })
 }
 
 fn gic(tree: &Fdt) -> Result<Option<Gic>, PlatformError> {
@@ -160,7 +169,8 @@ fn gic(tree: &Fdt) -> Result<Option<Gic>, PlatformError> {
 }
 
 fn conduit(tree: &Fdt) -> Result<Conduit, PlatformError> {
-    let method = tree.find_node("/psci").and_then(|n| n.property("method")).and_then(|p| p.as_str());
+    let method =
+        tree.find_node("/psci").and_then(|n| n.property("method")).and_then(|p| p.as_str());
     match method {
         Some("hvc") => Ok(Conduit::Hvc),
         Some("smc") => Ok(Conduit::Smc),
@@ -248,8 +258,11 @@ mod tests {
             fdt.property_u32("reg-shift", 2).unwrap();
             fdt.property_u32("reg-io-width", 4).unwrap();
         } else {
-            fdt.property_string_list("compatible", vec!["arm,pl011".into(), "arm,primecell".into()])
-                .unwrap();
+            fdt.property_string_list(
+                "compatible",
+                vec!["arm,pl011".into(), "arm,primecell".into()],
+            )
+            .unwrap();
             fdt.property_array_u64("reg", &[0x900_0000, 0x1000]).unwrap();
         }
         fdt.end_node(uart).unwrap();

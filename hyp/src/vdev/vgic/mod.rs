@@ -471,6 +471,11 @@ impl Vgic {
     /// What `vcpu`'s list register would say about `intid`, if it gets one.
     fn lr_state(&self, vcpu: usize, intid: u32) -> Option<LrState> {
         let irq = self.irq(vcpu, intid)?;
+        // Most interrupts are idle: rule them out before the routing
+        // lookup, since every guest entry asks this of every INTID.
+        if !(irq.active || irq.pending()) {
+            return None;
+        }
         if irq.listed_on.is_some() || self.home(vcpu, intid) != Some(vcpu) {
             return None;
         }

@@ -328,6 +328,11 @@ impl Vgic {
             return Fill::default();
         }
         self.unlist_as_written(vcpu);
+        // Every guest entry fills, and usually nothing waits: see that with
+        // one cheap pass before building and sorting the candidates.
+        if !self.any_pending_or_active(vcpu) {
+            return Fill::default();
+        }
         let mut candidates = [(0u32, 0u32); INTIDS];
         let mut count = 0;
         for intid in 0..INTID_LIMIT {
@@ -486,6 +491,14 @@ impl Vgic {
         let pending = self.enabled && irq.enabled && irq.pending() && may_pend;
         let state = LrState { pending, active: irq.active };
         (state.pending || state.active).then_some(state)
+    }
+
+    /// Whether any interrupt `vcpu` could be given (its own SGIs and PPIs,
+    /// and every SPI) is pending or active: a superset of what
+    /// [`Self::lr_state`] lists.
+    fn any_pending_or_active(&self, vcpu: usize) -> bool {
+        let busy = |irq: &Irq| irq.active || irq.pending();
+        self.cpus[vcpu].private.iter().any(busy) || self.spis.iter().any(busy)
     }
 
     /// Moves `intid` into the next list register of `vcpu`.

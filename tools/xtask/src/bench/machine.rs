@@ -19,6 +19,8 @@ const POWER_OFF_TIMEOUT: Duration = Duration::from_secs(60);
 /// What guests/personal/init prints once it runs.
 const INIT_RAN: &str = "duet-guest: init ran";
 const PROMPT: &str = "/ # ";
+/// The last whole line busybox's shell prints before its prompt.
+const SHELL_BANNER: &str = "Enter 'help' for a list of built-in commands.";
 /// The first line Duet prints.
 const DUET_BANNER: &str = "-- a hypervisor for phones, at EL2";
 /// Duet's console keys: print the counters; give the next VM the input.
@@ -89,8 +91,10 @@ impl Machine {
         let init = self.seconds_to(&self.setup.personal(INIT_RAN), BOOT_TIMEOUT)?;
         self.expect(0, &self.setup.personal(PROMPT), BOOT_TIMEOUT)?;
         if self.setup == Setup::DuetPair {
+            // Only the focused VM's open line (its prompt) is shown; the
+            // corporate shell's last whole line is busybox's banner.
             self.expect(0, &format!("[corporate] {INIT_RAN}"), BOOT_TIMEOUT)?;
-            self.expect(0, &format!("[corporate] {PROMPT}"), BOOT_TIMEOUT)?;
+            self.expect(0, &format!("[corporate] {SHELL_BANNER}"), BOOT_TIMEOUT)?;
         }
         Ok(BootTimes { init, banner })
     }

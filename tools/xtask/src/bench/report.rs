@@ -276,6 +276,11 @@ with the time it arrived.
 - The host is shared: other work (other QEMU runs) may load it while the
   benchmark runs, which moves the wall-clock figures but not the icount ones.
   Runs alternate sides so that such load touches both alike.
+- The wall-clock IPI and timer figures mostly measure when QEMU gets round
+  to delivering an interrupt to a TCG vCPU on a loaded host (a spinning
+  vCPU notices a timer only between translated blocks, natively too), so
+  they swing by large factors between runs; the icount figures are the
+  ones to compare.
 - With `virtualization=on`, QEMU's emulated MMU translates every guest
   access through stage 1 and stage 2, so a TLB miss costs more under Duet
   even where Duet itself never runs: part of the boot and busy ratios is that.

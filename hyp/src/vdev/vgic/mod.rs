@@ -206,6 +206,8 @@ struct VcpuState {
     listed: usize,
     /// The redistributor's power state (GICR_WAKER.ProcessorSleep on v3).
     asleep: bool,
+    /// Bit n: private interrupt n may be pending or active (see `hint`).
+    hint: u32,
 }
 
 impl VcpuState {
@@ -215,7 +217,8 @@ impl VcpuState {
             irq.edge = (intid as u32) < SGI_COUNT; // SGIs are always edge
             irq.active_on = index as u8;
         }
-        Self { private, slots: [Slot::default(); MAX_LIST_REGISTERS], listed: 0, asleep: true }
+        let slots = [Slot::default(); MAX_LIST_REGISTERS];
+        Self { private, slots, listed: 0, asleep: true, hint: 0 }
     }
 }
 
@@ -229,7 +232,18 @@ pub struct Vgic {
     spis: [Irq; SPIS],
     routes: [Route; SPIS],
     kicks: u32,
+    /// Bit n of word w: SPI 64 * w + n may be pending or active.
+    ///
+    /// The hints let every guest entry skip the interrupts that are surely
+    /// idle. The rule: an interrupt that is pending or active has its bit
+    /// set. Every change to an interrupt's state goes through `irq_mut` or
+    /// `signal_sgi`, which set the bit; only `any_pending_or_active` clears
+    /// bits, of interrupts it finds idle.
+    spi_hint: [u64; SPIS.div_ceil(64)],
 }
+
+// Private interrupts' hints fit one u32.
+const _: () = assert!(PRIVATE <= 32);
 
 impl Vgic {
     /// A GIC in its reset state for a VM with `vcpus` vCPUs: everything
@@ -251,6 +265,7 @@ impl Vgic {
             spis: [Irq::reset(false); SPIS],
             routes: [route; SPIS],
             kicks: 0,
+            spi_hint: [0; SPIS.div_ceil(64)],
         })
     }
 
@@ -381,6 +396,7 @@ impl Vgic {
         }
         for vcpu in (0..self.vcpus).filter(|&vcpu| targets & (1 << vcpu) != 0) {
             self.cpus[vcpu].private[intid as usize].latch = true;
+            self.cpus[vcpu].hint |= 1 << intid;
             self.changed(vcpu, intid, Some(sender));
         }
     }
@@ -397,11 +413,18 @@ impl Vgic {
         }
     }
 
+    /// The interrupt, to change: its hint bit is set (see `spi_hint`).
     fn irq_mut(&mut self, bank: usize, intid: u32) -> Option<&mut Irq> {
         if intid < SPI_BASE {
-            self.cpus[..self.vcpus].get_mut(bank)?.private.get_mut(intid as usize)
+            let cpu = self.cpus[..self.vcpus].get_mut(bank)?;
+            let irq = cpu.private.get_mut(intid as usize)?;
+            cpu.hint |= 1 << intid;
+            Some(irq)
         } else {
-            self.spis.get_mut((intid - SPI_BASE) as usize)
+            let spi = (intid - SPI_BASE) as usize;
+            let irq = self.spis.get_mut(spi)?;
+            self.spi_hint[spi / 64] |= 1 << (spi % 64);
+            Some(irq)
         }
     }
 
@@ -496,9 +519,18 @@ impl Vgic {
     /// Whether any interrupt `vcpu` could be given (its own SGIs and PPIs,
     /// and every SPI) is pending or active: a superset of what
     /// [`Self::lr_state`] lists.
-    fn any_pending_or_active(&self, vcpu: usize) -> bool {
+    /// Only the interrupts whose hint bit is set are looked at; the bits
+    /// of those found idle are cleared.
+    fn any_pending_or_active(&mut self, vcpu: usize) -> bool {
         let busy = |irq: &Irq| irq.active || irq.pending();
-        self.cpus[vcpu].private.iter().any(busy) || self.spis.iter().any(busy)
+        let cpu = &mut self.cpus[vcpu];
+        cpu.hint = keep_busy(cpu.hint.into(), |n| busy(&cpu.private[n])) as u32;
+        let mut any = cpu.hint != 0;
+        for (word, hint) in self.spi_hint.iter_mut().enumerate() {
+            *hint = keep_busy(*hint, |n| self.spis.get(64 * word + n).is_some_and(busy));
+            any |= *hint != 0;
+        }
+        any
     }
 
     /// Moves `intid` into the next list register of `vcpu`.
@@ -555,6 +587,20 @@ impl Vgic {
         }
         self.cpus[vcpu].listed = 0;
     }
+}
+
+/// The bits of `hint` whose index `busy` says yes to.
+fn keep_busy(hint: u64, busy: impl Fn(usize) -> bool) -> u64 {
+    let mut left = hint;
+    let mut kept = 0;
+    while left != 0 {
+        let n = left.trailing_zeros() as usize;
+        left &= left - 1;
+        if busy(n) {
+            kept |= 1 << n;
+        }
+    }
+    kept
 }
 
 /// The guest-visible state, for the front ends' registers.

@@ -182,29 +182,30 @@ instruction), so under Duet almost all of it is Duet's path.
 
 ### Where the null call's instructions go
 
-Traced once with QEMU's per-instruction execution log (`-icount
+Traced with QEMU's per-instruction execution log (`-icount
 shift=0,sleep=off -accel tcg,one-insn-per-tb=on -d exec,nochain`) over the
 bench guest's HVC loop, each EL2 address mapped to Duet's functions (with
 their inlined callers) by `llvm-addr2line -i`. One `PSCI_VERSION` round
-trip under Duet, 1756 instructions in all (9 are the guest's loop):
+trip under Duet, 645 instructions in all (9 are the guest's loop):
 
 | instructions | where |
 | ---: | --- |
-| 1123 | the vGIC's check, on every guest entry, whether any of the vCPU's 96 interrupts (32 private, 64 SPIs) is pending or active (`Vgic::any_pending_or_active`, from `fill_lrs`) |
-| 171 | `memset`: zeroing the 16-entry list-register arrays of `load_list_registers` and `save_list_registers` |
-| about 100 | reading, clearing and writing the 4 list registers and ICH_HCR_EL2 |
+| about 170 | `memset`: zeroing the 16-entry list-register buffers of `load_list_registers` and `save_list_registers` (the slow part is compiler-builtins' memset) |
+| about 110 | reading, clearing and writing the 4 list registers and ICH_HCR_EL2 |
 | 68 | the exit and entry assembly (`duet_guest_exit`, `duet_enter_guest`, the vector) |
+| about 40 | the vGIC's fill and sync, which now look only at the interrupts that may be pending or active |
+| about 40 | decoding the exit and answering PSCI (`handle_exit`, `psci::handle`) |
 | about 35 | spin locks (the vGIC, the vCPU's power state) |
-| about 30 | decoding the exit and answering PSCI (`handle_exit`, `psci::handle`) |
-| the rest | the CPU loop: picking the vCPU, the EL2 timer, counters |
+| about 170 | the CPU loop: picking the vCPU, arming the EL2 timer, counters |
 
-Before this benchmark the same call took 5034 instructions: `fill_lrs`
-built and sorted a candidate list by looking up all 96 interrupts' routing
-on every entry; it now skips that when nothing is pending or active (and
-checks pending/active before the routing lookup). The next step, not taken
-yet, is for the vGIC to keep a per-vCPU count or bitmap of pending and
-active interrupts, so the check costs a few instructions instead of 1100;
-that would bring the null call near 600 instructions.
+Before this benchmark the same call took 5034 instructions: on every guest
+entry `fill_lrs` looked up all 96 interrupts (32 private, 64 SPIs) with
+their routing, then zeroed and sorted a candidate list. The vGIC now keeps
+a hint bit per interrupt, set by every change to its state and cleared
+when a fill finds it idle, so an entry looks only at those (1756
+instructions with only an early exit for idle interrupts, 645 with the
+hints). The MMIO read costs about 165 more than the call: the data abort's
+decoding and the vGIC's register emulation.
 
 ### Linux: boot, idle, busy
 

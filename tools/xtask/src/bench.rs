@@ -133,6 +133,7 @@ pub struct Results {
 pub fn run(options: &Options) -> Result<()> {
     ensure!(options.runs >= 1, "--runs must be at least 1");
     ensure!(options.idle_seconds >= 1, "--idle-seconds must be at least 1");
+    let load_at_start = report::load_average();
     let inputs = prepare()?;
     let micro = microbenchmarks(&inputs)?;
     let (mut native, mut duet, mut pair) =
@@ -152,7 +153,7 @@ pub fn run(options: &Options) -> Result<()> {
         .context("the idle window under Duet")?;
     let size = size::measure(&inputs.image.elf, &inputs.image.binary)?;
     let results = Results {
-        host: report::Host::describe()?,
+        host: report::Host::describe(load_at_start)?,
         runs: options.runs,
         idle_seconds: options.idle_seconds,
         busy_job: BUSY_JOB.into(),

@@ -23,10 +23,14 @@ pub struct Host {
     pub guest_kernel: String,
     /// When the run finished (UTC).
     pub date: String,
+    /// The host's 1-minute load average when the run started and ended:
+    /// other work on a shared host shows here.
+    pub load: (String, String),
 }
 
 impl Host {
-    pub fn describe() -> Result<Host> {
+    /// The host, with `load_at_start` from [`load_average`] at the start.
+    pub fn describe(load_at_start: String) -> Result<Host> {
         let cpuinfo =
             std::fs::read_to_string("/proc/cpuinfo").context("cannot read /proc/cpuinfo")?;
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
@@ -41,8 +45,15 @@ impl Host {
                 .to_owned(),
             guest_kernel: crate::guest::debian_kernel_release()?,
             date: first_line(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]))?,
+            load: (load_at_start, load_average()),
         })
     }
+}
+
+/// The 1-minute load average, from /proc/loadavg (empty if unreadable).
+pub fn load_average() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace().next().unwrap_or("").to_owned()
 }
 
 /// The CPU's name: `model name` on x86, else what arm64 kernels print.
@@ -100,6 +111,7 @@ fn markdown(results: &Results) -> String {
          | | |\n| --- | --- |\n\
          | CPU | {} |\n| cores | {} |\n| memory | {:.0} GiB |\n| QEMU | {} |\n\
          | host kernel | {} |\n| guest kernel | Debian's arm64 Linux {} |\n| date | {} |\n\
+         | host load (1-minute average) at start, end | {}, {} on {} cores |\n\
          | command | `cargo xtask bench --report --runs {} --idle-seconds {}` |\n\n",
         host.cpu,
         host.cores,
@@ -108,6 +120,9 @@ fn markdown(results: &Results) -> String {
         host.host_kernel,
         host.guest_kernel,
         host.date,
+        host.load.0,
+        host.load.1,
+        host.cores,
         results.runs,
         results.idle_seconds,
     );
@@ -440,6 +455,7 @@ mod tests {
                 host_kernel: "6.1".into(),
                 guest_kernel: "6.12.117+deb12-arm64".into(),
                 date: "2026-11-23 20:40 UTC".into(),
+                load: ("1.50".into(), "2.25".into()),
             },
             runs: 3,
             idle_seconds: 60,
@@ -454,6 +470,9 @@ mod tests {
         let method = text.find("## How each figure is measured").unwrap();
         assert!(machine < table && table < method);
         assert!(text.contains("`cargo xtask bench --report --runs 3 --idle-seconds 60`"));
+        assert!(
+            text.contains("| host load (1-minute average) at start, end | 1.50, 2.25 on 2 cores |")
+        );
         assert!(text.contains(BUSY_JOB) && text.contains(BUSY_SETUP));
         assert!(!text.contains("{BUSY_JOB}") && !text.contains("{CORES}"));
     }

@@ -326,7 +326,8 @@ impl Vgic {
         if vcpu >= self.vcpus {
             return None;
         }
-        (0..INTID_LIMIT)
+        // Only a pending interrupt is deliverable, and those are hinted.
+        self.hinted(vcpu)
             .filter(|&intid| self.deliverable_to(vcpu, intid) == Some(vcpu))
             .filter_map(|intid| self.irq(vcpu, intid).map(|irq| irq.priority))
             .min()
@@ -350,7 +351,9 @@ impl Vgic {
         }
         let mut candidates = [(0u32, 0u32); INTIDS];
         let mut count = 0;
-        for intid in 0..INTID_LIMIT {
+        // Only pending or active interrupts are candidates, and just now
+        // `any_pending_or_active` left exactly those hinted.
+        for intid in self.hinted(vcpu) {
             if let Some(key) = self.lr_candidate(vcpu, intid) {
                 candidates[count] = (key, intid);
                 count += 1;
@@ -519,6 +522,16 @@ impl Vgic {
     /// Whether any interrupt `vcpu` could be given (its own SGIs and PPIs,
     /// and every SPI) is pending or active: a superset of what
     /// [`Self::lr_state`] lists.
+    /// The INTIDs whose hint bit is set: `vcpu`'s private ones, then SPIs.
+    /// Every pending or active interrupt `vcpu` could see is among them.
+    fn hinted(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = set_bits(self.cpus[vcpu].hint.into()).map(|n| n as u32);
+        let spis = self.spi_hint.iter().enumerate().flat_map(|(word, &hint)| {
+            set_bits(hint).map(move |n| SPI_BASE + (64 * word + n) as u32)
+        });
+        private.chain(spis)
+    }
+
     /// Only the interrupts whose hint bit is set are looked at; the bits
     /// of those found idle are cleared.
     fn any_pending_or_active(&mut self, vcpu: usize) -> bool {
@@ -589,18 +602,18 @@ impl Vgic {
     }
 }
 
+/// The indexes of the bits set in `bits`, lowest first.
+fn set_bits(mut bits: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let n = bits.trailing_zeros() as usize;
+        bits &= bits.checked_sub(1)?;
+        Some(n)
+    })
+}
+
 /// The bits of `hint` whose index `busy` says yes to.
 fn keep_busy(hint: u64, busy: impl Fn(usize) -> bool) -> u64 {
-    let mut left = hint;
-    let mut kept = 0;
-    while left != 0 {
-        let n = left.trailing_zeros() as usize;
-        left &= left - 1;
-        if busy(n) {
-            kept |= 1 << n;
-        }
-    }
-    kept
+    set_bits(hint).filter(|&n| busy(n)).fold(0, |kept, n| kept | 1 << n)
 }
 
 /// The guest-visible state, for the front ends' registers.

@@ -44,6 +44,18 @@ pub fn probe_image() -> PathBuf {
         .clone()
 }
 
+/// The microbenchmark guest's image (guests/bench), built once per test
+/// process.
+pub fn bench_guest_image() -> PathBuf {
+    static BENCH: OnceLock<PathBuf> = OnceLock::new();
+    BENCH
+        .get_or_init(|| match xtask::image::build_bench_guest() {
+            Ok(image) => image.binary,
+            Err(e) => panic!("cannot build the bench guest: {e:#}"),
+        })
+        .clone()
+}
+
 /// Writes `manifest` (TOML text) as `name.toml` under
 /// `target/test-personas/`, and returns its path.
 pub fn manifest(name: &str, manifest: &str) -> PathBuf {
@@ -103,6 +115,13 @@ impl Machine {
         require_qemu();
         let command = xtask::qemu::command(board, image, options);
         Machine::spawn(command, &format!("QEMU {}", board.qemu.machine))
+    }
+
+    /// Runs `command`, a QEMU command line of the caller's (e.g. a guest
+    /// booted without Duet), described as `what` in failures.
+    pub fn qemu(command: Command, what: &str) -> Machine {
+        require_qemu();
+        Machine::spawn(command, what)
     }
 
     /// Runs `cargo xtask ARGS` as a user would, console and all.

@@ -91,18 +91,26 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
 
 /// The QEMU command that boots a Linux `kernel` and `initrd` directly, with
 /// no Duet: the baseline the benchmarks compare Duet with. Same CPU model,
-/// vCPU count and memory as the personal VM of the default persona set;
-/// console on stdio.
+/// vCPU count, memory and interrupt controller (GICv3) as the personal VM
+/// of the default persona set; console on stdio.
 pub fn native_linux_command(kernel: &Path, initrd: &Path) -> Command {
+    let mut command = native_command(kernel, 2, 256);
+    command.arg("-initrd").arg(initrd).args(["-append", "console=ttyAMA0 quiet"]);
+    command
+}
+
+/// The QEMU command that boots `kernel` (an arm64 Image) directly on `virt`
+/// at EL1, with no Duet: `cpus` CPUs, `memory_mib` of RAM, a GICv3 (what
+/// Duet's guests see), PSCI over HVC (QEMU's own, as there is no EL2),
+/// no network; console on stdio.
+pub fn native_command(kernel: &Path, cpus: u32, memory_mib: u32) -> Command {
     let mut command = Command::new(QEMU);
     command
-        .args(["-M", "virt", "-cpu", "max", "-smp", "2", "-m", "256M"])
+        .args(["-M", "virt,gic-version=3", "-cpu", "max"])
+        .args(["-smp", &cpus.to_string(), "-m", &format!("{memory_mib}M")])
         .args(["-nographic", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyAMA0 quiet"]);
+        .arg(kernel);
     command
 }
 
@@ -192,7 +200,7 @@ mod tests {
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args.join(" "),
-            "-M virt -cpu max -smp 2 -m 256M -nographic -no-reboot -nic none \
+            "-M virt,gic-version=3 -cpu max -smp 2 -m 256M -nographic -no-reboot -nic none \
              -kernel /k/Image -initrd /k/initrd.cpio -append console=ttyAMA0 quiet"
         );
     }

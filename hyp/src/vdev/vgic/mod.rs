@@ -235,6 +235,8 @@ struct VcpuState {
     listed: usize,
     /// The redistributor's power state (GICR_WAKER.ProcessorSleep on v3).
     asleep: bool,
+    /// Bit n: private interrupt n may be pending or active (see `hint`).
+    hint: u32,
 }
 
 impl VcpuState {
@@ -244,7 +246,8 @@ impl VcpuState {
             irq.edge = (intid as u32) < SGI_COUNT; // SGIs are always edge
             irq.active_on = index as u8;
         }
-        Self { private, slots: [Slot::default(); MAX_LIST_REGISTERS], listed: 0, asleep: true }
+        let slots = [Slot::default(); MAX_LIST_REGISTERS];
+        Self { private, slots, listed: 0, asleep: true, hint: 0 }
     }
 }
 
@@ -260,7 +263,18 @@ pub struct Vgic {
     spis: [Irq; SPIS],
     routes: [Route; SPIS],
     kicks: u32,
+    /// Bit n of word w: SPI 64 * w + n may be pending or active.
+    ///
+    /// The hints let every guest entry skip the interrupts that are surely
+    /// idle. The rule: an interrupt that is pending or active has its bit
+    /// set. Every change to an interrupt's state goes through `irq_mut` or
+    /// `signal_sgi`, which set the bit; only `any_pending_or_active` clears
+    /// bits, of interrupts it finds idle.
+    spi_hint: [u64; SPIS.div_ceil(64)],
 }
+
+// Private interrupts' hints fit one u32.
+const _: () = assert!(PRIVATE <= 32);
 
 impl Vgic {
     /// A GIC in its reset state for a VM with `vcpus` vCPUs: everything
@@ -294,6 +308,7 @@ impl Vgic {
             spis: [Irq::reset(false); SPIS],
             routes: [route; SPIS],
             kicks: 0,
+            spi_hint: [0; SPIS.div_ceil(64)],
         })
     }
 
@@ -384,7 +399,8 @@ impl Vgic {
         if vcpu >= self.vcpus {
             return None;
         }
-        (0..INTID_LIMIT)
+        // Only a pending interrupt is deliverable, and those are hinted.
+        self.hinted(vcpu)
             .filter(|&intid| self.deliverable_to(vcpu, intid) == Some(vcpu))
             .filter_map(|intid| self.irq(vcpu, intid).map(|irq| irq.priority))
             .min()
@@ -401,9 +417,16 @@ impl Vgic {
             return Fill::default();
         }
         self.unlist_as_written(vcpu);
+        // Every guest entry fills, and usually nothing waits: see that with
+        // one cheap pass before building and sorting the candidates.
+        if !self.any_pending_or_active(vcpu) {
+            return Fill::default();
+        }
         let mut candidates = [(0u32, 0u32); INTIDS];
         let mut count = 0;
-        for intid in 0..INTID_LIMIT {
+        // Only pending or active interrupts are candidates, and just now
+        // `any_pending_or_active` left exactly those hinted.
+        for intid in self.hinted(vcpu) {
             if let Some(key) = self.lr_candidate(vcpu, intid) {
                 candidates[count] = (key, intid);
                 count += 1;
@@ -449,6 +472,7 @@ impl Vgic {
         }
         for vcpu in (0..self.vcpus).filter(|&vcpu| targets & (1 << vcpu) != 0) {
             self.cpus[vcpu].private[intid as usize].latch = true;
+            self.cpus[vcpu].hint |= 1 << intid;
             self.changed(vcpu, intid, Some(sender));
         }
     }
@@ -465,11 +489,18 @@ impl Vgic {
         }
     }
 
+    /// The interrupt, to change: its hint bit is set (see `spi_hint`).
     fn irq_mut(&mut self, bank: usize, intid: u32) -> Option<&mut Irq> {
         if intid < SPI_BASE {
-            self.cpus[..self.vcpus].get_mut(bank)?.private.get_mut(intid as usize)
+            let cpu = self.cpus[..self.vcpus].get_mut(bank)?;
+            let irq = cpu.private.get_mut(intid as usize)?;
+            cpu.hint |= 1 << intid;
+            Some(irq)
         } else {
-            self.spis.get_mut((intid - SPI_BASE) as usize)
+            let spi = (intid - SPI_BASE) as usize;
+            let irq = self.spis.get_mut(spi)?;
+            self.spi_hint[spi / 64] |= 1 << (spi % 64);
+            Some(irq)
         }
     }
 
@@ -544,6 +575,11 @@ impl Vgic {
     /// What `vcpu`'s list register would say about `intid`, if it gets one.
     fn lr_state(&self, vcpu: usize, intid: u32) -> Option<LrState> {
         let irq = self.irq(vcpu, intid)?;
+        // Most interrupts are idle: rule them out before the routing
+        // lookup, since every guest entry asks this of every INTID.
+        if !(irq.active || irq.pending()) {
+            return None;
+        }
         if irq.listed_on.is_some() || self.home(vcpu, intid) != Some(vcpu) {
             return None;
         }
@@ -554,6 +590,33 @@ impl Vgic {
         let pending = self.enabled && irq.enabled && irq.pending() && may_pend;
         let state = LrState { pending, active: irq.active };
         (state.pending || state.active).then_some(state)
+    }
+
+    /// Whether any interrupt `vcpu` could be given (its own SGIs and PPIs,
+    /// and every SPI) is pending or active: a superset of what
+    /// [`Self::lr_state`] lists.
+    /// The INTIDs whose hint bit is set: `vcpu`'s private ones, then SPIs.
+    /// Every pending or active interrupt `vcpu` could see is among them.
+    fn hinted(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = set_bits(self.cpus[vcpu].hint.into()).map(|n| n as u32);
+        let spis = self.spi_hint.iter().enumerate().flat_map(|(word, &hint)| {
+            set_bits(hint).map(move |n| SPI_BASE + (64 * word + n) as u32)
+        });
+        private.chain(spis)
+    }
+
+    /// Only the interrupts whose hint bit is set are looked at; the bits
+    /// of those found idle are cleared.
+    fn any_pending_or_active(&mut self, vcpu: usize) -> bool {
+        let busy = |irq: &Irq| irq.active || irq.pending();
+        let cpu = &mut self.cpus[vcpu];
+        cpu.hint = keep_busy(cpu.hint.into(), |n| busy(&cpu.private[n])) as u32;
+        let mut any = cpu.hint != 0;
+        for (word, hint) in self.spi_hint.iter_mut().enumerate() {
+            *hint = keep_busy(*hint, |n| self.spis.get(64 * word + n).is_some_and(busy));
+            any |= *hint != 0;
+        }
+        any
     }
 
     /// Moves `intid` into the next list register of `vcpu`.
@@ -610,6 +673,20 @@ impl Vgic {
         }
         self.cpus[vcpu].listed = 0;
     }
+}
+
+/// The indexes of the bits set in `bits`, lowest first.
+fn set_bits(mut bits: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let n = bits.trailing_zeros() as usize;
+        bits &= bits.checked_sub(1)?;
+        Some(n)
+    })
+}
+
+/// The bits of `hint` whose index `busy` says yes to.
+fn keep_busy(hint: u64, busy: impl Fn(usize) -> bool) -> u64 {
+    set_bits(hint).filter(|&n| busy(n)).fold(0, |kept, n| kept | 1 << n)
 }
 
 /// The guest-visible state, for the front ends' registers.

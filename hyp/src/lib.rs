@@ -24,6 +24,7 @@ pub mod crash;
 pub mod drivers;
 pub mod fault;
 pub mod mm;
+pub mod net;
 pub mod personas;
 pub mod platform;
 pub mod sched;

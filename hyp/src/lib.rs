@@ -21,6 +21,7 @@ extern crate alloc;
 
 pub mod arch;
 pub mod crash;
+pub mod disk;
 pub mod drivers;
 pub mod fault;
 pub mod mm;

@@ -20,11 +20,16 @@ pub use switch::{mac_for, Drops, Mac, PortId, Switch};
 
 /// The physical side of the switch: a NIC Duet drives.
 pub trait Uplink: Send {
+    /// Acknowledges the device's interrupt, before its queue is read.
+    fn acknowledge(&mut self) {}
     /// Sends one whole Ethernet frame; false if the device refused it.
     fn send(&mut self, frame: &[u8]) -> bool;
     /// Takes the next received frame into `buffer`, returning its length.
     fn receive(&mut self, buffer: &mut [u8]) -> Option<usize>;
 }
+
+/// This boot's network, once the VMs are built.
+pub static NETWORK: spin::Once<Arc<Network>> = spin::Once::new();
 
 /// The switch and the uplink, shared by every port.
 pub struct Network {
@@ -56,6 +61,17 @@ impl Network {
         Some(SwitchPort { network: self.clone(), vm, mac })
     }
 
+    /// The port whose MAC is `mac` (a VM's MAC comes from its name).
+    pub fn port_with_mac(self: &Arc<Self>, mac: Mac) -> Option<SwitchPort> {
+        let vm = self.inner.lock().switch.vm_with_mac(mac)?;
+        self.port(vm)
+    }
+
+    /// Whether some VM has frames it has not been told about.
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) != 0
+    }
+
     /// Takes the set of VMs with frames they have not been told about.
     pub fn take_pending(&self) -> u32 {
         self.pending.swap(0, Ordering::AcqRel)
@@ -67,6 +83,9 @@ impl Network {
         let mut buffer = [0u8; switch::MAX_FRAME];
         let mut count = 0;
         let mut inner = self.inner.lock();
+        if let Some(uplink) = inner.uplink.as_mut() {
+            uplink.acknowledge();
+        }
         loop {
             let Some(uplink) = inner.uplink.as_mut() else { break };
             let Some(len) = uplink.receive(&mut buffer) else { break };
@@ -165,6 +184,8 @@ mod tests {
         switch.add_port(0, mac_for("personal"), true);
         let network = Network::new(switch, Some(Box::new(nic)));
         assert!(network.port(1).is_none());
+        assert_eq!(network.port_with_mac(mac_for("personal")).map(|p| p.vm), Some(0));
+        assert!(network.port_with_mac(mac_for("corporate")).is_none());
         let mut port = network.port(0).unwrap();
         assert_eq!(port.mac(), mac_for("personal"));
 

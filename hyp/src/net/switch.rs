@@ -95,6 +95,11 @@ impl Switch {
         self.port(vm).map(|p| p.mac)
     }
 
+    /// The VM whose port has `mac`.
+    pub fn vm_with_mac(&self, mac: Mac) -> Option<usize> {
+        self.ports.iter().position(|p| p.as_ref().is_some_and(|p| p.mac == mac))
+    }
+
     /// Takes a frame that entered at `from` and puts it in the queues of
     /// the ports it may reach. Returns a bit mask of the VMs that got a
     /// frame (bit = VM index), so the caller can tell them.

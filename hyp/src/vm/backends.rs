@@ -1,5 +1,6 @@
-//! What backs each VM's virtio devices on this boot: its partition of the
-//! physical disk, its port on Duet's switch, and an entropy source. Built
+//! What backs each VM's disk and NIC on this boot: its partition of the
+//! physical disk and its port on Duet's switch (`vm::virtio` adds the
+//! entropy source). Built
 //! once, when the VMs are ([`start`]); a VM whose disk cannot be had (no
 //! physical disk, a bad partition table, no partition of its name, one too
 //! small) gets no disk, with a line saying why, and the others go on.
@@ -10,7 +11,7 @@ use crate::drivers::{virtio_blk, virtio_net};
 use crate::net::{mac_for, Network, Switch, NETWORK};
 use crate::personas::{Net, PersonaPackage, VmSpec};
 use crate::println;
-use crate::vdev::virtio::backend::{BlockStore, EntropySource, NetPort};
+use crate::vdev::virtio::backend::{BlockStore, NetPort};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use spin::Once;
@@ -83,9 +84,4 @@ pub fn net_for(spec: &VmSpec) -> Option<Box<dyn NetPort>> {
     let network = NETWORK.get()?;
     let port = network.port_with_mac(mac_for(spec.name))?;
     Some(Box::new(port))
-}
-
-/// Entropy for virtio-rng: the CPU's RNDR.
-pub fn entropy() -> Box<dyn EntropySource> {
-    Box::new(crate::arch::aarch64::rng::Rndr)
 }

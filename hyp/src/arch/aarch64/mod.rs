@@ -12,6 +12,5 @@ pub mod guest;
 pub mod idregs;
 pub mod mmu;
 pub mod psci;
-pub mod rng;
 mod sysreg;
 pub mod timer;

@@ -10,6 +10,7 @@ use crate::mm::regions::Region;
 use crate::personas::VmSpec;
 use crate::vdev::pl011::Pl011;
 use crate::vdev::vgic::Vgic;
+use crate::vdev::virtio::guest_memory::GuestMemory;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ pub struct Vm {
     pub in_guest: Vec<AtomicBool>,
     pub vgic: Mutex<Vgic>,
     pub uart: Mutex<Pl011>,
+    /// Its virtio devices, in slot order.
+    pub virtio: Vec<super::virtio::VirtioSlot>,
     /// Cleared when the VM powers off.
     pub running: AtomicBool,
     /// Faults logged so far, to keep a misbehaving guest from flooding the console.
@@ -100,6 +103,11 @@ impl Vm {
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
         let vcpus = spec.vcpus as usize;
+        // SAFETY: `ram` was taken from the free set for this VM alone, is
+        // mapped read-write in Duet's own map and lives as long as the VM.
+        let memory =
+            unsafe { GuestMemory::new(layout::RAM_BASE, ram.start as *mut u8, ram.size()) };
+        let backends = super::virtio::backends_for(spec);
         let vm = Vm {
             name: spec.name,
             spec: *spec,
@@ -114,6 +122,7 @@ impl Vm {
             in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
             vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
+            virtio: super::virtio::devices(index, spec.name, memory, backends),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
             counters: Counters::default(),
@@ -133,9 +142,11 @@ impl Vm {
         let memory = unsafe {
             core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
         };
-        let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
+        let slots = super::virtio::slots(&self.virtio);
+        let entry = load(&self.spec, memory, self.vcpu_count(), self.gic, &slots)?;
         *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
+        super::virtio::reset(&self.virtio);
         for (index, power) in self.power.iter().enumerate() {
             *power.lock() = if index == 0 {
                 Power::Starting { entry: entry.kernel, context: entry.device_tree }
@@ -208,7 +219,13 @@ struct Entry {
 }
 
 /// Copies kernel, initrd and a fresh device tree into `memory`.
-fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Result<Entry, VmError> {
+fn load(
+    spec: &VmSpec,
+    memory: &mut [u8],
+    vcpus: usize,
+    gic: GicVersion,
+    virtio_slots: &[u32],
+) -> Result<Entry, VmError> {
     let header = ImageHeader::parse(spec.kernel).map_err(VmError::Load)?;
     let initrd_size = spec.initrd.map(|i| i.len() as u64);
     let plan = loader::plan(header, initrd_size, memory.len() as u64).map_err(VmError::Load)?;
@@ -229,7 +246,7 @@ fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Resu
         gic,
         bootargs: spec.cmdline,
         initrd,
-        virtio_slots: &[],
+        virtio_slots,
     };
     let blob = device_tree::write(&config).map_err(VmError::DeviceTree)?;
     if blob.len() as u64 > loader::MAX_DEVICE_TREE {

@@ -140,8 +140,13 @@ impl Cpus for SystemCpus {
     }
 
     fn frames_waiting(&self) {
-        let (Some(network), Some(_vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
-        let _pending = network.take_pending();
+        let (Some(network), Some(vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
+        let pending = network.take_pending();
+        for (index, vm) in vms.iter().enumerate() {
+            if pending & (1 << index) != 0 && vm.is_running() {
+                super::virtio::deliver_received_frames(vm, self);
+            }
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 
 mod apt;
 pub mod initramfs;
+pub mod modules;
 pub mod series;
 
 pub use apt::compare_versions;
@@ -116,7 +117,9 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     // The archive is reproducible, so building it (a few milliseconds) and
     // comparing bytes is the stamp: a changed init script, busybox or layout
     // rewrites the file, and nothing else does.
-    let archive = initramfs::personal(&busybox, &init)?;
+    let modules = modules::resolve(&kernel()?.modules(), modules::WANTED)
+        .context("cannot gather the guest's kernel modules")?;
+    let archive = initramfs::personal(&busybox, &init, &modules)?;
     let path = guests_dir().join("personal-initramfs.cpio");
     if fs::read(&path).ok().as_deref() != Some(archive.as_slice()) {
         write_atomically(&path, &archive)?;

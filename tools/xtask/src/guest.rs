@@ -105,6 +105,9 @@ pub fn debian_kernel_series(series: KernelSeries) -> Result<Kernel> {
 /// `busybox-static:arm64`, `/init` from `guests/personal/init`, the
 /// directories it needs and `/dev/console`.
 pub fn busybox_initramfs() -> Result<PathBuf> {
+    // Before the cache lock: `kernel()` takes it too, and a second flock
+    // from this process on another descriptor would wait for ever.
+    let kernel = kernel()?;
     let _lock = CacheLock::take()?;
     let busybox_path = busybox()?;
     let busybox = fs::read(&busybox_path)
@@ -117,7 +120,7 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     // The archive is reproducible, so building it (a few milliseconds) and
     // comparing bytes is the stamp: a changed init script, busybox or layout
     // rewrites the file, and nothing else does.
-    let modules = modules::resolve(&kernel()?.modules(), modules::WANTED)
+    let modules = modules::resolve(&kernel.modules(), modules::WANTED)
         .context("cannot gather the guest's kernel modules")?;
     let archive = initramfs::personal(&busybox, &init, &modules)?;
     let path = guests_dir().join("personal-initramfs.cpio");

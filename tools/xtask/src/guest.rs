@@ -103,10 +103,10 @@ pub fn debian_kernel_series(series: KernelSeries) -> Result<Kernel> {
 
 /// The initramfs of the personal test guest: `/bin/busybox` from Debian's
 /// `busybox-static:arm64`, `/init` from `guests/personal/init`, the
-/// directories it needs and `/dev/console`.
+/// directories it needs, `/dev/console`, and the default kernel's virtio
+/// and ext4 modules ([`modules::WANTED`]).
 pub fn busybox_initramfs() -> Result<PathBuf> {
-    // Before the cache lock: `kernel()` takes it too, and a second flock
-    // from this process on another descriptor would wait for ever.
+    // Before the lock: `kernel` takes it itself (and may fetch).
     let kernel = kernel()?;
     let _lock = CacheLock::take()?;
     let busybox_path = busybox()?;

@@ -403,7 +403,7 @@ fn check_access(offset: u64, size: Size) -> Result<(), MmioError> {
     if offset < reg::CONFIG && size != 4 {
         return Err(MmioError::BadSize { offset, size });
     }
-    if offset % u64::from(size) != 0 {
+    if !offset.is_multiple_of(u64::from(size)) {
         return Err(MmioError::Unaligned { offset, size });
     }
     Ok(())

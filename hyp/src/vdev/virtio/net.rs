@@ -70,6 +70,8 @@ impl Net {
                 env.queues[RECEIVE_QUEUE].undo_pop();
                 return Ok(());
             };
+            // The port promises no more than the buffer; hold it to that.
+            let length = length.min(capacity);
             let mut header = [0u8; HEADER_BYTES];
             header[NUM_BUFFERS..].copy_from_slice(&1u16.to_le_bytes());
             chain.write_at(env.memory, 0, &header);

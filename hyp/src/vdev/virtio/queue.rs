@@ -257,7 +257,8 @@ impl Queue {
     /// Takes the next available chain, checked; None if the driver has
     /// offered nothing new.
     pub fn pop(&mut self, memory: &GuestMemory) -> Result<Option<Chain>, QueueError> {
-        if !self.ready || self.size == 0 {
+        // `validate` let no other size become ready; the walk relies on it.
+        if !self.ready || self.size == 0 || self.size > MAX_QUEUE_SIZE {
             return Err(QueueError::NotReady);
         }
         let avail_index = memory.read_u16(self.avail + 2)?;
@@ -288,7 +289,7 @@ impl Queue {
     }
 
     /// Walks the chain starting at `head` into a checked [`Chain`].
-    pub fn walk(&self, memory: &GuestMemory, head: u16) -> Result<Chain, QueueError> {
+    fn walk(&self, memory: &GuestMemory, head: u16) -> Result<Chain, QueueError> {
         let mut walk = Walk { memory, chain: Chain { head, ..Chain::default() }, bytes: 0 };
         let first = self.descriptor(memory, self.desc, self.size, head)?;
         if first.flags & VIRTQ_DESC_F_INDIRECT != 0 {

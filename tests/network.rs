@@ -139,6 +139,14 @@ fn isolated_personas_cannot_ping_each_other_and_allowed_ones_can() {
     if !output.contains("0 packets received") {
         run.fail(&format!("isolated personas reached each other: {output:?}"));
     }
+    // The switch itself refused them (ARP is broadcast and goes nowhere,
+    // so the forbidden count may stay 0; nothing may be forwarded VM to VM).
+    let mark = run.mark();
+    run.send("\x1ds");
+    let counters = run.expect_since(mark, "uplink send errors", COMMAND);
+    if !counters.contains("duet: switch: 0 frames forwarded") {
+        run.fail(&format!("the switch forwarded frames between isolated VMs: {counters:?}"));
+    }
     run.power_off_personal_then_corporate(COMMAND);
 
     let (mut run, output) = ping_between_personas("net-talk", true);

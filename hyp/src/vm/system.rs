@@ -162,6 +162,14 @@ pub fn print_counters() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
     }
+    if let Some(network) = crate::net::NETWORK.get() {
+        let (drops, forwarded, uplink_errors) = network.counters();
+        println!(
+            "duet: switch: {forwarded} frames forwarded; dropped: {} forbidden, {} queue full, \
+             {} spoofed, {} malformed; {uplink_errors} uplink send errors",
+            drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
+        );
+    }
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
 }

@@ -83,6 +83,12 @@ pub fn cpu_loop(me: usize) -> ! {
         }
         cpu::wait_for_interrupt();
         while let Some(intid) = gic::acknowledge() {
+            // The NIC's interrupt comes to the boot CPU even when it has no
+            // vCPU left: frames from the network still reach running VMs.
+            if Some(intid) == crate::drivers::virtio_net::intid() {
+                crate::drivers::virtio_net::interrupt();
+                SystemCpus { me }.frames_waiting();
+            }
             gic::end_of_interrupt(intid);
         }
     }

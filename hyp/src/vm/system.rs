@@ -33,6 +33,7 @@ pub fn start(package: Option<Region>) -> bool {
         Ok(package) => package,
         Err(e) => halt(format_args!("the persona package is unusable: {e}")),
     };
+    super::backends::start(&package);
     let mut vms = Vec::new();
     for (index, spec) in package.vms().iter().enumerate() {
         let mib = u64::from(spec.memory_mib);
@@ -86,6 +87,12 @@ pub fn cpu_loop(me: usize) -> ! {
         }
         cpu::wait_for_interrupt();
         while let Some(intid) = gic::acknowledge() {
+            // The NIC's interrupt comes to the boot CPU even when it has no
+            // vCPU left: frames from the network still reach running VMs.
+            if Some(intid) == crate::drivers::virtio_net::intid() {
+                crate::drivers::virtio_net::interrupt();
+                SystemCpus { me }.frames_waiting();
+            }
             gic::end_of_interrupt(intid);
         }
     }
@@ -141,6 +148,16 @@ impl Cpus for SystemCpus {
         }
         console::set_input_interrupt(true);
     }
+
+    fn frames_waiting(&self) {
+        let (Some(network), Some(vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
+        let pending = network.take_pending();
+        for (index, vm) in vms.iter().enumerate() {
+            if pending & (1 << index) != 0 && vm.is_running() {
+                super::virtio::deliver_received_frames(vm, self);
+            }
+        }
+    }
 }
 
 /// Prints every VM's counters, each CPU's idle sleeps and interrupts from
@@ -154,6 +171,14 @@ pub fn print_counters() {
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+    }
+    if let Some(network) = crate::net::NETWORK.get() {
+        let (drops, forwarded, uplink_errors) = network.counters();
+        println!(
+            "duet: switch: {forwarded} frames forwarded; dropped: {} forbidden, {} queue full, \
+             {} spoofed, {} malformed; {uplink_errors} uplink send errors",
+            drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
+        );
     }
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);

@@ -16,8 +16,11 @@
 use crate::MAX_CPUS;
 use core::arch::global_asm;
 
-/// Bytes of main stack per CPU.
-pub const MAIN_STACK_SIZE: usize = 64 * 1024;
+/// Bytes of main stack per CPU. The boot CPU builds the VMs, and the
+/// deepest path there (boot, `system::start`, `Vm::build`, the vGIC and
+/// device-tree code, each with frames of 4 to 16 KiB from values built in
+/// place) outgrew 64 KiB once VMs gained virtio devices.
+pub const MAIN_STACK_SIZE: usize = 128 * 1024;
 /// Bytes of exception stack per CPU.
 pub const EXCEPTION_STACK_SIZE: usize = 16 * 1024;
 /// An unmapped page below each stack turns an overflow into a fault.

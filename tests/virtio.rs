@@ -88,14 +88,18 @@ const ABUSES: [&str; 20] = [
 fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     let manifest = duet_tests::manifest(
         "virtio-abuse",
-        &format!("{}\n{}", linux_vm("personal"), probe_vm("abuser", "probe.mode=virtio")),
+        &format!(
+            "{}\n{}disk_mib = 8\nnic = true\n",
+            linux_vm("personal"),
+            probe_vm("abuser", "probe.mode=virtio")
+        ),
     );
     let path = manifest.to_str().expect("UTF-8 path");
     let mut run = Machine::xtask(&["run", "--manifest", path]);
     let console = run.expect("duet: vm abuser powered off", LINUX_BOOT);
     let lines: Vec<&str> =
         console.lines().filter_map(|l| l.strip_prefix("[abuser] probe: virtio ")).collect();
-    for device in ["console", "rng"] {
+    for device in ["console", "rng", "blk", "net"] {
         for abuse in ABUSES {
             let line = format!("{device} {abuse}: rejected");
             if !lines.contains(&line.as_str()) {
@@ -104,9 +108,12 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
         }
     }
     run.require(&[
-        "[abuser] probe: virtio done: 2 devices, 20 abuses each, 0 not rejected",
+        "[abuser] probe: virtio done: 4 devices, 20 abuses each, 0 not rejected",
         "[abuser] probe: virtio rng good-request: served (16 bytes)",
         "[abuser] probe: virtio console good-request: served (0 bytes)",
+        // A read of the disk's first sector: 512 bytes and the status byte.
+        "[abuser] probe: virtio blk good-request: served (513 bytes)",
+        "[abuser] probe: virtio net good-request: served",
         "[abuser] probe: hvc line\n",
         // Duet says what it refused.
         "vm abuser: virtio-rng: queue 0: the chain loops back to descriptor 0; the device needs a reset",

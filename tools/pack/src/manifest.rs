@@ -14,12 +14,22 @@
 //! vcpus = 2                  # 1 to 8
 //! on_reset = "restart"       # optional, "restart" (default) or "stay-off"
 //! restart_limit = 5          # optional, default 5: restarts in a row, 0 to 100
+//!
+//! [vm.power]                 # optional, every key optional (docs/persona-package.md)
+//! priority = 0               # 0 to 15
+//! background_cpu_percent = 10     # 1 to 100, default 100
+//! background_timer_slack_ms = 50  # 0 to 1000, default 0
+//! background_may_use_idle = false # default false
 //! ```
+//!
+//! A top-level `foreground = "name"` (before the first `[[vm]]`) names the
+//! VM in the foreground at boot; by default the first.
 //!
 //! The rules come from [`duet::personas::format`], the same ones the
 //! hypervisor applies when it reads the package.
 
 use duet::personas::format::{self, CmdlineError};
+use duet::personas::power::{self, PowerSpec};
 use duet::personas::{ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
@@ -40,6 +50,8 @@ pub struct Manifest {
     /// Where it came from, as errors name it.
     pub origin: PathBuf,
     pub vms: Vec<VmManifest>,
+    /// The index of the VM in the foreground at boot.
+    pub foreground: usize,
 }
 
 /// One VM of a checked manifest. Paths are resolved against the manifest's
@@ -55,6 +67,8 @@ pub struct VmManifest {
     pub vcpus: u32,
     pub on_reset: ResetPolicy,
     pub restart_limit: u32,
+    /// Its `[vm.power]` settings, defaults filled in.
+    pub power: PowerSpec,
 }
 
 /// A manifest that cannot be used: which file, and what is wrong.
@@ -80,6 +94,8 @@ pub enum Problem {
     TooManyVms { count: usize },
     #[error("vm {vm:?}: {key}: {problem}")]
     Vm { vm: String, key: &'static str, problem: VmProblem },
+    #[error("foreground: no VM is named {0:?}")]
+    Foreground(String),
     #[error("memory: the VMs ask for {asked} MiB but the board has {available} MiB for VMs")]
     Memory { asked: u64, available: u64 },
 }
@@ -107,6 +123,8 @@ pub enum VmProblem {
     Cmdline(CmdlineError),
     #[error("must be {min}..={max}, not {value}")]
     OutOfRange { value: u32, min: u32, max: u32 },
+    #[error("{0}")]
+    Power(power::OutOfRange),
     #[error("must be a positive multiple of {granule}, not {0}", granule = format::MEMORY_GRANULE_MIB)]
     Memory(u32),
     #[error("file not found: {}", .0.display())]
@@ -131,6 +149,7 @@ pub enum VmProblem {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
+    foreground: Option<String>,
     #[serde(default)]
     vm: Vec<RawVm>,
 }
@@ -149,6 +168,39 @@ struct RawVm {
     on_reset: Option<String>,
     #[serde(default = "default_restart_limit")]
     restart_limit: u32,
+    #[serde(default)]
+    power: RawPower,
+}
+
+/// A `[vm.power]` table; every key optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPower {
+    priority: Option<u32>,
+    background_cpu_percent: Option<u32>,
+    background_timer_slack_ms: Option<u32>,
+    background_may_use_idle: Option<bool>,
+}
+
+impl RawPower {
+    /// The settings, checked, in [`power::Key::ALL`] order.
+    fn check(&self) -> Result<PowerSpec, (&'static str, VmProblem)> {
+        let values = [
+            self.priority,
+            self.background_cpu_percent,
+            self.background_timer_slack_ms,
+            self.background_may_use_idle.map(u32::from),
+        ];
+        let mut spec = PowerSpec::DEFAULT;
+        for (key, value) in power::Key::ALL.into_iter().zip(values) {
+            if let Some(value) = value {
+                let value =
+                    key.check(value).map_err(|e| (key.manifest_key(), VmProblem::Power(e)))?;
+                key.set(&mut spec, value);
+            }
+        }
+        Ok(spec)
+    }
 }
 
 fn default_restart_limit() -> u32 {
@@ -186,7 +238,14 @@ impl Manifest {
             }
             vms.push(vm);
         }
-        Ok(Manifest { origin: origin.to_path_buf(), vms })
+        let foreground = match raw.foreground {
+            None => 0,
+            Some(name) => match vms.iter().position(|vm| vm.name == name) {
+                Some(index) => index,
+                None => return Err(fail(Problem::Foreground(name))),
+            },
+        };
+        Ok(Manifest { origin: origin.to_path_buf(), vms, foreground })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -246,6 +305,7 @@ impl VmManifest {
                 .ok_or_else(|| fail("on_reset", VmProblem::BadResetPolicy(policy)))?,
         };
         check_restart_limit(raw.restart_limit).map_err(|p| fail("restart_limit", p))?;
+        let power = raw.power.check().map_err(|(key, p)| fail(key, p))?;
         let kernel = base_dir.join(&raw.kernel);
         check_kernel_file(&kernel).map_err(|p| fail("kernel", p))?;
         let initrd = raw.initrd.map(|path| base_dir.join(path));
@@ -261,6 +321,7 @@ impl VmManifest {
             vcpus: raw.vcpus,
             on_reset,
             restart_limit: raw.restart_limit,
+            power,
             name,
         })
     }

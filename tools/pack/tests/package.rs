@@ -439,8 +439,9 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         vcpus: 1,
         on_reset: ResetPolicy::Restart,
         restart_limit: format::DEFAULT_RESTART_LIMIT,
+        power: Default::default(),
     };
-    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect() }
+    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect(), foreground: 0 }
 }
 
 #[test]

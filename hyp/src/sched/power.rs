@@ -24,6 +24,7 @@
 //!   background deadlines already due then are served by it too.
 
 use crate::personas::power::PowerSpec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The budget window.
 pub const WINDOW_MS: u64 = 100;
@@ -90,6 +91,40 @@ impl Scene {
         }
     }
 }
+
+/// The scene every CPU reads before it picks a vCPU: set at boot from the
+/// persona package (later by persona switches and the screen).
+pub struct SharedScene {
+    foreground: AtomicUsize,
+    screen_on: AtomicBool,
+}
+
+impl SharedScene {
+    pub const fn new() -> Self {
+        SharedScene { foreground: AtomicUsize::new(0), screen_on: AtomicBool::new(true) }
+    }
+
+    pub fn load(&self) -> Scene {
+        Scene {
+            foreground: self.foreground.load(Ordering::Relaxed),
+            screen_on: self.screen_on.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn set(&self, scene: Scene) {
+        self.foreground.store(scene.foreground, Ordering::Relaxed);
+        self.screen_on.store(scene.screen_on, Ordering::Relaxed);
+    }
+}
+
+impl Default for SharedScene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The scene of this boot.
+pub static SCENE: SharedScene = SharedScene::new();
 
 /// One vCPU's use of its current window.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

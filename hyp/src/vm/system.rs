@@ -8,6 +8,7 @@ use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
 use crate::personas::PersonaPackage;
+use crate::sched::power::Scene;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
 use crate::vm::console_mux::Input;
 use crate::{boot, console, machine, println, smp, status};
@@ -56,6 +57,8 @@ pub fn start(package: Option<Region>) -> bool {
         Err(e) => halt(format_args!("{e}")),
     };
     console::set_vm_count(vms.len());
+    crate::sched::power::SCENE.set(Scene { foreground: package.foreground(), screen_on: true });
+    println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     for other in 1..smp::online() {
@@ -144,6 +147,8 @@ impl Cpus for SystemCpus {
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
+    let uptime_ms = cpu::counter() * 1000 / frequency.max(1);
+    println!("duet: uptime {}.{:03} s", uptime_ms / 1000, uptime_ms % 1000);
     for vm in vms {
         println!("duet: {}", vm.counters.report(vm.name, frequency));
     }

@@ -88,6 +88,11 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
 /// The physical GIC, when it is one Duet drives.
 static GIC: Once<Gicv3> = Once::new();
 
+/// The board, once read.
+pub fn platform() -> Option<&'static Platform> {
+    PLATFORM.get()
+}
+
 /// The console UART's interrupt, if Duet takes it.
 pub fn console_intid() -> Option<u32> {
     PLATFORM.get()?.uart_intid

@@ -8,6 +8,7 @@
 //! waits for the CPU); with nothing to run it sleeps until the earliest
 //! timer deadline of its waiting vCPUs or an interrupt: Duet has no tick.
 
+pub mod energy;
 pub mod power;
 
 use crate::MAX_CPUS;

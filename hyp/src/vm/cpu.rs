@@ -13,8 +13,8 @@ use super::vcpu::{GuestRegs, PSTATE_EL1H_MASKED};
 use crate::arch::aarch64::context::SavedState;
 use crate::arch::aarch64::{cpu, gic, guest, timer};
 use crate::personas::power::PowerSpec;
-use crate::sched::earliest;
 use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, State, Verdict};
+use crate::sched::{earliest, energy};
 use crate::MAX_CPUS;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -235,6 +235,7 @@ fn run_slot(
     let exit = unsafe { guest::enter(&mut slot.regs) };
     let exited = cpu::counter();
     vm.counters.add_guest_ticks(exited.wrapping_sub(entered));
+    energy::METER.add_guest(vm.index, cpu::id(), exited.wrapping_sub(entered));
     slot.budget.charge(entered, exited, turn.clock);
     vm.in_guest[index].store(false, Ordering::Release);
     run::save_list_registers(vm, index, lrs);
@@ -267,7 +268,9 @@ fn idle(slots: &[Slot], loaded: Option<usize>, turn: &Turn, cpus: &impl Cpus) {
         own.and_then(|d| coalesced_wake([d])),
     ]));
     IDLE_SLEEPS[cpu::id()].fetch_add(1, Ordering::Relaxed);
+    energy::METER.sleep(cpu::id(), cpu::counter());
     cpu::wait_for_interrupt();
+    energy::METER.wake(cpu::id(), cpu::counter());
     let current = loaded.map(|i| (slots[i].vm, slots[i].index));
     if let (Some((held, _)), Some((vm, index))) = (held, current) {
         if held.deadline <= cpu::counter() {

@@ -7,16 +7,21 @@ use super::instance::Vm;
 use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
+use crate::personas::format::MAX_VMS;
 use crate::personas::PersonaPackage;
+use crate::sched::energy::{self, CpuAccount, Report, METER};
 use crate::sched::power::Scene;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
 use crate::vm::console_mux::Input;
 use crate::{boot, console, machine, println, smp, status};
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use spin::Once;
 
 static VMS: Once<Vec<Vm>> = Once::new();
 static PLACEMENT: Once<Placement> = Once::new();
+/// The counter when the VMs were placed: energy is counted from then.
+static STARTED_AT: Once<u64> = Once::new();
 
 /// Builds the VMs the persona package describes and places their vCPUs;
 /// returns whether there is anything to run. Errors stop Duet with a message
@@ -61,6 +66,7 @@ pub fn start(package: Option<Region>) -> bool {
     println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
+    STARTED_AT.call_once(cpu::counter);
     for other in 1..smp::online() {
         gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
     }
@@ -143,7 +149,8 @@ impl Cpus for SystemCpus {
 }
 
 /// Prints every VM's counters, each CPU's idle sleeps and interrupts from
-/// Duet's own timer, and how much of Duet's heap is in use.
+/// Duet's own timer, how much of Duet's heap is in use, and each VM's
+/// energy line.
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
@@ -158,4 +165,43 @@ pub fn print_counters() {
     }
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
+    print_energy();
+}
+
+/// Prints one machine-readable line per VM with its CPU time, wakeups and
+/// estimated energy since the VMs started (`sched::energy`), and a `total`
+/// line that is their sum.
+pub fn print_energy() {
+    let (Some(vms), Some(placement), Some(&started)) =
+        (VMS.get(), PLACEMENT.get(), STARTED_AT.get())
+    else {
+        return;
+    };
+    let frequency = cpu::counter_frequency();
+    let now = cpu::counter();
+    let elapsed = now.wrapping_sub(started);
+    let platform = crate::boot::platform();
+    let accounts: Vec<CpuAccount> = (0..smp::online())
+        .map(|c| {
+            let mut vcpus = [0u32; MAX_VMS];
+            for id in placement.queue(c) {
+                vcpus[id.vm] += 1;
+            }
+            let idle = if placement.queue(c).is_empty() { elapsed } else { METER.idle(c, now) };
+            let power = platform.map(|p| p.cpu_power(smp::mpidr_of(c))).unwrap_or_default();
+            CpuAccount { power, elapsed, idle: idle.min(elapsed), vcpus }
+        })
+        .collect();
+    let energy = energy::attribute(&accounts, vms.len(), |v, c| METER.guest(v, c), frequency);
+    let mut total = Report { persona: "total", cpu_ms: 0, wakeups: 0, energy_uj: 0 };
+    for (vm, &energy_uj) in vms.iter().zip(&energy) {
+        let ticks = vm.counters.guest_ticks.load(Ordering::Relaxed);
+        let cpu_ms = ticks.saturating_mul(1000) / frequency.max(1);
+        let wakeups = vm.counters.wakeups.load(Ordering::Relaxed);
+        println!("{}", Report { persona: vm.name, cpu_ms, wakeups, energy_uj });
+        total.cpu_ms += cpu_ms;
+        total.wakeups += wakeups;
+        total.energy_uj += energy_uj;
+    }
+    println!("{total}");
 }

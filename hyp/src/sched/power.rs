@@ -145,25 +145,42 @@ pub enum Verdict {
 }
 
 impl Budget {
-    /// Counts a run from `start` to `end`, splitting it over the windows
-    /// it crossed; only the current (last) window's share is kept.
-    pub fn charge(&mut self, start: u64, end: u64, clock: Clock) {
+    /// Counts a run from `start` to `end` of a vCPU with `percent` of each
+    /// window. A run that crossed into a new window is split at the
+    /// boundary; what a window used beyond its allowance (the run stopped a
+    /// little after its budget ended: interrupt latency) counts against
+    /// the next one, so overshoots do not add up.
+    pub fn charge(&mut self, start: u64, end: u64, percent: u32, clock: Clock) {
         let window = clock.window();
         let end_window = end / window;
+        let boundary = end_window * window;
         if end_window != self.window {
+            if start / window == self.window {
+                self.used = self.used.saturating_add(boundary.saturating_sub(start));
+            }
+            self.used = self.carried_into(end_window, allowance(percent, clock));
             self.window = end_window;
-            self.used = 0;
         }
-        let from = start.max(end_window * window);
-        self.used = self.used.saturating_add(end.saturating_sub(from));
+        self.used = self.used.saturating_add(end.saturating_sub(start.max(boundary)));
     }
 
-    /// Ticks used in the window holding `now`.
-    pub fn used(&self, now: u64, clock: Clock) -> u64 {
-        if now / clock.window() == self.window {
-            self.used
+    /// What window `index`, after this budget's, starts with: the excess
+    /// of the window just before it, at most one allowance.
+    fn carried_into(&self, index: u64, allowance: u64) -> u64 {
+        if index == self.window + 1 {
+            self.used.saturating_sub(allowance).min(allowance)
         } else {
             0
+        }
+    }
+
+    /// Ticks used in the window holding `now` (excess carried in included).
+    pub fn used(&self, now: u64, percent: u32, clock: Clock) -> u64 {
+        let index = now / clock.window();
+        if index == self.window {
+            self.used
+        } else {
+            self.carried_into(index, allowance(percent, clock))
         }
     }
 
@@ -171,9 +188,9 @@ impl Budget {
     /// until when.
     pub fn verdict(&self, now: u64, percent: u32, clock: Clock) -> Verdict {
         let window = clock.window();
-        let allowance = window * u64::from(percent.min(100)) / 100;
+        let allowance = allowance(percent, clock);
         let window_end = (now / window + 1) * window;
-        let left = allowance.saturating_sub(self.used(now, clock));
+        let left = allowance.saturating_sub(self.used(now, percent, clock));
         if left == 0 {
             Verdict::WaitUntil(window_end)
         } else if now + left <= window_end {
@@ -184,6 +201,11 @@ impl Budget {
             Verdict::RunUntil(window_end + allowance)
         }
     }
+}
+
+/// Ticks of each window a vCPU with `percent` may run.
+fn allowance(percent: u32, clock: Clock) -> u64 {
+    clock.window() * u64::from(percent.min(100)) / 100
 }
 
 /// One waiting vCPU's timer: its deadline and how late it may fire.
@@ -280,29 +302,29 @@ mod tests {
     #[test]
     fn a_spent_budget_waits_for_the_next_window() {
         let mut budget = Budget::default();
-        budget.charge(5 * MS, 15 * MS, CLOCK);
-        assert_eq!(budget.used(15 * MS, CLOCK), 10 * MS);
+        budget.charge(5 * MS, 15 * MS, 10, CLOCK);
+        assert_eq!(budget.used(15 * MS, 10, CLOCK), 10 * MS);
         assert_eq!(budget.verdict(15 * MS, 10, CLOCK), Verdict::WaitUntil(100 * MS));
         assert_eq!(budget.verdict(99 * MS, 10, CLOCK), Verdict::WaitUntil(100 * MS));
         // The next window refills it.
-        assert_eq!(budget.used(100 * MS, CLOCK), 0);
+        assert_eq!(budget.used(100 * MS, 10, CLOCK), 0);
         assert_eq!(budget.verdict(100 * MS, 10, CLOCK), Verdict::RunUntil(110 * MS));
     }
 
     #[test]
     fn runs_add_up_within_a_window() {
         let mut budget = Budget::default();
-        budget.charge(210 * MS, 213 * MS, CLOCK);
-        budget.charge(250 * MS, 254 * MS, CLOCK);
-        assert_eq!(budget.used(260 * MS, CLOCK), 7 * MS);
+        budget.charge(210 * MS, 213 * MS, 10, CLOCK);
+        budget.charge(250 * MS, 254 * MS, 10, CLOCK);
+        assert_eq!(budget.used(260 * MS, 10, CLOCK), 7 * MS);
         assert_eq!(budget.verdict(260 * MS, 10, CLOCK), Verdict::RunUntil(263 * MS));
     }
 
     #[test]
     fn a_run_across_a_window_boundary_charges_only_the_new_window() {
         let mut budget = Budget::default();
-        budget.charge(95 * MS, 103 * MS, CLOCK);
-        assert_eq!(budget.used(103 * MS, CLOCK), 3 * MS);
+        budget.charge(95 * MS, 103 * MS, 10, CLOCK);
+        assert_eq!(budget.used(103 * MS, 10, CLOCK), 3 * MS);
         assert_eq!(budget.verdict(103 * MS, 10, CLOCK), Verdict::RunUntil(110 * MS));
     }
 
@@ -323,7 +345,7 @@ mod tests {
                 match budget.verdict(now, percent, CLOCK) {
                     Verdict::RunUntil(until) => {
                         let stop = until.min(end);
-                        budget.charge(now, stop, CLOCK);
+                        budget.charge(now, stop, percent, CLOCK);
                         ran += stop - now;
                         now = stop;
                     }
@@ -332,6 +354,43 @@ mod tests {
             }
             assert_eq!(ran * 100 / end, u64::from(percent), "{percent}%");
         }
+    }
+
+    #[test]
+    fn late_stops_are_paid_back_in_the_next_window() {
+        // Every run stops 2 ms after the budget said (timer latency).
+        for percent in [5, 10, 20, 50] {
+            let mut budget = Budget::default();
+            let (mut now, mut ran) = (0, 0);
+            let end = 10_000 * MS;
+            while now < end {
+                match budget.verdict(now, percent, CLOCK) {
+                    Verdict::RunUntil(until) => {
+                        let stop = (until + 2 * MS).min(end);
+                        budget.charge(now, stop, percent, CLOCK);
+                        ran += stop - now;
+                        now = stop;
+                    }
+                    Verdict::WaitUntil(until) => now = until,
+                }
+            }
+            let share = ran * 1000 / end;
+            let target = u64::from(percent) * 10;
+            assert!(share.abs_diff(target) <= 3, "{percent}%: {share} per mille");
+        }
+    }
+
+    #[test]
+    fn an_overshoot_is_carried_only_into_the_next_window() {
+        let mut budget = Budget::default();
+        budget.charge(0, 14 * MS, 10, CLOCK);
+        budget.charge(99 * MS, 101 * MS, 10, CLOCK);
+        // 10 ms allowed, 15 used in window 0: 5 carried, plus 1 ms of window 1.
+        assert_eq!(budget.used(101 * MS, 10, CLOCK), 6 * MS);
+        let mut idle_between = Budget::default();
+        idle_between.charge(0, 14 * MS, 10, CLOCK);
+        idle_between.charge(300 * MS, 301 * MS, 10, CLOCK);
+        assert_eq!(idle_between.used(301 * MS, 10, CLOCK), MS, "nothing carried over a gap");
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn run_slot(
     let exited = cpu::counter();
     vm.counters.add_guest_ticks(exited.wrapping_sub(entered));
     energy::METER.add_guest(vm.index, cpu::id(), exited.wrapping_sub(entered));
-    slot.budget.charge(entered, exited, turn.clock);
+    slot.budget.charge(entered, exited, slot.power.background_cpu_percent, turn.clock);
     vm.in_guest[index].store(false, Ordering::Release);
     run::save_list_registers(vm, index, lrs);
     match run::handle_exit(vm, index, &mut slot.regs, &exit, cpus) {

@@ -149,8 +149,8 @@ impl Cpus for SystemCpus {
 }
 
 /// Prints every VM's counters, each CPU's idle sleeps and interrupts from
-/// Duet's own timer, how much of Duet's heap is in use, and each VM's
-/// energy line.
+/// Duet's own timer, each VM's energy line, and how much of Duet's heap is
+/// in use.
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
@@ -163,9 +163,10 @@ pub fn print_counters() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
     }
+    print_energy();
+    // The heap line comes last: readers (xtask bench) take it as the end.
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
-    print_energy();
 }
 
 /// Prints one machine-readable line per VM with its CPU time, wakeups and

@@ -1,0 +1,234 @@
+//! Power-aware scheduling, judged from Duet's counters: a background
+//! persona spinning gets about its CPU budget while the foreground persona
+//! still answers; background timers with a slack wake their CPU far less
+//! often than the same timers without; and the energy lines printed at
+//! power-off name every persona and add up to the total.
+
+use duet_tests::{manifest, status, Machine};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const LINUX_BOOT: Duration = Duration::from_secs(300);
+const COMMAND: Duration = Duration::from_secs(60);
+const PROMPT: &str = "/ # ";
+const NEXT_VM: &str = "\x1dn";
+const COUNTERS: &str = "\x1ds";
+
+/// A Linux VM's `[[vm]]` table (Debian's kernel, the busybox initramfs)
+/// followed by `power`, its `[vm.power]` keys if any.
+fn linux_vm(name: &str, role: &str, vcpus: u32, power: &str) -> String {
+    let default = xtask::guest::default_manifest().expect("the default guest is available");
+    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
+    let power = if power.is_empty() { String::new() } else { format!("[vm.power]\n{power}\n") };
+    format!(
+        "[[vm]]\nname = \"{name}\"\nrole = \"{role}\"\nkernel = {:?}\ninitrd = {:?}\n\
+         cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 192\nvcpus = {vcpus}\n{power}\n",
+        guests.join("Image"),
+        guests.join("initramfs.cpio"),
+    )
+}
+
+fn boot(manifest: PathBuf, vms: &[&str]) -> Machine {
+    let mut run = Machine::xtask(&["run", "--smp", "4", "--manifest", manifest.to_str().unwrap()]);
+    for vm in vms {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+    }
+    run.expect(&format!("[{}] {PROMPT}", vms[0]), COMMAND);
+    run.expect(&format!("duet: vm {} is in the foreground", vms[0]), COMMAND);
+    run
+}
+
+/// Moves the focus to the next VM, which must be `vm`.
+fn focus(run: &mut Machine, vm: &str) {
+    let mark = run.mark();
+    run.send(NEXT_VM);
+    run.expect_since(mark, &format!("duet: console input now goes to vm {vm}"), COMMAND);
+}
+
+/// Types `command` into the focused VM `vm` and checks `answer` comes back.
+fn ask(run: &mut Machine, vm: &str, command: &str, answer: &str) {
+    let output = run.shell(command, PROMPT, COMMAND);
+    if !output.contains(&format!("[{vm}] {answer}")) {
+        run.fail(&format!("`{command}` in {vm} did not answer {answer:?}: {output:?}"));
+    }
+}
+
+/// One `Ctrl-] s` print-out: it ends with the heap line.
+fn counters(run: &mut Machine) -> String {
+    let mark = run.mark();
+    run.send(COUNTERS);
+    run.expect_since(mark, "duet: heap ", COMMAND)
+}
+
+/// Duet's uptime from a print-out, in milliseconds.
+fn uptime_ms(text: &str) -> Option<u64> {
+    let line = text.lines().rfind(|l| l.starts_with("duet: uptime "))?;
+    seconds_ms(line.strip_prefix("duet: uptime ")?.strip_suffix(" s")?)
+}
+
+/// "12.345" as 12345.
+fn seconds_ms(text: &str) -> Option<u64> {
+    let (s, ms) = text.split_once('.')?;
+    Some(s.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?)
+}
+
+/// A field of the last `duet: vm NAME: ...` counters line.
+fn vm_field(text: &str, vm: &str, field: &str) -> Option<u64> {
+    let prefix = format!("duet: vm {vm}: guest time ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    match field {
+        "guest_ms" => seconds_ms(line.strip_prefix(&prefix)?.split_once(" s")?.0),
+        "wakeups" => line.rsplit_once(", wakeups ")?.1.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The last energy line of `persona`: (cpu_ms, wakeups, energy in µJ).
+fn energy_line(text: &str, persona: &str) -> Option<(u64, u64, u64)> {
+    let prefix = format!("duet: energy persona={persona} ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    let mut fields = line.strip_prefix(&prefix)?.split(' ');
+    let mut next = |key: &str| fields.next()?.strip_prefix(key).map(str::to_string);
+    let cpu_ms = next("cpu_ms=")?.parse().ok()?;
+    let wakeups = next("wakeups=")?.parse().ok()?;
+    let energy = seconds_ms(&next("energy_mj=")?)?;
+    Some((cpu_ms, wakeups, energy))
+}
+
+/// Powers off every VM in `vms`, in order, starting with the focused one,
+/// and checks the energy lines at power-off: one per VM, adding up to the
+/// total.
+fn power_off_and_check_energy(run: &mut Machine, vms: &[&str]) {
+    let mark = run.mark();
+    for (i, vm) in vms.iter().enumerate() {
+        if i > 0 {
+            focus(run, vm);
+        }
+        run.send("poweroff -f\n");
+        if i + 1 < vms.len() {
+            run.expect_since(mark, &format!("duet: vm {vm} powered off"), COMMAND);
+        }
+    }
+    let exit = run.wait(COMMAND);
+    run.require(&[&format!("{} every VM has powered off", status::POWER_OFF)]);
+    run.forbid(status::HALTED);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    let end = run.console()[mark..].to_string();
+    let mut sum = (0, 0, 0);
+    for vm in vms {
+        let Some((cpu_ms, wakeups, energy)) = energy_line(&end, vm) else {
+            run.fail(&format!("no energy line for {vm} at power-off"));
+        };
+        println!("{vm}: cpu {cpu_ms} ms, {wakeups} wakeups, {energy} µJ");
+        if energy == 0 || cpu_ms == 0 {
+            run.fail(&format!("{vm} ran and yet cost nothing"));
+        }
+        sum = (sum.0 + cpu_ms, sum.1 + wakeups, sum.2 + energy);
+    }
+    let Some(total) = energy_line(&end, "total") else { run.fail("no energy total at power-off") };
+    if total != sum {
+        run.fail(&format!(
+            "the personas' energy lines add up to {sum:?}, the total says {total:?}"
+        ));
+    }
+}
+
+#[test]
+fn a_background_hog_gets_its_budget_and_the_foreground_still_runs() {
+    const BUDGET: u64 = 20;
+    let text = linux_vm("personal", "personal", 2, "")
+        + &linux_vm(
+            "corporate",
+            "corporate",
+            1,
+            &format!("background_cpu_percent = {BUDGET}\nbackground_timer_slack_ms = 50"),
+        );
+    let mut run = boot(manifest("power-hog", &text), &["personal", "corporate"]);
+    focus(&mut run, "corporate");
+    run.send("while :; do :; done &\n");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = counters(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = counters(&mut run);
+    let get = |text: &str, field| vm_field(text, "corporate", field);
+    let (Some(t0), Some(t1), Some(g0), Some(g1)) =
+        (uptime_ms(&before), uptime_ms(&after), get(&before, "guest_ms"), get(&after, "guest_ms"))
+    else {
+        run.fail("the counters lack the uptime or corporate's guest time");
+    };
+    let share = (g1 - g0) * 100 / (t1 - t0).max(1);
+    println!("corporate spinning in the background: {} ms of {} ms, {share}%", g1 - g0, t1 - t0);
+    if !(BUDGET - 5..=BUDGET + 5).contains(&share) {
+        run.fail(&format!("the background hog got {share}% of a CPU, its budget is {BUDGET}%"));
+    }
+    // The energy lines while running: the hog costs more than before.
+    let (Some(e0), Some(e1)) =
+        (energy_line(&before, "corporate"), energy_line(&after, "corporate"))
+    else {
+        run.fail("no energy line in the counters");
+    };
+    if e1.2 <= e0.2 || e1.0 <= e0.0 {
+        run.fail(&format!("corporate's energy line did not grow: {e0:?} then {e1:?}"));
+    }
+
+    // The foreground persona still runs, and quickly.
+    focus(&mut run, "personal");
+    ask(
+        &mut run,
+        "personal",
+        "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo done-$i",
+        "done-2000",
+    );
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
+}
+
+#[test]
+fn background_timer_slack_cuts_wakeups() {
+    // Two background personas each wake every 10 ms; one may be 100 ms late.
+    let text = linux_vm("personal", "personal", 1, "")
+        + &linux_vm("strict", "corporate", 1, "")
+        + &linux_vm("slack", "corporate", 1, "background_timer_slack_ms = 100");
+    let vms = ["personal", "strict", "slack"];
+    let mut run = boot(manifest("power-slack", &text), &vms);
+    for vm in ["strict", "slack"] {
+        focus(&mut run, vm);
+        run.send("while :; do usleep 10000; done &\n");
+    }
+    focus(&mut run, "personal");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = counters(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = counters(&mut run);
+    let wakeups =
+        |vm: &str| Some(vm_field(&after, vm, "wakeups")? - vm_field(&before, vm, "wakeups")?);
+    let (Some(strict), Some(slack)) = (wakeups("strict"), wakeups("slack")) else {
+        run.fail("the counters lack the wakeups");
+    };
+    println!(
+        "wakeups over 10 s of a 10 ms timer loop: {strict} without slack, {slack} with 100 ms"
+    );
+    if strict < 200 {
+        run.fail(&format!("the loop without slack woke only {strict} times in 10 s"));
+    }
+    if slack * 5 > strict {
+        run.fail(&format!("100 ms of slack cut wakeups only from {strict} to {slack}"));
+    }
+    ask(&mut run, "personal", "echo still-$((3 * 14))", "still-42");
+    power_off_and_check_energy(&mut run, &vms);
+}
+
+#[test]
+fn counter_and_energy_lines_are_read() {
+    let text = "duet: uptime 56.831 s\n\
+                duet: vm corporate: guest time 10.695 s, exits call 10 mmio 714 sysreg 110 wfi 67 \
+                irq 3007 fault 0, wakeups 67\n\
+                duet: energy persona=corporate cpu_ms=10695 wakeups=67 energy_mj=7152.729\n";
+    assert_eq!(uptime_ms(text), Some(56_831));
+    assert_eq!(vm_field(text, "corporate", "guest_ms"), Some(10_695));
+    assert_eq!(vm_field(text, "corporate", "wakeups"), Some(67));
+    assert_eq!(vm_field(text, "personal", "wakeups"), None);
+    assert_eq!(energy_line(text, "corporate"), Some((10_695, 67, 7_152_729)));
+    assert_eq!(energy_line(text, "total"), None);
+}

@@ -29,7 +29,11 @@ fn linux_vm(name: &str, role: &str, vcpus: u32, power: &str) -> String {
 }
 
 fn boot(manifest: PathBuf, vms: &[&str]) -> Machine {
-    let mut run = Machine::xtask(&["run", "--smp", "4", "--manifest", manifest.to_str().unwrap()]);
+    boot_on(manifest, vms, "4")
+}
+
+fn boot_on(manifest: PathBuf, vms: &[&str], smp: &str) -> Machine {
+    let mut run = Machine::xtask(&["run", "--smp", smp, "--manifest", manifest.to_str().unwrap()]);
     for vm in vms {
         run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
     }
@@ -181,6 +185,71 @@ fn a_background_hog_gets_its_budget_and_the_foreground_still_runs() {
         "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo done-$i",
         "done-2000",
     );
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
+}
+
+/// The share of a CPU (percent) `vm` used over `seconds` from now.
+fn share_over(run: &mut Machine, vm: &str, seconds: u64) -> u64 {
+    let before = counters(run);
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after = counters(run);
+    let (Some(t0), Some(t1), Some(g0), Some(g1)) = (
+        uptime_ms(&before),
+        uptime_ms(&after),
+        vm_field(&before, vm, "guest_ms"),
+        vm_field(&after, vm, "guest_ms"),
+    ) else {
+        run.fail(&format!("the counters lack the uptime or {vm}'s guest time"));
+    };
+    (g1 - g0) * 100 / (t1 - t0).max(1)
+}
+
+#[test]
+fn a_background_persona_may_use_an_idle_cpu_only_while_the_foreground_leaves_it() {
+    // Two CPUs: CPU 0 runs personal's vCPU 0 and corporate's vCPU, CPU 1
+    // personal's vCPU 1.
+    let text = linux_vm("personal", "personal", 2, "")
+        + &linux_vm(
+            "corporate",
+            "corporate",
+            1,
+            "background_cpu_percent = 20\nbackground_may_use_idle = true",
+        );
+    let mut run = boot_on(manifest("power-idle-use", &text), &["personal", "corporate"], "2");
+    focus(&mut run, "corporate");
+    run.send("while :; do :; done &\n");
+    focus(&mut run, "personal");
+    std::thread::sleep(Duration::from_secs(2));
+    let alone = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, CPU 0 otherwise idle: {alone}%");
+    if alone < 60 {
+        run.fail(&format!("with the foreground idle, the background got only {alone}%"));
+    }
+
+    // The foreground spins on CPU 0 too: the background keeps to its budget.
+    run.send("taskset 1 sh -c 'while :; do :; done' &\n");
+    std::thread::sleep(Duration::from_secs(2));
+    let contended = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, personal spinning on CPU 0: {contended}%");
+    if !(12..=28).contains(&contended) {
+        run.fail(&format!("beside a busy foreground the background got {contended}%, budget 20%"));
+    }
+
+    // The foreground stops; the screen goes off: the budget holds even on
+    // an idle CPU.
+    ask(&mut run, "personal", "kill %1; echo killed-$((2 * 21))", "killed-42");
+    let mark = run.mark();
+    run.send("\x1do");
+    run.expect_since(mark, "duet: screen off: every VM is in the background", COMMAND);
+    std::thread::sleep(Duration::from_secs(2));
+    let screen_off = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, screen off, CPU 0 otherwise idle: {screen_off}%");
+    if !(12..=28).contains(&screen_off) {
+        run.fail(&format!("with the screen off the background got {screen_off}%, budget 20%"));
+    }
+    let mark = run.mark();
+    run.send("\x1do");
+    run.expect_since(mark, "duet: screen on: vm personal is in the foreground", COMMAND);
     power_off_and_check_energy(&mut run, &["personal", "corporate"]);
 }
 

@@ -40,6 +40,15 @@ pub struct IdleState {
     pub psci_suspend_param: u32,
 }
 
+impl IdleState {
+    /// Whether it is a standby (retention) state, which PSCI `CPU_SUSPEND`
+    /// returns from like WFI (StateType, bit 16 of the original
+    /// `power_state` format, clear), rather than a power-down state.
+    pub fn is_standby(&self) -> bool {
+        self.psci_suspend_param & (1 << 16) == 0
+    }
+}
+
 /// One CPU's energy model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuPower {
@@ -106,6 +115,14 @@ impl CpuPower {
 
     pub fn idle_states(&self) -> &[IdleState] {
         &self.idle_states[..self.idle_state_count]
+    }
+
+    /// How many of the idle states, from the shallowest, Duet can enter:
+    /// the standby ones before the first power-down state.
+    pub fn standby_states(&self) -> &[IdleState] {
+        let states = self.idle_states();
+        let count = states.iter().take_while(|s| s.is_standby()).count();
+        &states[..count]
     }
 }
 
@@ -337,6 +354,18 @@ mod tests {
         assert_eq!(choose_idle_state(&states, None, u32::MAX), Some(1), "no deadline: deepest");
         assert_eq!(choose_idle_state(&states, Some(10_000), 1000), Some(0), "latency bound");
         assert_eq!(choose_idle_state(&[], None, u32::MAX), None);
+    }
+
+    #[test]
+    fn only_standby_states_are_entered() {
+        let mut cpu = CpuPower::default();
+        let standby = IdleState { psci_suspend_param: 0x1, ..IdleState::default() };
+        let power_down = IdleState { psci_suspend_param: 0x1_0000, ..IdleState::default() };
+        cpu.add_idle_state(standby);
+        cpu.add_idle_state(power_down);
+        cpu.add_idle_state(standby);
+        assert!(standby.is_standby() && !power_down.is_standby());
+        assert_eq!(cpu.standby_states(), [standby]);
     }
 
     #[test]

@@ -48,6 +48,10 @@ impl Clock {
     pub fn millis(self, ticks: u64) -> u64 {
         (u128::from(ticks) * 1000 / u128::from(self.frequency.max(1))) as u64
     }
+
+    pub fn micros(self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000 / u128::from(self.frequency.max(1))) as u64
+    }
 }
 
 /// Whether a persona runs as the one the user looks at.

@@ -11,8 +11,9 @@ use super::layout;
 use super::run::{self, After, Cpus};
 use super::vcpu::{GuestRegs, PSTATE_EL1H_MASKED};
 use crate::arch::aarch64::context::SavedState;
-use crate::arch::aarch64::{cpu, gic, guest, timer};
+use crate::arch::aarch64::{cpu, gic, guest, psci, timer};
 use crate::personas::power::PowerSpec;
+use crate::sched::energy::{IdleState, MAX_IDLE_STATES};
 use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, State, Verdict};
 use crate::sched::{earliest, energy};
 use crate::MAX_CPUS;
@@ -26,6 +27,15 @@ const SLICE_MS: u64 = 10;
 static IDLE_SLEEPS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: interrupts from Duet's own (EL2) timer.
 static TIMER_INTERRUPTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Per CPU: sleeps in each of the device tree's idle states (else WFI).
+static IDLE_STATE_SLEEPS: [[AtomicU64; MAX_IDLE_STATES]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_IDLE_STATES] }; MAX_CPUS];
+
+/// Sleeps of CPU `cpu` in each of its idle states.
+pub fn idle_state_counters(cpu: usize) -> [u64; MAX_IDLE_STATES] {
+    core::array::from_fn(|i| IDLE_STATE_SLEEPS[cpu][i].load(Ordering::Relaxed))
+}
 
 /// Idle sleeps and Duet timer interrupts of CPU `cpu`.
 pub fn cpu_counters(cpu: usize) -> (u64, u64) {
@@ -70,13 +80,14 @@ pub fn run_cpu(placed: Vec<(&Vm, usize)>, cpus: &impl Cpus) -> ! {
         })
         .collect();
     let clock = Clock { frequency: cpu::counter_frequency() };
+    let idle_states = idle_states_of_this_cpu();
     let mut loaded: Option<usize> = None;
     let mut last = slots.len().saturating_sub(1);
     loop {
         let now = cpu::counter();
         let turn = Turn::decide(&slots, loaded, now, clock);
         let Some(next) = power::next_by_rank(slots.len(), last, |i| turn.rank(&slots, i)) else {
-            idle(&slots, loaded, &turn, cpus);
+            idle(&slots, loaded, &turn, idle_states, cpus);
             continue;
         };
         last = next;
@@ -250,7 +261,13 @@ fn run_slot(
 /// those waiting for their budget. The loaded vCPU's own timer interrupts
 /// this CPU directly, unless it is in the background with a timer slack:
 /// then its timer is held back and joins the coalesced deadlines.
-fn idle(slots: &[Slot], loaded: Option<usize>, turn: &Turn, cpus: &impl Cpus) {
+fn idle(
+    slots: &[Slot],
+    loaded: Option<usize>,
+    turn: &Turn,
+    idle_states: &[IdleState],
+    cpus: &impl Cpus,
+) {
     let held = loaded.and_then(|i| {
         let slot = &slots[i];
         let slack = turn.scene.timer_slack(slot.vm.index, &slot.power, turn.clock);
@@ -263,13 +280,14 @@ fn idle(slots: &[Slot], loaded: Option<usize>, turn: &Turn, cpus: &impl Cpus) {
         Some((held, slack))
     });
     let own = held.map(|(held, slack)| Deadline { at: held.deadline, slack });
-    timer::arm_at(earliest([
-        turn.wake(slots, None, loaded),
-        own.and_then(|d| coalesced_wake([d])),
-    ]));
+    let wake = earliest([turn.wake(slots, None, loaded), own.and_then(|d| coalesced_wake([d]))]);
+    timer::arm_at(wake);
+    // The loaded vCPU's timer, if not held, also ends the sleep.
+    let loaded_timer = if held.is_none() { timer::virtual_timer_deadline() } else { None };
+    let until = earliest([wake, loaded.and(loaded_timer)]);
     IDLE_SLEEPS[cpu::id()].fetch_add(1, Ordering::Relaxed);
     energy::METER.sleep(cpu::id(), cpu::counter());
-    cpu::wait_for_interrupt();
+    sleep(idle_states, until.map(|at| turn.clock.micros(at.saturating_sub(turn.now))));
     energy::METER.wake(cpu::id(), cpu::counter());
     let current = loaded.map(|i| (slots[i].vm, slots[i].index));
     if let (Some((held, _)), Some((vm, index))) = (held, current) {
@@ -284,3 +302,37 @@ fn idle(slots: &[Slot], loaded: Option<usize>, turn: &Turn, cpus: &impl Cpus) {
     }
     run::take_interrupts(current, cpus);
 }
+
+/// Sleeps until an interrupt: in the deepest of this CPU's standby idle
+/// states whose minimum residency fits the `expected_us` idle period (no
+/// wake time: as long as it takes), else in WFI.
+fn sleep(idle_states: &[IdleState], expected_us: Option<u64>) {
+    let conduit = crate::machine::psci();
+    let chosen = conduit.and(energy::choose_idle_state(idle_states, expected_us, u32::MAX));
+    match (conduit, chosen) {
+        (Some(conduit), Some(state)) => {
+            IDLE_STATE_SLEEPS[cpu::id()][state].fetch_add(1, Ordering::Relaxed);
+            let param = idle_states[state].psci_suspend_param;
+            if psci::cpu_suspend_standby(conduit, param).is_err() {
+                // Refused (the state is not what the tree says): plain WFI.
+                cpu::wait_for_interrupt();
+            }
+        }
+        _ => cpu::wait_for_interrupt(),
+    }
+}
+
+/// This CPU's standby idle states from the device tree (none on QEMU virt
+/// unless a tree with them is given).
+fn idle_states_of_this_cpu() -> &'static [IdleState] {
+    static STATES: [spin::Once<CpuPowerStates>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
+    let me = cpu::id();
+    let states = STATES[me].call_once(|| {
+        let power = crate::boot::platform().map(|p| p.cpu_power(cpu::mpidr())).unwrap_or_default();
+        CpuPowerStates(power)
+    });
+    states.0.standby_states()
+}
+
+/// A CPU's energy model, kept for its idle states.
+struct CpuPowerStates(crate::sched::energy::CpuPower);

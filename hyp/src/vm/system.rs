@@ -13,7 +13,7 @@ use crate::sched::energy::{self, CpuAccount, Report, METER};
 use crate::sched::power::Scene;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
 use crate::vm::console_mux::Input;
-use crate::{boot, console, machine, println, smp, status};
+use crate::{boot, console, machine, print, println, smp, status};
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use spin::Once;
@@ -141,10 +141,28 @@ impl Cpus for SystemCpus {
                     console::show_focused_line();
                 }
                 Input::ShowCounters => print_counters(),
+                Input::ToggleScreen => toggle_screen(),
                 Input::Nothing => {}
             }
         }
         console::set_input_interrupt(true);
+    }
+}
+
+/// Turns the screen off (every persona in the background) or on again,
+/// and makes every CPU look at its vCPUs again under the new scene.
+fn toggle_screen() {
+    let scene = crate::sched::power::SCENE.load();
+    let scene = Scene { screen_on: !scene.screen_on, ..scene };
+    crate::sched::power::SCENE.set(scene);
+    if scene.screen_on {
+        let vms = VMS.get().expect("VMs exist while one runs");
+        println!("duet: screen on: vm {} is in the foreground", vms[scene.foreground].name);
+    } else {
+        println!("duet: screen off: every VM is in the background");
+    }
+    for other in (0..smp::online()).filter(|&c| c != cpu::id()) {
+        gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
     }
 }
 
@@ -162,6 +180,14 @@ pub fn print_counters() {
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+        let states = super::cpu::idle_state_counters(cpu);
+        if states.iter().any(|&n| n > 0) {
+            print!("duet: cpu{cpu}: idle-state sleeps");
+            for (i, n) in states.iter().enumerate() {
+                print!(" state{i} {n}");
+            }
+            println!();
+        }
     }
     print_energy();
     // The heap line comes last: readers (xtask bench) take it as the end.

@@ -44,6 +44,12 @@ pub fn hold_virtual_timer() -> Option<HeldVirtualTimer> {
     Some(HeldVirtualTimer { ctl, deadline })
 }
 
+/// The loaded vCPU's virtual timer deadline, if it is armed and unmasked.
+pub fn virtual_timer_deadline() -> Option<u64> {
+    let ctl = read_sysreg!("cntv_ctl_el0");
+    (ctl & 0b11 == 0b01).then(|| read_sysreg!("cntv_cval_el0"))
+}
+
 /// Puts back the guest's virtual timer control: a deadline that has passed
 /// fires at once.
 pub fn release_virtual_timer(held: HeldVirtualTimer) {

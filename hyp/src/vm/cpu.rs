@@ -322,6 +322,11 @@ fn sleep(idle_states: &[IdleState], expected_us: Option<u64>) {
     }
 }
 
+/// Sleeps on a CPU with no vCPU: as deeply as its standby states allow.
+pub fn sleep_unplaced() {
+    sleep(idle_states_of_this_cpu(), None);
+}
+
 /// This CPU's standby idle states from the device tree (none on QEMU virt
 /// unless a tree with them is given).
 fn idle_states_of_this_cpu() -> &'static [IdleState] {

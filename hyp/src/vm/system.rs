@@ -67,6 +67,7 @@ pub fn start(package: Option<Region>) -> bool {
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     STARTED_AT.call_once(cpu::counter);
+    print_energy_model();
     for other in 1..smp::online() {
         gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
     }
@@ -79,7 +80,7 @@ fn halt(reason: core::fmt::Arguments) -> ! {
 }
 
 /// What every CPU does once Duet is up: run the vCPUs placed on it, or,
-/// with none, sleep.
+/// with none, sleep (in its deepest standby idle state).
 pub fn cpu_loop(me: usize) -> ! {
     loop {
         if let (Some(placement), Some(vms)) = (PLACEMENT.get(), VMS.get()) {
@@ -89,7 +90,7 @@ pub fn cpu_loop(me: usize) -> ! {
                 super::cpu::run_cpu(placed, &SystemCpus { me });
             }
         }
-        cpu::wait_for_interrupt();
+        super::cpu::sleep_unplaced();
         while let Some(intid) = gic::acknowledge() {
             gic::end_of_interrupt(intid);
         }
@@ -193,6 +194,22 @@ pub fn print_counters() {
     // The heap line comes last: readers (xtask bench) take it as the end.
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
+}
+
+/// Says what each CPU's energy model is and where it came from.
+fn print_energy_model() {
+    let Some(platform) = crate::boot::platform() else { return };
+    for c in 0..smp::online() {
+        let power = platform.cpu_power(smp::mpidr_of(c));
+        let states = power.standby_states().len();
+        println!(
+            "duet: cpu{c}: capacity {}, active {} mW ({}), {states} standby idle state{}",
+            power.capacity,
+            power.active_uw / 1000,
+            if power.from_device_tree { "device tree" } else { "default" },
+            if states == 1 { "" } else { "s" },
+        );
+    }
 }
 
 /// Prints one machine-readable line per VM with its CPU time, wakeups and

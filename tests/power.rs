@@ -290,7 +290,7 @@ fn background_timer_slack_cuts_wakeups() {
 }
 
 /// QEMU's own device tree for the default board with `smp` CPUs, rewritten
-/// with an energy model: CPUs 0 and 1 big, 2 and 3 little (capacity,
+/// with an energy model: CPUs 2 and 3 big, 0 and 1 little (capacity,
 /// dynamic-power coefficient, an OPP table per class), every CPU with one
 /// standby idle state (PSCI power state 0x1: QEMU's PSCI takes it as WFI).
 fn device_tree_with_energy_model(smp: u32) -> PathBuf {
@@ -333,7 +333,7 @@ fn copy_node(node: &fdt::node::FdtNode, path: &Path, out: &mut vm_fdt::FdtWriter
     let parent = path.parent().map(|p| p.to_string_lossy().into_owned());
     if parent.as_deref() == Some("/cpus") && node.name.starts_with("cpu@") {
         let index: u32 = node.name["cpu@".len()..].parse().unwrap_or(0);
-        let big = index < 2;
+        let big = index >= 2;
         out.property_u32("capacity-dmips-mhz", if big { 1024 } else { 446 }).unwrap();
         out.property_u32("dynamic-power-coefficient", if big { 400 } else { 100 }).unwrap();
         out.property_u32("operating-points-v2", if big { OPP_BIG } else { OPP_LITTLE }).unwrap();
@@ -386,12 +386,10 @@ fn idle_state_sleeps(text: &str, cpu: usize) -> Option<u64> {
 }
 
 #[test]
-fn idle_cpus_sleep_in_the_device_trees_idle_state() {
+fn big_little_placement_and_idle_states_from_the_device_tree() {
     let dtb = device_tree_with_energy_model(4);
-    // One Linux VM with one vCPU on a big CPU (CPU 0): CPUs 1 to 3 have
-    // nothing to run.
-    let text = format!("foreground = \"personal\"\n{}", linux_vm("personal", "personal", 1, ""));
-    let path = manifest("power-idle-states", &text);
+    let text = linux_vm("personal", "personal", 1, "") + &linux_vm("corporate", "corporate", 1, "");
+    let path = manifest("power-big-little", &text);
     let mut run = Machine::xtask(&[
         "run",
         "--smp",
@@ -402,13 +400,18 @@ fn idle_cpus_sleep_in_the_device_trees_idle_state() {
         "-dtb",
         dtb.to_str().unwrap(),
     ]);
-    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    for vm in ["personal", "corporate"] {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+    }
     run.expect(&format!("[personal] {PROMPT}"), COMMAND);
-    // Duet read the energy model: 400 µW/MHz/V² at 2 GHz and 1.0 V is
-    // 800 mW; 100 at 1 GHz and 0.8 V is 64 mW.
+    // Duet read the energy model (400 µW/MHz/V² at 2 GHz and 1.0 V is
+    // 800 mW; 100 at 1 GHz and 0.8 V is 64 mW) and placed the foreground
+    // persona on a big CPU, the background one on a little CPU.
     run.require(&[
-        "duet: cpu0: capacity 1024, active 800 mW (device tree), 1 standby idle state",
-        "duet: cpu3: capacity 446, active 64 mW (device tree), 1 standby idle state",
+        "duet: cpu2: capacity 1024, active 800 mW (device tree), 1 standby idle state, runs personal/0",
+        "duet: cpu0: capacity 446, active 64 mW (device tree), 1 standby idle state, runs corporate/0",
+        "duet: cpu1: capacity 446, active 64 mW (device tree), 1 standby idle state, runs nothing",
+        "duet: cpu3: capacity 1024, active 800 mW (device tree), 1 standby idle state, runs nothing",
     ]);
     std::thread::sleep(Duration::from_secs(3));
     let before = counters(&mut run);
@@ -421,12 +424,13 @@ fn idle_cpus_sleep_in_the_device_trees_idle_state() {
         };
         println!("cpu{cpu}: {} sleeps in the idle state over 5 s", a - b);
     }
-    // Its idle guest's CPU sleeps there between its timer interrupts.
-    let sleeps = idle_state_sleeps(&after, 0).unwrap() - idle_state_sleeps(&before, 0).unwrap();
+    // The idle foreground guest's CPU sleeps there between its interrupts
+    // (the unused CPUs entered it once and stay).
+    let sleeps = idle_state_sleeps(&after, 2).unwrap() - idle_state_sleeps(&before, 2).unwrap();
     if sleeps == 0 {
-        run.fail("cpu0 never entered the idle state while its guest idled");
+        run.fail("cpu2 never entered the idle state while its guest idled");
     }
-    power_off_and_check_energy(&mut run, &["personal"]);
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
 }
 
 #[test]

@@ -57,7 +57,11 @@ pub fn start(package: Option<Region>) -> bool {
         }
     }
     let counts: Vec<usize> = vms.iter().map(Vm::vcpu_count).collect();
-    let placement = match Placement::new(&counts, smp::online()) {
+    // Foreground vCPUs on the biggest CPUs, background ones on the smallest.
+    let capacities: Vec<u32> = (0..smp::online())
+        .map(|c| boot::platform().map(|p| p.cpu_power(smp::mpidr_of(c)).capacity).unwrap_or(1024))
+        .collect();
+    let placement = match Placement::by_capacity(&counts, package.foreground(), &capacities) {
         Ok(placement) => placement,
         Err(e) => halt(format_args!("{e}")),
     };
@@ -198,17 +202,23 @@ pub fn print_counters() {
 
 /// Says what each CPU's energy model is and where it came from.
 fn print_energy_model() {
-    let Some(platform) = crate::boot::platform() else { return };
+    let Some(platform) = boot::platform() else { return };
     for c in 0..smp::online() {
         let power = platform.cpu_power(smp::mpidr_of(c));
         let states = power.standby_states().len();
-        println!(
-            "duet: cpu{c}: capacity {}, active {} mW ({}), {states} standby idle state{}",
+        print!(
+            "duet: cpu{c}: capacity {}, active {} mW ({}), {states} standby idle state{}, runs",
             power.capacity,
             power.active_uw / 1000,
             if power.from_device_tree { "device tree" } else { "default" },
             if states == 1 { "" } else { "s" },
         );
+        let placed = PLACEMENT.get().map(|p| p.queue(c)).unwrap_or_default();
+        let vms = VMS.get().map(Vec::as_slice).unwrap_or_default();
+        for id in placed {
+            print!(" {}/{}", vms[id.vm].name, id.vcpu);
+        }
+        println!("{}", if placed.is_empty() { " nothing" } else { "" });
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! Each vCPU is placed on one CPU at boot and stays there, so its state is
 //! saved and restored only when that CPU switches between its own vCPUs.
-//! vCPUs are spread round-robin over the CPUs; with more vCPUs than CPUs,
-//! some CPUs take turns between several. A CPU runs a vCPU that can run,
+//! vCPUs are spread round-robin over the CPUs, or by capacity on CPUs of
+//! different sizes (the foreground persona on the big ones); with more
+//! vCPUs than CPUs, some CPUs take turns between several. The power policy
+//! is [`power`]'s, the energy accounting [`energy`]'s. A CPU runs a vCPU that can run,
 //! taking them in turn (a time slice ends a turn only while another vCPU
 //! waits for the CPU); with nothing to run it sleeps until the earliest
 //! timer deadline of its waiting vCPUs or an interrupt: Duet has no tick.

@@ -13,7 +13,7 @@ use super::vcpu::{GuestRegs, PSTATE_EL1H_MASKED};
 use crate::arch::aarch64::context::SavedState;
 use crate::arch::aarch64::{cpu, gic, guest, psci, timer};
 use crate::personas::power::PowerSpec;
-use crate::sched::energy::{IdleState, MAX_IDLE_STATES};
+use crate::sched::energy::{CpuPower, IdleState, MAX_IDLE_STATES};
 use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, State, Verdict};
 use crate::sched::{earliest, energy};
 use crate::MAX_CPUS;
@@ -330,14 +330,9 @@ pub fn sleep_unplaced() {
 /// This CPU's standby idle states from the device tree (none on QEMU virt
 /// unless a tree with them is given).
 fn idle_states_of_this_cpu() -> &'static [IdleState] {
-    static STATES: [spin::Once<CpuPowerStates>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
-    let me = cpu::id();
-    let states = STATES[me].call_once(|| {
-        let power = crate::boot::platform().map(|p| p.cpu_power(cpu::mpidr())).unwrap_or_default();
-        CpuPowerStates(power)
+    static MODELS: [spin::Once<CpuPower>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
+    let model = MODELS[cpu::id()].call_once(|| {
+        crate::boot::platform().map(|p| p.cpu_power(cpu::mpidr())).unwrap_or_default()
     });
-    states.0.standby_states()
+    model.standby_states()
 }
-
-/// A CPU's energy model, kept for its idle states.
-struct CpuPowerStates(crate::sched::energy::CpuPower);

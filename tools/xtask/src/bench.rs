@@ -10,10 +10,12 @@
 //!
 //! Submodules: `machine` drives one boot, `parse` reads console and /proc
 //! text, `size` reads the ELF, `table` holds and renders rows, `report`
-//! describes the host and writes the report.
+//! describes the host and writes the report; `power` is `--power`'s own
+//! scenarios (docs/power.md).
 
 mod machine;
 mod parse;
+pub mod power;
 mod report;
 mod size;
 mod table;

@@ -119,9 +119,29 @@ fn boot(image: &Path, package: &Path) -> Result<Machine> {
     let options = qemu::Options { package: Some(package.to_path_buf()), ..Default::default() };
     let mut machine =
         Machine::start(qemu::command(duet_boards::default_board(), image, &options), Setup::Duet)?;
-    machine.boot()?;
+    // The personal persona has the focus, so its prompt shows as it comes;
+    // the corporate one's shows once it has the focus (a typed newline
+    // makes its shell print one afresh). A persona on a small budget boots
+    // slowly: ask a few times.
+    until_answers(&mut machine, "", "[personal] / # ")?;
+    machine.shell_until("\x1dn", "duet: console input now goes to vm corporate")?;
+    until_answers(&mut machine, "", "[corporate] / # ")?;
+    machine.shell_until("\x1dn", "duet: console input now goes to vm personal")?;
     machine::idle_for(SETTLE);
     Ok(machine)
+}
+
+/// Types `command` until the console shows `done` after it (boots take a
+/// while in software emulation).
+fn until_answers(machine: &mut Machine, command: &str, done: &str) -> Result<()> {
+    let mut result = Ok(());
+    for _ in 0..4 {
+        result = machine.shell_until(command, done);
+        if result.is_ok() {
+            break;
+        }
+    }
+    result
 }
 
 /// Types `command` into the corporate persona, then gives the focus back.
@@ -134,11 +154,13 @@ fn in_corporate(machine: &mut Machine, command: &str, done: &str) -> Result<()> 
 fn hog(image: &Path, package: &Path, budget: u32) -> Result<Hog> {
     let mut machine = boot(image, package)?;
     machine.shell_until(BUSY_SETUP, BUSY_READY)?;
-    let alone_s = machine.timed_job(BUSY_JOB)?;
+    // The first run warms up (QEMU translates the code once): the better
+    // of two runs counts.
+    let alone_s = machine.timed_job(BUSY_JOB)?.min(machine.timed_job(BUSY_JOB)?);
     in_corporate(&mut machine, "while :; do :; done & echo hog-$((40 + 2))", "hog-42")?;
     machine::idle_for(Duration::from_secs(1));
     let (before, start) = (machine.counters()?, Instant::now());
-    let with_hog_s = machine.timed_job(BUSY_JOB)?;
+    let with_hog_s = machine.timed_job(BUSY_JOB)?.min(machine.timed_job(BUSY_JOB)?);
     let (after, wall) = (machine.counters()?, start.elapsed().as_secs_f64());
     let hog_share_percent = 100.0 * guest_seconds(&after, "corporate", &before) / wall;
     machine.power_off()?;
@@ -209,7 +231,10 @@ fn markdown(table: &str) -> String {
          is in [power.md](power.md). QEMU TCG, 4 CPUs, the personal persona (2 vCPUs) in \
          the foreground and the corporate persona (1 vCPU) in the background, each on \
          CPUs of their own. \"Speed kept\" is the personal job's time alone over its time \
-         beside the hog; the hog's share is its guest time over the wall time of that job.\n\n\
+         beside the hog (the better of two runs each); the hog's share is its guest time \
+         over the wall time of those two runs. Guest time is wall time between entering \
+         and leaving the guest, so on a busy host it includes time the host took from \
+         QEMU's vCPU thread: the share then reads high.\n\n\
          ```\n{table}```\n"
     )
 }

@@ -35,7 +35,7 @@
 
 pub mod format;
 pub mod power;
-mod tree;
+pub mod tree;
 
 pub use tree::{Block, TreeError};
 

@@ -10,6 +10,7 @@
 //! probe.mode=plant  probe.secret=<16 hex digits> [probe.linger=<seconds>]
 //! probe.mode=hunt   probe.secret=<16 hex digits> [probe.delay=<seconds>]
 //! probe.mode=listen [probe.linger=<seconds>]
+//! probe.mode=virtio
 //! ```
 
 use crate::needle::{Needle, SecretText};
@@ -38,6 +39,8 @@ pub enum Mode {
     /// Watches its own console input for `linger` seconds: input typed for
     /// another VM must never arrive here.
     Listen { linger: u64 },
+    /// Abuses each virtio device it has; each abuse must be refused.
+    Virtio,
 }
 
 /// Why a command line is refused.
@@ -80,7 +83,7 @@ pub fn parse(cmdline: &str) -> Result<Mode, BootargsError<'_>> {
     let mode = words.mode.unwrap_or("checks");
     // Which of secret, linger and delay each mode takes.
     let takes = match mode {
-        "checks" | "attack" => [false, false, false],
+        "checks" | "attack" | "virtio" => [false, false, false],
         "listen" => [false, true, false],
         "plant" => [true, true, false],
         "hunt" => [true, false, true],
@@ -101,6 +104,7 @@ pub fn parse(cmdline: &str) -> Result<Mode, BootargsError<'_>> {
     let delay = words.delay.map_or(DEFAULT_DELAY_SECONDS, |(_, n)| n);
     Ok(match mode {
         "attack" => Mode::Attack,
+        "virtio" => Mode::Virtio,
         "listen" => Mode::Listen { linger },
         "plant" => Mode::Plant { secret: secret()?.value(), linger },
         "hunt" => Mode::Hunt { needle: Needle::new(secret()?), delay },
@@ -147,6 +151,7 @@ mod tests {
         assert_eq!(parse("console=ttyAMA0 quiet"), Ok(Mode::Checks));
         assert_eq!(parse("probe.mode=checks"), Ok(Mode::Checks));
         assert_eq!(parse("  probe.mode=attack  "), Ok(Mode::Attack));
+        assert_eq!(parse("probe.mode=virtio"), Ok(Mode::Virtio));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! reads the device tree Duet passed in x0, picks the mode the command
 //! line asks for, and runs it.
 
-use crate::{attack, checks, exceptions, gic, hunt, listen, plant, smccc, timer};
+use crate::{attack, checks, exceptions, gic, hunt, listen, plant, smccc, timer, virtio};
 use core::arch::{asm, global_asm};
 use core::ops::Range;
 use duet_probe::bootargs::{self, Mode};
@@ -109,6 +109,7 @@ extern "C" fn main(device_tree: u64) -> ! {
         Mode::Plant { secret, linger } => plant::run(&guest, secret, linger),
         Mode::Hunt { needle, .. } => hunt::run(&guest, needle),
         Mode::Listen { linger } => listen::run(linger),
+        Mode::Virtio => virtio::run(guest.ram.base, guest.ram_end()),
     }
 }
 

@@ -10,7 +10,9 @@
 //! - `probe.mode=plant probe.secret=<hex>`: fills its RAM with a secret;
 //! - `probe.mode=hunt probe.secret=<hex>`: looks for that secret wherever it
 //!   can read, without ever holding it whole;
-//! - `probe.mode=listen`: watches for console input typed for others.
+//! - `probe.mode=listen`: watches for console input typed for others;
+//! - `probe.mode=virtio`: abuses each virtio device Duet gave it (see
+//!   `virtio`).
 //!
 //! Every line it prints starts with `probe:`; the integration tests read
 //! them. Each mode ends with PSCI SYSTEM_OFF. The host-testable half is the
@@ -48,6 +50,8 @@ mod smccc;
 mod stash;
 #[cfg(target_os = "none")]
 mod timer;
+#[cfg(target_os = "none")]
+mod virtio;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

@@ -10,6 +10,7 @@ use crate::mm::regions::Region;
 use crate::personas::VmSpec;
 use crate::vdev::pl011::Pl011;
 use crate::vdev::vgic::Vgic;
+use crate::vdev::virtio::guest_memory::GuestMemory;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ pub struct Vm {
     pub in_guest: Vec<AtomicBool>,
     pub vgic: Mutex<Vgic>,
     pub uart: Mutex<Pl011>,
+    /// Its virtio devices, in slot order.
+    pub virtio: Vec<super::virtio::VirtioSlot>,
     /// Cleared when the VM powers off.
     pub running: AtomicBool,
     /// Faults logged so far, to keep a misbehaving guest from flooding the console.
@@ -91,7 +94,7 @@ impl Vm {
         spec: &VmSpec,
         ram: Region,
         pa_bits: u32,
-        gic: GicVersion,
+        gic: GuestGic,
     ) -> Result<Vm, VmError> {
         let geometry = Geometry::stage2(ipa_bits(pa_bits));
         let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables)
@@ -99,7 +102,26 @@ impl Vm {
         stage2
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
+        if let GuestGic::V2 { virtual_cpu } = gic {
+            // The guest's CPU interface is the hardware's virtual one: its
+            // accesses go straight to the GIC, never trapping to Duet.
+            stage2
+                .map(
+                    &mut HeapTables,
+                    layout::GICC_BASE,
+                    virtual_cpu,
+                    layout::GICC_SIZE,
+                    Attributes::DEVICE,
+                )
+                .map_err(VmError::Map)?;
+        }
+        let gic = gic.version();
         let vcpus = spec.vcpus as usize;
+        // SAFETY: `ram` was taken from the free set for this VM alone, is
+        // mapped read-write in Duet's own map and lives as long as the VM.
+        let memory =
+            unsafe { GuestMemory::new(layout::RAM_BASE, ram.start as *mut u8, ram.size()) };
+        let backends = super::virtio::backends_for(spec);
         let vm = Vm {
             name: spec.name,
             spec: *spec,
@@ -112,8 +134,9 @@ impl Vm {
             _stage2: stage2,
             power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
             in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
-            vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
+            vgic: Mutex::new(Vgic::with_front_end(vcpus, gic).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
+            virtio: super::virtio::devices(index, spec.name, memory, backends),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
             counters: Counters::default(),
@@ -133,9 +156,12 @@ impl Vm {
         let memory = unsafe {
             core::slice::from_raw_parts_mut(self.ram.start as *mut u8, self.ram.size() as usize)
         };
-        let entry = load(&self.spec, memory, self.vcpu_count(), self.gic)?;
-        *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
+        let slots = super::virtio::slots(&self.virtio);
+        let entry = load(&self.spec, memory, self.vcpu_count(), self.gic, &slots)?;
+        *self.vgic.lock() =
+            Vgic::with_front_end(self.vcpu_count(), self.gic).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
+        super::virtio::reset(&self.virtio);
         for (index, power) in self.power.iter().enumerate() {
             *power.lock() = if index == 0 {
                 Power::Starting { entry: entry.kernel, context: entry.device_tree }
@@ -201,6 +227,27 @@ impl Vm {
     }
 }
 
+/// The interrupt controller a VM's guest gets: the hardware's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestGic {
+    /// The GICv3 front end; the guest's CPU interface is the ICC system
+    /// registers.
+    V3,
+    /// The GICv2 front end; the guest's CPU interface is the hardware's
+    /// GICV frame at physical address `virtual_cpu`, mapped at
+    /// `layout::GICC_BASE`.
+    V2 { virtual_cpu: u64 },
+}
+
+impl GuestGic {
+    pub fn version(self) -> GicVersion {
+        match self {
+            GuestGic::V3 => GicVersion::V3,
+            GuestGic::V2 { .. } => GicVersion::V2,
+        }
+    }
+}
+
 /// Guest addresses of what vCPU 0 starts with.
 struct Entry {
     kernel: u64,
@@ -208,7 +255,13 @@ struct Entry {
 }
 
 /// Copies kernel, initrd and a fresh device tree into `memory`.
-fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Result<Entry, VmError> {
+fn load(
+    spec: &VmSpec,
+    memory: &mut [u8],
+    vcpus: usize,
+    gic: GicVersion,
+    virtio_slots: &[u32],
+) -> Result<Entry, VmError> {
     let header = ImageHeader::parse(spec.kernel).map_err(VmError::Load)?;
     let initrd_size = spec.initrd.map(|i| i.len() as u64);
     let plan = loader::plan(header, initrd_size, memory.len() as u64).map_err(VmError::Load)?;
@@ -229,7 +282,7 @@ fn load(spec: &VmSpec, memory: &mut [u8], vcpus: usize, gic: GicVersion) -> Resu
         gic,
         bootargs: spec.cmdline,
         initrd,
-        virtio_slots: &[],
+        virtio_slots,
     };
     let blob = device_tree::write(&config).map_err(VmError::DeviceTree)?;
     if blob.len() as u64 > loader::MAX_DEVICE_TREE {

@@ -20,3 +20,5 @@ pub mod instance;
 mod run;
 #[cfg(target_os = "none")]
 pub mod system;
+#[cfg(target_os = "none")]
+pub mod virtio;

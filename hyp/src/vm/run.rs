@@ -127,7 +127,7 @@ pub fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
     kick_all(vm, kicks, cpus);
 }
 
-fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
+pub(super) fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
     for vcpu in (0..vm.vcpu_count()).filter(|v| mask & (1 << v) != 0) {
         cpus.kick(vm, vcpu);
     }
@@ -359,6 +359,13 @@ fn mmio(
         drop(vgic);
         kick_all(vm, kicks, cpus);
         result
+    } else if in_range(
+        address,
+        layout::VIRTIO_BASE,
+        layout::VIRTIO_STRIDE * u64::from(layout::VIRTIO_SLOTS),
+    ) {
+        super::virtio::access(vm, vcpu, access, value, cpus)
+            .ok_or("a virtio slot with no device behind it")?
     } else {
         return Err("an address with neither memory nor a device");
     };
@@ -375,7 +382,7 @@ fn mmio(
     }
 }
 
-fn perform(
+pub(super) fn perform(
     device: &mut impl MmioDevice,
     vcpu: usize,
     offset: u64,

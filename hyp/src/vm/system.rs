@@ -3,7 +3,7 @@
 //! Bare metal only.
 
 use super::device_tree::GicVersion;
-use super::instance::Vm;
+use super::instance::{GuestGic, Vm};
 use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
@@ -45,7 +45,11 @@ pub fn start(package: Option<Region>) -> bool {
         let Some(ram) = boot::FREE_RAM.lock().allocate(mib << 20, 2 << 20) else {
             halt(format_args!("vm {}: no {mib} MiB of free RAM left", spec.name));
         };
-        match Vm::build(index, spec, ram, mmu::physical_address_bits(), GicVersion::V3) {
+        let gic = match (gic::guest_version(), gic::virtual_cpu_interface()) {
+            (GicVersion::V2, Some(gicv)) => GuestGic::V2 { virtual_cpu: gicv },
+            _ => GuestGic::V3,
+        };
+        match Vm::build(index, spec, ram, mmu::physical_address_bits(), gic) {
             Ok(vm) => {
                 println!(
                     "duet: vm {} ({:?}): {} vcpus, {mib} MiB at {ram:?}, command line {:?}",
@@ -73,7 +77,7 @@ pub fn start(package: Option<Region>) -> bool {
     STARTED_AT.call_once(cpu::counter);
     print_energy_model();
     for other in 1..smp::online() {
-        gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
+        gic::send_sgi(KICK_SGI, other);
     }
     true
 }
@@ -109,7 +113,7 @@ impl Cpus for SystemCpus {
     fn kick(&self, vm: &Vm, vcpu: usize) {
         let placement = PLACEMENT.get().expect("placed before running");
         match placement.cpu_of(VcpuId { vm: vm.index, vcpu }) {
-            Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, smp::mpidr_of(cpu)),
+            Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, cpu),
             _ => {}
         }
     }

@@ -25,6 +25,7 @@
 
 mod apt;
 pub mod initramfs;
+pub mod modules;
 pub mod series;
 
 pub use apt::compare_versions;
@@ -62,6 +63,28 @@ impl Kernel {
 /// The Debian package busybox comes from: statically linked, so the
 /// initramfs needs no C library.
 const BUSYBOX_PACKAGE: &str = "busybox-static";
+
+/// Debian's `raspi-firmware` package (the Raspberry Pi's boot firmware,
+/// from the non-free-firmware section) unpacked under
+/// `target/guests/raspi-firmware/`, fetched on first use; returns the
+/// directory with `start4.elf`, `fixup4.dat` and the others.
+pub fn raspi_firmware() -> Result<PathBuf> {
+    let cache = guests_dir().join("raspi-firmware");
+    let files = cache.join("root/usr/lib/raspi-firmware");
+    if cache.join("complete").is_file() {
+        return Ok(files);
+    }
+    apt::prepare()?;
+    crate::deps::add_non_free_firmware()?;
+    eprintln!("xtask: fetching raspi-firmware (5 MB), the Raspberry Pi's boot firmware...");
+    let deb = apt::with_fresh_lists(|| apt::download_all("raspi-firmware", &downloads_dir()))?;
+    remove_dir_if_present(&cache)?;
+    apt::extract(&deb, &cache.join("root")).context("cannot unpack raspi-firmware")?;
+    fs::remove_file(&deb).with_context(|| format!("cannot remove {}", deb.display()))?;
+    ensure!(files.join("start4.elf").is_file(), "raspi-firmware has no start4.elf");
+    fs::write(cache.join("complete"), b"").context("cannot mark the firmware as fetched")?;
+    Ok(files)
+}
 
 /// Where fetched and built guests live.
 pub fn guests_dir() -> PathBuf {
@@ -102,8 +125,11 @@ pub fn debian_kernel_series(series: KernelSeries) -> Result<Kernel> {
 
 /// The initramfs of the personal test guest: `/bin/busybox` from Debian's
 /// `busybox-static:arm64`, `/init` from `guests/personal/init`, the
-/// directories it needs and `/dev/console`.
+/// directories it needs, `/dev/console`, and the default kernel's virtio
+/// and ext4 modules ([`modules::WANTED`]).
 pub fn busybox_initramfs() -> Result<PathBuf> {
+    // Before the lock: `kernel` takes it itself (and may fetch).
+    let kernel = kernel()?;
     let _lock = CacheLock::take()?;
     let busybox_path = busybox()?;
     let busybox = fs::read(&busybox_path)
@@ -116,7 +142,9 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     // The archive is reproducible, so building it (a few milliseconds) and
     // comparing bytes is the stamp: a changed init script, busybox or layout
     // rewrites the file, and nothing else does.
-    let archive = initramfs::personal(&busybox, &init)?;
+    let modules = modules::resolve(&kernel.modules(), modules::WANTED)
+        .context("cannot gather the guest's kernel modules")?;
+    let archive = initramfs::personal(&busybox, &init, &modules)?;
     let path = guests_dir().join("personal-initramfs.cpio");
     if fs::read(&path).ok().as_deref() != Some(archive.as_slice()) {
         write_atomically(&path, &archive)?;

@@ -10,6 +10,7 @@ pub mod guest;
 pub mod image;
 pub mod personas;
 pub mod qemu;
+pub mod sdcard;
 
 use std::path::PathBuf;
 

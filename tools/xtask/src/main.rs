@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{bench, deps, guest, personas, workspace_root};
+use xtask::{bench, deps, guest, personas, sdcard, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -50,6 +50,19 @@ enum Task {
         /// Passed to the integration tests' harness, e.g. a test name filter.
         #[arg(last = true)]
         filter: Vec<String>,
+    },
+    /// Write a flashable SD-card image: Duet, its personas and the board's
+    /// boot firmware (see docs/boards/rpi4.md).
+    Image {
+        /// The board (only rpi4 has one).
+        #[arg(long)]
+        board: String,
+        /// The persona manifest (default: guests/default.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Where to write the image.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Build the hypervisor image and print its path.
     Build {
@@ -95,13 +108,17 @@ fn main() -> ExitCode {
     }
 }
 
+fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
+    duet_boards::by_name(name).with_context(|| {
+        let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
+        format!("no board called {name:?}; boards: {}", names.join(", "))
+    })
+}
+
 fn run(task: Task) -> Result<ExitCode> {
     match task {
         Task::Run { board, smp, append, manifest, qemu_args } => {
-            let board = duet_boards::by_name(&board).with_context(|| {
-                let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
-                format!("no board called {board:?}; boards: {}", names.join(", "))
-            })?;
+            let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
             let manifest = match manifest {
@@ -109,8 +126,14 @@ fn run(task: Task) -> Result<ExitCode> {
                 None => guest::default_manifest()?,
             };
             let package = personas::package(&manifest, board)?;
-            let options =
-                qemu::Options { cpus: smp, append, package: Some(package), extra_args: qemu_args };
+            let dtb = qemu::board_dtb(board)?;
+            let options = qemu::Options {
+                cpus: smp,
+                append,
+                package: Some(package),
+                dtb,
+                extra_args: qemu_args,
+            };
             let (status, ending) =
                 qemu::run_attached(qemu::command(board, &image.binary, &options))?;
             Ok(match ending {
@@ -124,6 +147,12 @@ fn run(task: Task) -> Result<ExitCode> {
                     ExitCode::FAILURE
                 }
             })
+        }
+        Task::Image { board, manifest, out } => {
+            let board = find_board(&board)?;
+            sdcard::make(board, manifest, &out)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Task::Test { unit, filter } => {
             cargo(&["test", "--quiet"])?;

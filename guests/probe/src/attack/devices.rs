@@ -1,5 +1,6 @@
 //! Attempts on devices. The guest's virtual platform gives it a GIC
-//! distributor, one redistributor per vCPU and a PL011, all emulated; the
+//! distributor, one redistributor per vCPU, a PL011 and virtio-mmio
+//! devices in the first slots, all emulated; the
 //! host has more (GICv2 frames, an ITS, a redistributor per physical CPU,
 //! RTC, fw_cfg, GPIO, flash, virtio-mmio, PCIe). Whatever the guest was not
 //! given must be a hole; what it was given must answer only from its own
@@ -71,8 +72,17 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt { name: "load-gpio", run: |_| must_fault_load(host::GPIO) },
     Attempt { name: "load-secure-uart", run: |_| must_fault_load(host::SECURE_UART) },
     Attempt { name: "load-smmu", run: |_| must_fault_load(host::SMMU) },
-    Attempt { name: "load-virtio-mmio", run: |_| must_fault_load(host::VIRTIO_MMIO) },
-    Attempt { name: "store-virtio-mmio", run: |_| must_fault_store(host::VIRTIO_MMIO + 0x70) },
+    // Slot 0 is the guest's own virtio console (Duet's model answers); the
+    // slots past Duet's devices (console, rng, disk, network) are holes.
+    Attempt { name: "load-virtio-mmio-own-console", run: |_| emulated_read(host::VIRTIO_MMIO, 4) },
+    Attempt {
+        name: "load-virtio-mmio-empty-slot",
+        run: |_| must_fault_load(virt::VIRTIO_BASE + 4 * virt::VIRTIO_STRIDE),
+    },
+    Attempt {
+        name: "store-virtio-mmio-empty-slot",
+        run: |_| must_fault_store(virt::VIRTIO_BASE + 4 * virt::VIRTIO_STRIDE + 0x70),
+    },
     Attempt {
         name: "load-virtio-mmio-last-slot",
         run: |_| {

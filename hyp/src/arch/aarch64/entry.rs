@@ -57,6 +57,19 @@ pub fn secondary_entry_address() -> u64 {
     duet_secondary_entry as *const () as u64
 }
 
+/// The index the next CPU released from a spin table takes (it arrives
+/// with no argument of its own); written by the boot CPU before each release.
+#[no_mangle]
+pub static mut SPIN_TABLE_INDEX: u64 = 0;
+
+/// The physical address CPUs released from a spin table start at.
+pub fn spin_table_entry_address() -> u64 {
+    extern "C" {
+        fn duet_spin_table_entry();
+    }
+    duet_spin_table_entry as *const () as u64
+}
+
 // arm64 Image header flags: little endian, 4 KiB pages, may be placed anywhere.
 const IMAGE_FLAGS: u64 = (1 << 1) | (1 << 3);
 const R_AARCH64_RELATIVE: u64 = 1027;
@@ -161,8 +174,17 @@ primary_entry:
     bl      {wrong_el}
     b       .
 
-// A secondary CPU, started by PSCI CPU_ON at EL2 with its index in x0.
+// A secondary CPU released from a spin table, at EL2, MMU off: it takes the
+// index the boot CPU left for it and goes on as if started by PSCI.
 .section .text
+.global duet_spin_table_entry
+duet_spin_table_entry:
+    adrp    x0, {spin_index}
+    add     x0, x0, :lo12:{spin_index}
+    ldr     x0, [x0]
+    b       duet_secondary_entry
+
+// A secondary CPU, started by PSCI CPU_ON at EL2 with its index in x0.
 .global duet_secondary_entry
 duet_secondary_entry:
     mov     x19, x0
@@ -207,6 +229,7 @@ duet_secondary_entry:
     sctlr_lo = const SCTLR_EL2_MMU_OFF & 0xffff,
     sctlr_on = const SCTLR_EL2_MMU_ON,
     mmu = sym SECONDARY_MMU,
+    spin_index = sym SPIN_TABLE_INDEX,
     primary = sym crate::boot::primary_main,
     wrong_el = sym crate::boot::wrong_el_main,
     secondary = sym crate::smp::secondary_main,

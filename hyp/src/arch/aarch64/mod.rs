@@ -12,5 +12,6 @@ pub mod guest;
 pub mod idregs;
 pub mod mmu;
 pub mod psci;
+pub mod random;
 mod sysreg;
 pub mod timer;

@@ -70,3 +70,12 @@ pub trait EntropySource: Send {
     /// Fills `buffer`; returns false if no entropy could be had now.
     fn fill(&mut self, buffer: &mut [u8]) -> bool;
 }
+
+/// What backs one VM's virtio devices, as chosen for it when it is built
+/// (`vm::virtio::backends_for`). Every VM gets a console and an entropy
+/// device; a disk and a NIC only where a backend exists.
+pub struct Backends {
+    pub disk: Option<alloc::boxed::Box<dyn BlockStore>>,
+    pub net: Option<alloc::boxed::Box<dyn NetPort>>,
+    pub entropy: alloc::boxed::Box<dyn EntropySource>,
+}

@@ -9,6 +9,7 @@
 //! kept reproducible (owner root, time 0, inodes numbered in order), so the
 //! same inputs always give the same bytes.
 
+use super::modules::Module;
 use anyhow::{ensure, Context, Result};
 use cpio::NewcBuilder;
 use std::io::Write;
@@ -95,19 +96,41 @@ impl Archive {
 /// Directories the personal guest's init uses: mount points, the places
 /// `busybox --install -s` puts applet links, and a home for root.
 const DIRECTORIES: &[&str] = &[
-    "bin", "dev", "etc", "lib", "mnt", "proc", "root", "run", "sbin", "sys", "tmp", "usr",
-    "usr/bin", "usr/sbin",
+    "bin",
+    "dev",
+    "etc",
+    "lib",
+    "lib/modules",
+    "mnt",
+    "proc",
+    "root",
+    "run",
+    "sbin",
+    "sys",
+    "tmp",
+    "usr",
+    "usr/bin",
+    "usr/sbin",
 ];
 
 /// The personal test guest: `busybox` (static, arm64) as `/bin/busybox`
 /// with `/bin/sh` linked to it (the interpreter of `/init`), `init` as
 /// `/init`, and `/dev/console` (5,1) so the kernel can give init a console
-/// before devtmpfs is mounted over `/dev`.
-pub fn personal(busybox: &[u8], init: &[u8]) -> Result<Vec<u8>> {
+/// before devtmpfs is mounted over `/dev`. `modules` go to
+/// `/lib/modules/<name>.ko`, and their names, in the order given (each
+/// after its dependencies), to `/lib/modules/order`, which `/init` loads.
+pub fn personal(busybox: &[u8], init: &[u8], modules: &[Module]) -> Result<Vec<u8>> {
     let mut archive = Archive::new();
     for dir in DIRECTORIES {
         archive.dir(dir)?;
     }
+    let mut order = String::new();
+    for module in modules {
+        archive.file(&format!("lib/modules/{}.ko", module.name), 0o644, &module.object)?;
+        order.push_str(&module.name);
+        order.push('\n');
+    }
+    archive.file("lib/modules/order", 0o644, order.as_bytes())?;
     archive.file("bin/busybox", 0o755, busybox)?;
     archive.symlink("bin/sh", "busybox")?;
     archive.char_device("dev/console", 5, 1)?;
@@ -206,7 +229,11 @@ mod tests {
 
     #[test]
     fn personal_guest_layout() {
-        let bytes = personal(b"\x7fELF...", b"#!/bin/sh\necho hi\n").unwrap();
+        let modules = [
+            Module { name: "crc16".into(), object: b"a".to_vec() },
+            Module { name: "ext4".into(), object: b"b".to_vec() },
+        ];
+        let bytes = personal(b"\x7fELF...", b"#!/bin/sh\necho hi\n", &modules).unwrap();
         let entries = parse(&bytes);
         let find = |name: &str| {
             entries.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name} missing"))
@@ -218,12 +245,14 @@ mod tests {
         assert_eq!(find("bin/sh").data, b"busybox");
         assert_eq!(find("dev/console").rdev, (5, 1));
         assert_eq!(find("init").mode, 0o100755);
+        assert_eq!(find("lib/modules/ext4.ko").data, b"b");
+        assert_eq!(find("lib/modules/order").data, b"crc16\next4\n");
         // Parents come first: every entry's directory is listed before it.
         for (i, entry) in entries.iter().enumerate() {
             if let Some((parent, _)) = entry.name.rsplit_once('/') {
                 assert!(entries[..i].iter().any(|e| e.name == parent), "{}", entry.name);
             }
         }
-        assert_eq!(bytes, personal(b"\x7fELF...", b"#!/bin/sh\necho hi\n").unwrap());
+        assert_eq!(bytes, personal(b"\x7fELF...", b"#!/bin/sh\necho hi\n", &modules).unwrap());
     }
 }

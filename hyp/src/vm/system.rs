@@ -171,7 +171,7 @@ fn toggle_screen() {
         println!("duet: screen off: every VM is in the background");
     }
     for other in (0..smp::online()).filter(|&c| c != cpu::id()) {
-        gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
+        gic::send_sgi(KICK_SGI, other);
     }
 }
 

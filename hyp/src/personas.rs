@@ -135,6 +135,37 @@ pub struct VmSpec {
     pub initrd: Option<&'static [u8]>,
     /// How it is scheduled in the background, and its priority.
     pub power: PowerSpec,
+    /// The VM's disk: the partition of the physical disk named like the
+    /// VM, at least this many MiB. `None`: no disk.
+    pub disk_mib: Option<u32>,
+    /// The VM's NIC on Duet's switch. `None`: no NIC.
+    pub net: Option<Net>,
+}
+
+/// A VM's NIC: where its frames may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// Only to other VMs, if the package lets VMs talk.
+    Local,
+    /// Also to the physical network.
+    Uplink,
+}
+
+impl Net {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            format::NET_LOCAL => Some(Self::Local),
+            format::NET_UPLINK => Some(Self::Uplink),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => format::NET_LOCAL,
+            Self::Uplink => format::NET_UPLINK,
+        }
+    }
 }
 
 impl VmSpec {
@@ -150,6 +181,8 @@ impl VmSpec {
         kernel: &[],
         initrd: None,
         power: PowerSpec::DEFAULT,
+        disk_mib: None,
+        net: None,
     };
 }
 
@@ -174,6 +207,7 @@ pub enum Problem {
     },
     BadRole(&'static str),
     BadResetPolicy(&'static str),
+    BadNet(&'static str),
     OutOfRange {
         value: u64,
         min: u64,
@@ -233,6 +267,12 @@ impl fmt::Display for Problem {
                 "unknown policy {policy:?} (expected {:?} or {:?})",
                 format::ON_RESET_RESTART,
                 format::ON_RESET_STAY_OFF
+            ),
+            Self::BadNet(net) => write!(
+                f,
+                "unknown network {net:?} (expected {:?} or {:?})",
+                format::NET_LOCAL,
+                format::NET_UPLINK
             ),
             Self::OutOfRange { value, min, max } => {
                 write!(f, "must be {min}..={max}, not {value}")
@@ -354,6 +394,7 @@ pub struct PersonaPackage {
     vm_count: usize,
     /// The VM in the foreground at boot.
     foreground: usize,
+    vms_may_talk: bool,
 }
 
 impl PersonaPackage {
@@ -374,6 +415,7 @@ impl PersonaPackage {
             vms: [VmSpec::UNUSED; format::MAX_VMS],
             vm_count: 0,
             foreground: 0,
+            vms_may_talk: vms_may_talk(root)?,
         };
         for node in root.children() {
             package.add_vm(node)?;
@@ -393,6 +435,11 @@ impl PersonaPackage {
     /// The index of the VM in the foreground at boot.
     pub fn foreground(&self) -> usize {
         self.foreground
+    }
+
+    /// Whether the VMs' NICs may reach each other (`duet,vms-may-talk`).
+    pub fn vms_may_talk(&self) -> bool {
+        self.vms_may_talk
     }
 
     /// The whole package (exactly `duet,package-size` bytes).
@@ -476,6 +523,24 @@ fn foreground_vm(root: FdtNode<'_, 'static>, vm_count: usize) -> Result<usize, P
     Ok(index as usize)
 }
 
+/// `duet,vms-may-talk`: absent or 0 is no, 1 is yes.
+fn vms_may_talk(root: FdtNode<'_, 'static>) -> Result<bool, PackageError> {
+    let root_error = |problem| PackageError::Root { property: prop::VMS_MAY_TALK, problem };
+    match optional(root, prop::VMS_MAY_TALK).map_err(root_error)? {
+        None => Ok(false),
+        Some(value) => flag(value).map_err(root_error),
+    }
+}
+
+/// One cell, 0 or 1.
+fn flag(value: &[u8]) -> Result<bool, Problem> {
+    match cell(value)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Problem::OutOfRange { value: other.into(), min: 0, max: 1 }),
+    }
+}
+
 /// The declared package size, checked against what was loaded.
 fn package_size(
     root: FdtNode<'_, 'static>,
@@ -528,6 +593,8 @@ impl VmReader<'_> {
             kernel: self.kernel()?,
             initrd: self.initrd()?,
             power: self.power()?,
+            disk_mib: self.optional(prop::DISK_MIB, disk_mib)?,
+            net: self.optional(prop::NET, net)?,
         };
         match unknown_property(self.node, &[prop::VM, power::prop::VM]) {
             Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
@@ -590,6 +657,17 @@ impl VmReader<'_> {
         let start = usize::try_from(offset).map_err(|_| past_end)?;
         let end = usize::try_from(end).map_err(|_| past_end)?;
         self.package.get(start..end).ok_or(past_end)
+    }
+
+    /// An optional property, decoded.
+    fn optional<T>(
+        &self,
+        property: &'static str,
+        decode: impl FnOnce(&'static [u8]) -> Result<T, Problem>,
+    ) -> Result<Option<T>, PackageError> {
+        optional(self.node, property)
+            .and_then(|value| value.map(decode).transpose())
+            .map_err(|problem| self.error(property, problem))
     }
 
     /// A required property, decoded.
@@ -697,6 +775,20 @@ fn restart_limit(value: &[u8]) -> Result<u32, Problem> {
     Ok(limit)
 }
 
+fn disk_mib(value: &[u8]) -> Result<u32, Problem> {
+    let mib = cell(value)?;
+    if !(1..=format::MAX_DISK_MIB).contains(&mib) {
+        let max = format::MAX_DISK_MIB.into();
+        return Err(Problem::OutOfRange { value: mib.into(), min: 1, max });
+    }
+    Ok(mib)
+}
+
+fn net(value: &'static [u8]) -> Result<Net, Problem> {
+    let name = string(value)?;
+    Net::from_name(name).ok_or(Problem::BadNet(name))
+}
+
 fn cmdline(value: &'static [u8]) -> Result<&'static str, Problem> {
     let line = string(value)?;
     format::check_cmdline(line).map_err(Problem::Cmdline)?;
@@ -766,6 +858,27 @@ mod tests {
         let too_many = Problem::OutOfRange { value: 101, min: 0, max: 100 };
         assert_eq!(restart_limit(&[0, 0, 0, 101]), Err(too_many));
         assert_eq!(restart_limit(&[0, 0, 0, 0, 5]), Err(Problem::Length { expected: 4, found: 5 }));
+    }
+
+    #[test]
+    fn disks_networks_and_the_talk_flag_decode_strictly() {
+        assert_eq!(disk_mib(&[0, 0, 0, 64]), Ok(64));
+        assert_eq!(disk_mib(&[0; 4]), Err(Problem::OutOfRange { value: 0, min: 1, max: 1 << 20 }));
+        let huge = (format::MAX_DISK_MIB + 1).to_be_bytes();
+        assert!(matches!(disk_mib(&huge), Err(Problem::OutOfRange { .. })));
+        assert_eq!(net(b"uplink\0"), Ok(Net::Uplink));
+        assert_eq!(net(b"local\0"), Ok(Net::Local));
+        assert_eq!(net(b"wifi\0"), Err(Problem::BadNet("wifi")));
+        assert_eq!(
+            Problem::BadNet("wifi").to_string(),
+            "unknown network \"wifi\" (expected \"local\" or \"uplink\")"
+        );
+        assert_eq!(flag(&[0, 0, 0, 1]), Ok(true));
+        assert_eq!(flag(&[0; 4]), Ok(false));
+        assert_eq!(flag(&[0, 0, 0, 2]), Err(Problem::OutOfRange { value: 2, min: 0, max: 1 }));
+        for n in [Net::Local, Net::Uplink] {
+            assert_eq!(Net::from_name(n.name()), Some(n));
+        }
     }
 
     #[test]

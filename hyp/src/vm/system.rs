@@ -39,6 +39,7 @@ pub fn start(package: Option<Region>) -> bool {
         Ok(package) => package,
         Err(e) => halt(format_args!("the persona package is unusable: {e}")),
     };
+    super::backends::start(&package);
     let mut vms = Vec::new();
     for (index, spec) in package.vms().iter().enumerate() {
         let mib = u64::from(spec.memory_mib);
@@ -100,6 +101,12 @@ pub fn cpu_loop(me: usize) -> ! {
         }
         super::cpu::sleep_unplaced();
         while let Some(intid) = gic::acknowledge() {
+            // The NIC's interrupt comes to the boot CPU even when it has no
+            // vCPU left: frames from the network still reach running VMs.
+            if Some(intid) == crate::drivers::virtio_net::intid() {
+                crate::drivers::virtio_net::interrupt();
+                SystemCpus { me }.frames_waiting();
+            }
             gic::end_of_interrupt(intid);
         }
     }
@@ -156,6 +163,16 @@ impl Cpus for SystemCpus {
         }
         console::set_input_interrupt(true);
     }
+
+    fn frames_waiting(&self) {
+        let (Some(network), Some(vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
+        let pending = network.take_pending();
+        for (index, vm) in vms.iter().enumerate() {
+            if pending & (1 << index) != 0 && vm.is_running() {
+                super::virtio::deliver_received_frames(vm, self);
+            }
+        }
+    }
 }
 
 /// Turns the screen off (every persona in the background) or on again,
@@ -197,6 +214,14 @@ pub fn print_counters() {
             }
             println!();
         }
+    }
+    if let Some(network) = crate::net::NETWORK.get() {
+        let (drops, forwarded, uplink_errors) = network.counters();
+        println!(
+            "duet: switch: {forwarded} frames forwarded; dropped: {} forbidden, {} queue full, \
+             {} spoofed, {} malformed; {uplink_errors} uplink send errors",
+            drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
+        );
     }
     print_energy();
     // The heap line comes last: readers (xtask bench) take it as the end.

@@ -14,6 +14,12 @@
 //! vcpus = 2                  # 1 to 8
 //! on_reset = "restart"       # optional, "restart" (default) or "stay-off"
 //! restart_limit = 5          # optional, default 5: restarts in a row, 0 to 100
+//! disk_mib = 64              # optional: a disk, the partition named like the VM
+//! nic = true                 # optional, default false: a NIC on Duet's switch
+//! uplink = true              # optional, default false: the NIC reaches the physical network
+//!
+//! [network]                  # optional
+//! vms_may_talk = false       # default false: VMs' NICs cannot reach each other
 //!
 //! [vm.power]                 # optional, every key optional (docs/persona-package.md)
 //! priority = 0               # 0 to 15
@@ -30,7 +36,7 @@
 
 use duet::personas::format::{self, CmdlineError};
 use duet::personas::power::{self, PowerSpec};
-use duet::personas::{ResetPolicy, Role};
+use duet::personas::{Net, ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
 use std::fs::File;
@@ -52,6 +58,8 @@ pub struct Manifest {
     pub vms: Vec<VmManifest>,
     /// The index of the VM in the foreground at boot.
     pub foreground: usize,
+    /// Whether the VMs' NICs may reach each other.
+    pub vms_may_talk: bool,
 }
 
 /// One VM of a checked manifest. Paths are resolved against the manifest's
@@ -69,6 +77,10 @@ pub struct VmManifest {
     pub restart_limit: u32,
     /// Its `[vm.power]` settings, defaults filled in.
     pub power: PowerSpec,
+    /// The VM's disk size; `None`: no disk.
+    pub disk_mib: Option<u32>,
+    /// The VM's NIC; `None`: no NIC.
+    pub net: Option<Net>,
 }
 
 /// A manifest that cannot be used: which file, and what is wrong.
@@ -127,6 +139,8 @@ pub enum VmProblem {
     Power(power::OutOfRange),
     #[error("must be a positive multiple of {granule}, not {0}", granule = format::MEMORY_GRANULE_MIB)]
     Memory(u32),
+    #[error("uplink = true needs nic = true")]
+    UplinkWithoutNic,
     #[error("file not found: {}", .0.display())]
     NotFound(PathBuf),
     #[error("cannot read {}: {source}", path.display())]
@@ -152,6 +166,15 @@ struct RawManifest {
     foreground: Option<String>,
     #[serde(default)]
     vm: Vec<RawVm>,
+    #[serde(default)]
+    network: RawNetwork,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    vms_may_talk: bool,
 }
 
 #[derive(Deserialize)]
@@ -168,6 +191,11 @@ struct RawVm {
     on_reset: Option<String>,
     #[serde(default = "default_restart_limit")]
     restart_limit: u32,
+    disk_mib: Option<u32>,
+    #[serde(default)]
+    nic: bool,
+    #[serde(default)]
+    uplink: bool,
     #[serde(default)]
     power: RawPower,
 }
@@ -245,7 +273,8 @@ impl Manifest {
                 None => return Err(fail(Problem::Foreground(name))),
             },
         };
-        Ok(Manifest { origin: origin.to_path_buf(), vms, foreground })
+        let vms_may_talk = raw.network.vms_may_talk;
+        Ok(Manifest { origin: origin.to_path_buf(), vms, foreground, vms_may_talk })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -306,6 +335,15 @@ impl VmManifest {
         };
         check_restart_limit(raw.restart_limit).map_err(|p| fail("restart_limit", p))?;
         let power = raw.power.check().map_err(|(key, p)| fail(key, p))?;
+        if let Some(mib) = raw.disk_mib {
+            check_disk(mib).map_err(|p| fail("disk_mib", p))?;
+        }
+        let net = match (raw.nic, raw.uplink) {
+            (false, true) => return Err(fail("uplink", VmProblem::UplinkWithoutNic)),
+            (false, false) => None,
+            (true, false) => Some(Net::Local),
+            (true, true) => Some(Net::Uplink),
+        };
         let kernel = base_dir.join(&raw.kernel);
         check_kernel_file(&kernel).map_err(|p| fail("kernel", p))?;
         let initrd = raw.initrd.map(|path| base_dir.join(path));
@@ -322,6 +360,8 @@ impl VmManifest {
             on_reset,
             restart_limit: raw.restart_limit,
             power,
+            disk_mib: raw.disk_mib,
+            net,
             name,
         })
     }
@@ -344,6 +384,13 @@ fn check_vcpus(vcpus: u32) -> Result<(), VmProblem> {
 fn check_restart_limit(limit: u32) -> Result<(), VmProblem> {
     if limit > format::MAX_RESTART_LIMIT {
         return Err(VmProblem::OutOfRange { value: limit, min: 0, max: format::MAX_RESTART_LIMIT });
+    }
+    Ok(())
+}
+
+fn check_disk(mib: u32) -> Result<(), VmProblem> {
+    if !(1..=format::MAX_DISK_MIB).contains(&mib) {
+        return Err(VmProblem::OutOfRange { value: mib, min: 1, max: format::MAX_DISK_MIB });
     }
     Ok(())
 }

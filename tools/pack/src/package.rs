@@ -15,7 +15,9 @@
 //! size-lo>` and optionally `initrd` of the same shape, offsets counted from
 //! the start of the package, then the power settings (`priority`,
 //! `background-cpu-percent`, `background-timer-slack-ms`,
-//! `background-may-use-idle`); the root also says `duet,foreground-vm`. The names and limits come from
+//! `background-may-use-idle`), and optionally `disk-mib` and `net`; the root
+//! also says `duet,foreground-vm` and optionally `duet,vms-may-talk = <1>`.
+//! The names and limits come from
 //! [`duet::personas::format`]; `docs/persona-package.md` is the full
 //! description.
 
@@ -147,6 +149,9 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     fdt.property_u32(prop::FORMAT_VERSION, format::VERSION)?;
     fdt.property_u64(prop::PACKAGE_SIZE, layout.package_size)?;
     fdt.property_u32(power::prop::FOREGROUND_VM, manifest.foreground as u32)?;
+    if manifest.vms_may_talk {
+        fdt.property_u32(prop::VMS_MAY_TALK, 1)?;
+    }
     for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&layout.vms).enumerate() {
         let node = fdt.begin_node(&format!("{}{index}", format::VM_NODE_PREFIX))?;
         fdt.property_string(prop::NAME, &vm.name)?;
@@ -162,6 +167,12 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         }
         for key in power::Key::ALL {
             fdt.property_u32(key.property(), key.get(&vm.power))?;
+        }
+        if let Some(mib) = vm.disk_mib {
+            fdt.property_u32(prop::DISK_MIB, mib)?;
+        }
+        if let Some(net) = vm.net {
+            fdt.property_string(prop::NET, net.name())?;
         }
         fdt.end_node(node)?;
     }

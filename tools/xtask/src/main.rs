@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{bench, deps, guest, personas, sdcard, workspace_root};
+use xtask::{bench, deps, disk, guest, personas, sdcard, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -38,6 +38,10 @@ enum Task {
         /// Debian's kernel and a busybox initramfs fetched on first use).
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Replace the manifest's disk image (target/disk/<manifest>.img)
+        /// with a new one; without this an existing image is kept.
+        #[arg(long)]
+        new_disk: bool,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -117,7 +121,7 @@ fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, manifest, qemu_args } => {
+        Task::Run { board, smp, append, manifest, new_disk, qemu_args } => {
             let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
@@ -127,11 +131,19 @@ fn run(task: Task) -> Result<ExitCode> {
             };
             let package = personas::package(&manifest, board)?;
             let dtb = qemu::board_dtb(board)?;
+            let checked = duet_pack::Manifest::load(&manifest)?;
+            // Only QEMU `virt` has the virtio-mmio bus Duet drives the
+            // physical disk and network card on.
+            let physical_virtio = qemu::has_virtio_mmio(board);
+            let disk = if physical_virtio { disk::ensure(&checked, new_disk)? } else { None };
+            let nic = physical_virtio && checked.vms.iter().any(|vm| vm.net.is_some());
             let options = qemu::Options {
                 cpus: smp,
                 append,
                 package: Some(package),
                 dtb,
+                disk,
+                nic,
                 extra_args: qemu_args,
             };
             let (status, ending) =

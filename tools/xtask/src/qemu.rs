@@ -23,6 +23,10 @@ pub struct Options {
     /// The device tree for boards whose QEMU model makes none (see
     /// [`board_dtb`]).
     pub dtb: Option<PathBuf>,
+    /// The physical disk image: a virtio-blk device Duet drives.
+    pub disk: Option<PathBuf>,
+    /// A virtio-net device on QEMU's user network (the host is 10.0.2.2).
+    pub nic: bool,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
@@ -85,8 +89,25 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     if let Some(dtb) = &options.dtb {
         command.arg("-dtb").arg(dtb);
     }
+    // On `virt`, `-device virtio-*-device` lands in a virtio-mmio slot;
+    // Duet drives these itself and guests never see them.
+    if let Some(disk) = &options.disk {
+        let mut drive = std::ffi::OsString::from("if=none,format=raw,id=disk0,file=");
+        drive.push(disk);
+        command.arg("-drive").arg(drive);
+        command.args(["-device", "virtio-blk-device,drive=disk0"]);
+    }
+    if options.nic {
+        command.args(["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0"]);
+    }
     command.args(&options.extra_args);
     command
+}
+
+/// Whether `board`'s QEMU machine has the virtio-mmio bus that
+/// `-device virtio-*-device` plugs into (QEMU `virt`; not `raspi4b`).
+pub fn has_virtio_mmio(board: &Board) -> bool {
+    board.qemu.machine.split(',').next() == Some("virt")
 }
 
 /// The QEMU command that boots a Linux `kernel` and `initrd` directly, with
@@ -213,8 +234,12 @@ mod tests {
             append: Some("duet.log=debug".into()),
             package: Some("/tmp/p.pkg".into()),
             dtb: None,
+            disk: Some("/tmp/d.img".into()),
+            nic: true,
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
+        assert!(has_virtio_mmio(board));
+        assert!(!has_virtio_mmio(duet_boards::by_name("rpi4").unwrap()));
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
@@ -226,7 +251,11 @@ mod tests {
         );
         assert!(
             joined.contains(
-                "-kernel /tmp/duet.bin -append duet.log=debug -initrd /tmp/p.pkg -machine virtualization=off"
+                "-kernel /tmp/duet.bin -append duet.log=debug -initrd /tmp/p.pkg \
+                 -drive if=none,format=raw,id=disk0,file=/tmp/d.img \
+                 -device virtio-blk-device,drive=disk0 \
+                 -netdev user,id=net0 -device virtio-net-device,netdev=net0 \
+                 -machine virtualization=off"
             ),
             "{joined}"
         );

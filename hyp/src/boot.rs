@@ -97,6 +97,11 @@ static GIC: Once<Gicv3> = Once::new();
 /// The physical GICv2, when the board has one.
 static GICV2: Once<&'static Gicv2> = Once::new();
 
+/// The board, once read.
+pub fn platform() -> Option<&'static Platform> {
+    PLATFORM.get()
+}
+
 /// The console UART's interrupt, if Duet takes it.
 pub fn console_intid() -> Option<u32> {
     PLATFORM.get()?.uart_intid

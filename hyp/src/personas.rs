@@ -19,7 +19,11 @@
 //! (one cell each), `cmdline` (a string, maybe empty), `on-reset` (a
 //! string) and `restart-limit` (one cell), `kernel` and, optionally,
 //! `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
-//! from the start of the package. Names and limits live in [`format`].
+//! from the start of the package; and, each optional, the power settings
+//! `priority`, `background-cpu-percent`, `background-timer-slack-ms` and
+//! `background-may-use-idle` (one cell each). The root may name the VM in
+//! the foreground at boot, `duet,foreground-vm = <index>` (default 0).
+//! Names and limits live in [`format`] and [`power`].
 //!
 //! # Trust
 //!
@@ -30,6 +34,7 @@
 //! It never panics, whatever the bytes.
 
 pub mod format;
+pub mod power;
 pub mod tree;
 
 pub use tree::{Block, TreeError};
@@ -38,6 +43,7 @@ use core::fmt;
 use fdt::node::FdtNode;
 use fdt::Fdt;
 use format::prop;
+use power::PowerSpec;
 
 /// What a VM is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +133,8 @@ pub struct VmSpec {
     /// An arm64 Linux `Image` (its magic checked).
     pub kernel: &'static [u8],
     pub initrd: Option<&'static [u8]>,
+    /// How it is scheduled in the background, and its priority.
+    pub power: PowerSpec,
     /// The VM's disk: the partition of the physical disk named like the
     /// VM, at least this many MiB. `None`: no disk.
     pub disk_mib: Option<u32>,
@@ -172,6 +180,7 @@ impl VmSpec {
         restart_limit: 0,
         kernel: &[],
         initrd: None,
+        power: PowerSpec::DEFAULT,
         disk_mib: None,
         net: None,
     };
@@ -383,6 +392,8 @@ pub struct PersonaPackage {
     table_size: usize,
     vms: [VmSpec; format::MAX_VMS],
     vm_count: usize,
+    /// The VM in the foreground at boot.
+    foreground: usize,
     vms_may_talk: bool,
 }
 
@@ -403,6 +414,7 @@ impl PersonaPackage {
             table_size,
             vms: [VmSpec::UNUSED; format::MAX_VMS],
             vm_count: 0,
+            foreground: 0,
             vms_may_talk: vms_may_talk(root)?,
         };
         for node in root.children() {
@@ -411,12 +423,18 @@ impl PersonaPackage {
         if package.vm_count == 0 {
             return Err(PackageError::NoVms);
         }
+        package.foreground = foreground_vm(root, package.vm_count)?;
         Ok(package)
     }
 
     /// The VMs, in package order.
     pub fn vms(&self) -> &[VmSpec] {
         &self.vms[..self.vm_count]
+    }
+
+    /// The index of the VM in the foreground at boot.
+    pub fn foreground(&self) -> usize {
+        self.foreground
     }
 
     /// Whether the VMs' NICs may reach each other (`duet,vms-may-talk`).
@@ -484,10 +502,25 @@ fn check_root_identity(root: FdtNode<'_, 'static>) -> Result<(), PackageError> {
     if version != format::VERSION {
         return Err(PackageError::Version { found: version });
     }
-    match unknown_property(root, prop::ROOT) {
+    match unknown_property(root, &[prop::ROOT, &[power::prop::FOREGROUND_VM]]) {
         Some(name) => Err(root_error(name, Problem::Unknown)),
         None => Ok(()),
     }
+}
+
+/// The optional `duet,foreground-vm`: a VM index below `vm_count`.
+fn foreground_vm(root: FdtNode<'_, 'static>, vm_count: usize) -> Result<usize, PackageError> {
+    let property = power::prop::FOREGROUND_VM;
+    let root_error = |problem| PackageError::Root { property, problem };
+    let Some(value) = optional(root, property).map_err(root_error)? else {
+        return Ok(0);
+    };
+    let index = cell(value).map_err(root_error)?;
+    if index as usize >= vm_count {
+        let max = vm_count as u64 - 1;
+        return Err(root_error(Problem::OutOfRange { value: index.into(), min: 0, max }));
+    }
+    Ok(index as usize)
 }
 
 /// `duet,vms-may-talk`: absent or 0 is no, 1 is yes.
@@ -559,13 +592,35 @@ impl VmReader<'_> {
             restart_limit: self.get(prop::RESTART_LIMIT, restart_limit)?,
             kernel: self.kernel()?,
             initrd: self.initrd()?,
+            power: self.power()?,
             disk_mib: self.optional(prop::DISK_MIB, disk_mib)?,
             net: self.optional(prop::NET, net)?,
         };
-        match unknown_property(self.node, prop::VM) {
+        match unknown_property(self.node, &[prop::VM, power::prop::VM]) {
             Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
             None => Ok(spec),
         }
+    }
+
+    /// The power settings: each property optional, one cell in range.
+    fn power(&self) -> Result<PowerSpec, PackageError> {
+        let mut spec = PowerSpec::DEFAULT;
+        for key in power::Key::ALL {
+            let property = key.property();
+            let fail = |problem| self.error(property, problem);
+            if let Some(value) = optional(self.node, property).map_err(fail)? {
+                let value = cell(value).map_err(fail)?;
+                let value = key.check(value).map_err(|e| {
+                    fail(Problem::OutOfRange {
+                        value: e.value.into(),
+                        min: e.min.into(),
+                        max: e.max.into(),
+                    })
+                })?;
+                key.set(&mut spec, value);
+            }
+        }
+        Ok(spec)
     }
 
     fn kernel(&self) -> Result<&'static [u8], PackageError> {
@@ -647,9 +702,9 @@ fn required(node: FdtNode<'_, 'static>, name: &str) -> Result<&'static [u8], Pro
     optional(node, name)?.ok_or(Problem::Missing)
 }
 
-/// The first property of `node` whose name is not in `known`.
-fn unknown_property(node: FdtNode<'_, 'static>, known: &[&str]) -> Option<&'static str> {
-    node.properties().map(|p| p.name).find(|name| !known.contains(name))
+/// The first property of `node` whose name is in none of the `known` lists.
+fn unknown_property(node: FdtNode<'_, 'static>, known: &[&[&str]]) -> Option<&'static str> {
+    node.properties().map(|p| p.name).find(|name| !known.iter().any(|list| list.contains(name)))
 }
 
 fn string(value: &'static [u8]) -> Result<&'static str, Problem> {

@@ -4,8 +4,11 @@
 //! Duet learns the board here and nowhere else. Parsing needs no heap, so it
 //! runs first thing at boot; the result is plain data the rest of Duet reads.
 
+mod energy;
+
 use crate::mm::regions::{Region, RegionSet, TooManyRegions};
 use crate::personas::tree::{self, TreeError};
+use crate::sched::energy::CpuPower;
 use crate::MAX_CPUS;
 use core::fmt;
 use fdt::node::FdtNode;
@@ -135,6 +138,8 @@ pub struct Platform {
     /// RAM that firmware keeps (`/memreserve/` and `/reserved-memory`).
     pub reserved: RegionSet<16>,
     cpus: [Cpu; MAX_CPUS],
+    /// Each CPU's energy model, in the order of `cpus`.
+    cpu_power: [CpuPower; MAX_CPUS],
     cpu_count: usize,
     /// CPUs in the device tree beyond [`MAX_CPUS`], which Duet leaves off.
     pub cpus_ignored: usize,
@@ -170,6 +175,7 @@ impl Platform {
             memory: RegionSet::new(),
             reserved: RegionSet::new(),
             cpus: [Cpu { mpidr: 0, enable_method: EnableMethod::Unsupported }; MAX_CPUS],
+            cpu_power: [CpuPower::default(); MAX_CPUS],
             cpu_count: 0,
             cpus_ignored: 0,
             gic: find_gic(&fdt),
@@ -191,6 +197,13 @@ impl Platform {
             return Err(PlatformError::NoCpus);
         }
         Ok(platform)
+    }
+
+    /// The energy model of the CPU with affinity `mpidr` (the defaults for
+    /// a CPU the device tree does not list).
+    pub fn cpu_power(&self, mpidr: u64) -> CpuPower {
+        let index = self.cpus().iter().position(|cpu| cpu.mpidr == mpidr);
+        index.map(|i| self.cpu_power[i]).unwrap_or_default()
     }
 
     pub fn cpus(&self) -> &[Cpu] {
@@ -257,6 +270,7 @@ impl Platform {
             }
             self.cpus[self.cpu_count] =
                 Cpu { mpidr: mpidr.starting_address as u64, enable_method: enable_method(&node) };
+            self.cpu_power[self.cpu_count] = energy::cpu_power(fdt, &node);
             self.cpu_count += 1;
         }
     }

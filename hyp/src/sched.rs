@@ -2,11 +2,16 @@
 //!
 //! Each vCPU is placed on one CPU at boot and stays there, so its state is
 //! saved and restored only when that CPU switches between its own vCPUs.
-//! vCPUs are spread round-robin over the CPUs; with more vCPUs than CPUs,
-//! some CPUs take turns between several. A CPU runs a vCPU that can run,
+//! vCPUs are spread round-robin over the CPUs, or by capacity on CPUs of
+//! different sizes (the foreground persona on the big ones); with more
+//! vCPUs than CPUs, some CPUs take turns between several. The power policy
+//! is [`power`]'s, the energy accounting [`energy`]'s. A CPU runs a vCPU that can run,
 //! taking them in turn (a time slice ends a turn only while another vCPU
 //! waits for the CPU); with nothing to run it sleeps until the earliest
 //! timer deadline of its waiting vCPUs or an interrupt: Duet has no tick.
+
+pub mod energy;
+pub mod power;
 
 use crate::MAX_CPUS;
 use alloc::vec::Vec;
@@ -54,6 +59,47 @@ impl Placement {
             .flat_map(|(vm, &n)| (0..n).map(move |vcpu| VcpuId { vm, vcpu }));
         for (i, id) in all.enumerate() {
             queues[i % cpus].push(id);
+        }
+        Ok(Placement { queues })
+    }
+
+    /// Places the vCPUs of VMs with `vcpu_counts` on CPUs of `capacities`
+    /// (`capacity-dmips-mhz`, by Duet's CPU index), heterogeneous CPUs in
+    /// mind: the `foreground` VM's vCPUs go to the biggest CPUs, the other
+    /// VMs' (in the background) to the smallest of those left, each vCPU on
+    /// a CPU of its own while there are enough. With equal capacities this
+    /// is [`Placement::new`]'s order.
+    pub fn by_capacity(
+        vcpu_counts: &[usize],
+        foreground: usize,
+        capacities: &[u32],
+    ) -> Result<Self, NothingToPlace> {
+        let cpus = capacities.len().min(MAX_CPUS);
+        if cpus == 0 || vcpu_counts.iter().sum::<usize>() == 0 {
+            return Err(NothingToPlace);
+        }
+        let mut biggest_first: Vec<usize> = (0..cpus).collect();
+        biggest_first.sort_by_key(|&c| core::cmp::Reverse(capacities[c]));
+        let mut smallest_first: Vec<usize> = (0..cpus).collect();
+        smallest_first.sort_by_key(|&c| capacities[c]);
+        let mut queues = vec_of(cpus);
+        let mut used = alloc::vec![false; cpus];
+        let order = core::iter::once(foreground)
+            .chain((0..vcpu_counts.len()).filter(|&vm| vm != foreground));
+        for vm in order.filter(|&vm| vm < vcpu_counts.len()) {
+            let preferred = if vm == foreground { &biggest_first } else { &smallest_first };
+            for vcpu in 0..vcpu_counts[vm] {
+                if used.iter().all(|&u| u) {
+                    used.iter_mut().for_each(|u| *u = false);
+                }
+                let cpu = *preferred.iter().find(|&&c| !used[c]).expect("a CPU is free");
+                used[cpu] = true;
+                queues[cpu].push(VcpuId { vm, vcpu });
+            }
+        }
+        // Within a CPU, VMs in index order, as `new` has them.
+        for queue in &mut queues {
+            queue.sort_by_key(|id| (id.vm, id.vcpu));
         }
         Ok(Placement { queues })
     }
@@ -109,6 +155,33 @@ mod tests {
         let p = Placement::new(&[2, 1], 2).unwrap();
         assert_eq!(p.queue(0), [id(0, 0), id(1, 0)]);
         assert_eq!(p.queue(1), [id(0, 1)]);
+    }
+
+    #[test]
+    fn equal_capacities_place_as_round_robin_does() {
+        for (counts, cpus) in [(&[2, 1][..], 4), (&[2, 1], 2), (&[1, 1, 1], 4), (&[2, 2], 3)] {
+            let by_capacity = Placement::by_capacity(counts, 0, &vec![1024; cpus]).unwrap();
+            assert_eq!(by_capacity, Placement::new(counts, cpus).unwrap(), "{counts:?} on {cpus}");
+        }
+    }
+
+    #[test]
+    fn the_foreground_goes_big_and_the_background_little() {
+        // CPUs 0 and 1 little, 2 and 3 big.
+        let capacities = [446, 446, 1024, 1024];
+        let p = Placement::by_capacity(&[2, 1], 0, &capacities).unwrap();
+        assert_eq!(p.cpu_of(id(0, 0)), Some(2));
+        assert_eq!(p.cpu_of(id(0, 1)), Some(3));
+        assert_eq!(p.cpu_of(id(1, 0)), Some(0));
+        // The other way round when the corporate VM is in the foreground.
+        let p = Placement::by_capacity(&[2, 1], 1, &capacities).unwrap();
+        assert_eq!(p.cpu_of(id(1, 0)), Some(2));
+        assert_eq!((p.cpu_of(id(0, 0)), p.cpu_of(id(0, 1))), (Some(0), Some(1)));
+        // More vCPUs than CPUs: they share, the background on little ones.
+        let p = Placement::by_capacity(&[2, 2], 0, &[1024, 446]).unwrap();
+        assert_eq!(p.queue(0), [id(0, 0), id(1, 1)]);
+        assert_eq!(p.queue(1), [id(0, 1), id(1, 0)]);
+        assert_eq!(Placement::by_capacity(&[1], 0, &[]), Err(NothingToPlace));
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! Escape sequences start with Ctrl-] (0x1d):
 //! - `Ctrl-] n`: move the input focus to the next VM;
 //! - `Ctrl-] s`: print Duet's counters;
+//! - `Ctrl-] o`: turn the (simulated) screen off or on again;
 //! - `Ctrl-] Ctrl-]`: send one Ctrl-] to the focused VM.
 //!
 //! Any other key after Ctrl-] is dropped with it.
@@ -32,6 +33,8 @@ pub enum Input {
     FocusMoved { vm: usize },
     /// Print the counters.
     ShowCounters,
+    /// Turn the screen off, or on again (until Duet draws one, a switch).
+    ToggleScreen,
     /// Part of an escape sequence, or dropped.
     Nothing,
 }
@@ -91,6 +94,7 @@ impl ConsoleMux {
                 Input::FocusMoved { vm: self.focus }
             }
             b's' | b'S' => Input::ShowCounters,
+            b'o' | b'O' => Input::ToggleScreen,
             ESCAPE => Input::ToVm { vm: self.focus, byte },
             _ => Input::Nothing,
         }
@@ -290,6 +294,8 @@ mod tests {
         assert_eq!(mux.input(b'n'), Input::FocusMoved { vm: 0 });
         assert_eq!(mux.input(ESCAPE), Input::Nothing);
         assert_eq!(mux.input(b's'), Input::ShowCounters);
+        assert_eq!(mux.input(ESCAPE), Input::Nothing);
+        assert_eq!(mux.input(b'o'), Input::ToggleScreen);
         assert_eq!(mux.input(ESCAPE), Input::Nothing);
         assert_eq!(mux.input(ESCAPE), Input::ToVm { vm: 0, byte: ESCAPE });
         assert_eq!(mux.input(ESCAPE), Input::Nothing);

@@ -1,15 +1,21 @@
 //! One physical CPU taking turns between the vCPUs placed on it: switching
 //! their state in and out, running one until it exits, and sleeping when
 //! none can run, with the EL2 timer set for the earliest deadline of the
-//! waiting ones (no periodic tick). Bare metal only.
+//! waiting ones (no periodic tick). The power policy (`sched::power`)
+//! decides who may run: a background vCPU past its budget waits for the
+//! next window, and background timer deadlines are delayed within their
+//! slack so wakeups line up. Bare metal only.
 
 use super::instance::{Power, Vm};
 use super::layout;
 use super::run::{self, After, Cpus};
 use super::vcpu::{GuestRegs, PSTATE_EL1H_MASKED};
 use crate::arch::aarch64::context::SavedState;
-use crate::arch::aarch64::{cpu, gic, guest, timer};
-use crate::sched::{earliest, next_runnable};
+use crate::arch::aarch64::{cpu, gic, guest, psci, timer};
+use crate::personas::power::PowerSpec;
+use crate::sched::energy::{CpuPower, IdleState, MAX_IDLE_STATES};
+use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, State, Verdict};
+use crate::sched::{earliest, energy};
 use crate::MAX_CPUS;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +27,15 @@ const SLICE_MS: u64 = 10;
 static IDLE_SLEEPS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Per CPU: interrupts from Duet's own (EL2) timer.
 static TIMER_INTERRUPTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Per CPU: sleeps in each of the device tree's idle states (else WFI).
+static IDLE_STATE_SLEEPS: [[AtomicU64; MAX_IDLE_STATES]; MAX_CPUS] =
+    [const { [const { AtomicU64::new(0) }; MAX_IDLE_STATES] }; MAX_CPUS];
+
+/// Sleeps of CPU `cpu` in each of its idle states.
+pub fn idle_state_counters(cpu: usize) -> [u64; MAX_IDLE_STATES] {
+    core::array::from_fn(|i| IDLE_STATE_SLEEPS[cpu][i].load(Ordering::Relaxed))
+}
 
 /// Idle sleeps and Duet timer interrupts of CPU `cpu`.
 pub fn cpu_counters(cpu: usize) -> (u64, u64) {
@@ -42,6 +57,10 @@ struct Slot<'a> {
     saved: SavedState,
     /// It waits for an interrupt (WFI).
     waiting: bool,
+    /// Its VM's power settings.
+    power: PowerSpec,
+    /// Its use of the current budget window.
+    budget: Budget,
 }
 
 /// Runs the vCPUs `placed` on this CPU, for ever.
@@ -56,16 +75,19 @@ pub fn run_cpu(placed: Vec<(&Vm, usize)>, cpus: &impl Cpus) -> ! {
             regs: GuestRegs::default(),
             saved: SavedState::at_reset(layout::vcpu_mpidr(index)),
             waiting: false,
+            power: vm.spec().power,
+            budget: Budget::default(),
         })
         .collect();
+    let clock = Clock { frequency: cpu::counter_frequency() };
+    let idle_states = idle_states_of_this_cpu();
     let mut loaded: Option<usize> = None;
     let mut last = slots.len().saturating_sub(1);
     loop {
         let now = cpu::counter();
-        let Some(next) =
-            next_runnable(slots.len(), last, |i| runnable(&slots[i], loaded == Some(i), now))
-        else {
-            idle(&slots, loaded, cpus);
+        let turn = Turn::decide(&slots, loaded, now, clock);
+        let Some(next) = power::next_by_rank(slots.len(), last, |i| turn.rank(&slots, i)) else {
+            idle(&slots, loaded, &turn, idle_states, cpus);
             continue;
         };
         last = next;
@@ -73,8 +95,77 @@ pub fn run_cpu(placed: Vec<(&Vm, usize)>, cpus: &impl Cpus) -> ! {
             switch(&mut slots, loaded, next);
             loaded = Some(next);
         }
-        let contended = (0..slots.len()).any(|i| i != next && runnable(&slots[i], false, now));
-        run_slot(&mut slots, next, contended, lrs, cpus);
+        let contended = (0..slots.len()).any(|i| i != next && turn.rank(&slots, i).is_some());
+        let budget_end = turn.budget_end(&slots[next], next);
+        run_slot(&mut slots, next, contended, budget_end, &turn, lrs, cpus);
+    }
+}
+
+/// What the power policy says about this CPU's vCPUs at one moment.
+struct Turn {
+    now: u64,
+    clock: Clock,
+    scene: Scene,
+    /// Which slots could run now, budgets aside (bit per slot).
+    wants: u64,
+    /// Which slots are held to their budget now.
+    budgeted: u64,
+}
+
+impl Turn {
+    fn decide(slots: &[Slot], loaded: Option<usize>, now: u64, clock: Clock) -> Turn {
+        let scene = power::SCENE.load();
+        let wants = (0..slots.len())
+            .filter(|&i| runnable(&slots[i], loaded == Some(i), now))
+            .fold(0u64, |bits, i| bits | 1 << i);
+        let foreground_wants = (0..slots.len())
+            .any(|i| wants & 1 << i != 0 && scene.state(slots[i].vm.index) == State::Foreground);
+        let budgeted = (0..slots.len())
+            .filter(|&i| scene.budget_applies(slots[i].vm.index, &slots[i].power, foreground_wants))
+            .fold(0u64, |bits, i| bits | 1 << i);
+        Turn { now, clock, scene, wants, budgeted }
+    }
+
+    fn verdict(&self, slot: &Slot, i: usize) -> Option<Verdict> {
+        (self.budgeted & 1 << i != 0)
+            .then(|| slot.budget.verdict(self.now, slot.power.background_cpu_percent, self.clock))
+    }
+
+    /// The slot's rank if it may run now: its VM's priority.
+    fn rank(&self, slots: &[Slot], i: usize) -> Option<u32> {
+        let slot = &slots[i];
+        let spent = matches!(self.verdict(slot, i), Some(Verdict::WaitUntil(_)));
+        (self.wants & 1 << i != 0 && !spent).then_some(slot.power.priority)
+    }
+
+    /// When the slot's budget runs out, if it is held to one.
+    fn budget_end(&self, slot: &Slot, i: usize) -> Option<u64> {
+        match self.verdict(slot, i) {
+            Some(Verdict::RunUntil(until)) => Some(until),
+            _ => None,
+        }
+    }
+
+    /// When this CPU must look again at its vCPUs other than `running`: the
+    /// waiting ones' timer deadlines (background ones within their slack)
+    /// and the next window of those that wait for their budget.
+    fn wake(&self, slots: &[Slot], running: Option<usize>, loaded: Option<usize>) -> Option<u64> {
+        let timers = slots
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| Some(*i) != running && Some(*i) != loaded && s.waiting);
+        let timers = timers.filter_map(|(_, s)| {
+            let slack = self.scene.timer_slack(s.vm.index, &s.power, self.clock);
+            s.saved.timer_deadline().map(|at| Deadline { at, slack })
+        });
+        let refills = slots.iter().enumerate().filter(|(i, _)| Some(*i) != running);
+        let refills = refills.filter_map(|(i, s)| match self.verdict(s, i) {
+            Some(Verdict::WaitUntil(at)) if self.wants & 1 << i != 0 => {
+                Some(Deadline { at, slack: 0 })
+            }
+            _ => None,
+        });
+        coalesced_wake(timers.chain(refills))
     }
 }
 
@@ -113,11 +204,21 @@ fn switch(slots: &mut [Slot], loaded: Option<usize>, next: usize) {
 }
 
 /// Runs the loaded vCPU of `slots[i]` until an exit, and handles it.
-fn run_slot(slots: &mut [Slot], i: usize, contended: bool, lrs: usize, cpus: &impl Cpus) {
-    let deadlines = slots.iter().enumerate().filter(|(j, s)| *j != i && s.waiting);
-    let wake = earliest(deadlines.map(|(_, s)| s.saved.timer_deadline()));
-    let slice_end = contended.then(|| cpu::counter() + cpu::counter_frequency() * SLICE_MS / 1000);
-    timer::arm_at(earliest([wake, slice_end]));
+/// Duet's timer wakes the CPU for the other vCPUs' deadlines, the end of
+/// the time slice (only while another vCPU wants this CPU) and the end of
+/// this vCPU's budget, whichever comes first.
+fn run_slot(
+    slots: &mut [Slot],
+    i: usize,
+    contended: bool,
+    budget_end: Option<u64>,
+    turn: &Turn,
+    lrs: usize,
+    cpus: &impl Cpus,
+) {
+    let wake = turn.wake(slots, Some(i), Some(i));
+    let slice_end = contended.then(|| turn.now + turn.clock.ticks(SLICE_MS));
+    timer::arm_at(earliest([wake, slice_end, budget_end]));
 
     let slot = &mut slots[i];
     let (vm, index) = (slot.vm, slot.index);
@@ -143,7 +244,10 @@ fn run_slot(slots: &mut [Slot], i: usize, contended: bool, lrs: usize, cpus: &im
     // SAFETY: this CPU holds this vCPU's state (switched in above) and its
     // VM's stage-2 map; `regs` is the vCPU's register block.
     let exit = unsafe { guest::enter(&mut slot.regs) };
-    vm.counters.add_guest_ticks(cpu::counter().wrapping_sub(entered));
+    let exited = cpu::counter();
+    vm.counters.add_guest_ticks(exited.wrapping_sub(entered));
+    energy::METER.add_guest(vm.index, cpu::id(), exited.wrapping_sub(entered));
+    slot.budget.charge(entered, exited, slot.power.background_cpu_percent, turn.clock);
     vm.in_guest[index].store(false, Ordering::Release);
     run::save_list_registers(vm, index, lrs);
     match run::handle_exit(vm, index, &mut slot.regs, &exit, cpus) {
@@ -153,13 +257,82 @@ fn run_slot(slots: &mut [Slot], i: usize, contended: bool, lrs: usize, cpus: &im
 }
 
 /// Nothing can run: sleep until an interrupt, with Duet's timer set for
-/// the earliest deadline among the waiting vCPUs that are not loaded (the
-/// loaded one's own timer interrupts this CPU directly).
-fn idle(slots: &[Slot], loaded: Option<usize>, cpus: &impl Cpus) {
-    let deadlines = slots.iter().enumerate().filter(|(i, s)| Some(*i) != loaded && s.waiting);
-    timer::arm_at(earliest(deadlines.map(|(_, s)| s.saved.timer_deadline())));
+/// the coalesced deadlines of the waiting vCPUs and the next window of
+/// those waiting for their budget. The loaded vCPU's own timer interrupts
+/// this CPU directly, unless it is in the background with a timer slack:
+/// then its timer is held back and joins the coalesced deadlines.
+fn idle(
+    slots: &[Slot],
+    loaded: Option<usize>,
+    turn: &Turn,
+    idle_states: &[IdleState],
+    cpus: &impl Cpus,
+) {
+    let held = loaded.and_then(|i| {
+        let slot = &slots[i];
+        let slack = turn.scene.timer_slack(slot.vm.index, &slot.power, turn.clock);
+        let held = (slack > 0).then(timer::hold_virtual_timer).flatten()?;
+        if held.deadline <= turn.now {
+            // Already due: let it interrupt now.
+            timer::release_virtual_timer(held);
+            return None;
+        }
+        Some((held, slack))
+    });
+    let own = held.map(|(held, slack)| Deadline { at: held.deadline, slack });
+    let wake = earliest([turn.wake(slots, None, loaded), own.and_then(|d| coalesced_wake([d]))]);
+    timer::arm_at(wake);
+    // The loaded vCPU's timer, if not held, also ends the sleep.
+    let loaded_timer = if held.is_none() { timer::virtual_timer_deadline() } else { None };
+    let until = earliest([wake, loaded.and(loaded_timer)]);
     IDLE_SLEEPS[cpu::id()].fetch_add(1, Ordering::Relaxed);
-    cpu::wait_for_interrupt();
+    energy::METER.sleep(cpu::id(), cpu::counter());
+    sleep(idle_states, until.map(|at| turn.clock.micros(at.saturating_sub(turn.now))));
+    energy::METER.wake(cpu::id(), cpu::counter());
     let current = loaded.map(|i| (slots[i].vm, slots[i].index));
+    if let (Some((held, _)), Some((vm, index))) = (held, current) {
+        if held.deadline <= cpu::counter() {
+            // Due: deliver it as a fired timer is delivered (masked until
+            // the guest re-arms it), without waiting for the hardware.
+            // Cannot fail: a PPI on this VM's own vCPU.
+            let _ = vm.vgic.lock().raise(layout::TIMER_VIRT_INTID, index);
+        } else {
+            timer::release_virtual_timer(held);
+        }
+    }
     run::take_interrupts(current, cpus);
+}
+
+/// Sleeps until an interrupt: in the deepest of this CPU's standby idle
+/// states whose minimum residency fits the `expected_us` idle period (no
+/// wake time: as long as it takes), else in WFI.
+fn sleep(idle_states: &[IdleState], expected_us: Option<u64>) {
+    let conduit = crate::machine::psci();
+    let chosen = conduit.and(energy::choose_idle_state(idle_states, expected_us, u32::MAX));
+    match (conduit, chosen) {
+        (Some(conduit), Some(state)) => {
+            IDLE_STATE_SLEEPS[cpu::id()][state].fetch_add(1, Ordering::Relaxed);
+            let param = idle_states[state].psci_suspend_param;
+            if psci::cpu_suspend_standby(conduit, param).is_err() {
+                // Refused (the state is not what the tree says): plain WFI.
+                cpu::wait_for_interrupt();
+            }
+        }
+        _ => cpu::wait_for_interrupt(),
+    }
+}
+
+/// Sleeps on a CPU with no vCPU: as deeply as its standby states allow.
+pub fn sleep_unplaced() {
+    sleep(idle_states_of_this_cpu(), None);
+}
+
+/// This CPU's standby idle states from the device tree (none on QEMU virt
+/// unless a tree with them is given).
+fn idle_states_of_this_cpu() -> &'static [IdleState] {
+    static MODELS: [spin::Once<CpuPower>; MAX_CPUS] = [const { spin::Once::new() }; MAX_CPUS];
+    let model = MODELS[cpu::id()].call_once(|| {
+        crate::boot::platform().map(|p| p.cpu_power(cpu::mpidr())).unwrap_or_default()
+    });
+    model.standby_states()
 }

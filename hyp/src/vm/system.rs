@@ -7,15 +7,21 @@ use super::instance::{GuestGic, Vm};
 use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
+use crate::personas::format::MAX_VMS;
 use crate::personas::PersonaPackage;
+use crate::sched::energy::{self, CpuAccount, Report, METER};
+use crate::sched::power::Scene;
 use crate::sched::{Placement, VcpuId, KICK_SGI};
 use crate::vm::console_mux::Input;
-use crate::{boot, console, machine, println, smp, status};
+use crate::{boot, console, machine, print, println, smp, status};
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 use spin::Once;
 
 static VMS: Once<Vec<Vm>> = Once::new();
 static PLACEMENT: Once<Placement> = Once::new();
+/// The counter when the VMs were placed: energy is counted from then.
+static STARTED_AT: Once<u64> = Once::new();
 
 /// Builds the VMs the persona package describes and places their vCPUs;
 /// returns whether there is anything to run. Errors stop Duet with a message
@@ -56,13 +62,21 @@ pub fn start(package: Option<Region>) -> bool {
         }
     }
     let counts: Vec<usize> = vms.iter().map(Vm::vcpu_count).collect();
-    let placement = match Placement::new(&counts, smp::online()) {
+    // Foreground vCPUs on the biggest CPUs, background ones on the smallest.
+    let capacities: Vec<u32> = (0..smp::online())
+        .map(|c| boot::platform().map(|p| p.cpu_power(smp::mpidr_of(c)).capacity).unwrap_or(1024))
+        .collect();
+    let placement = match Placement::by_capacity(&counts, package.foreground(), &capacities) {
         Ok(placement) => placement,
         Err(e) => halt(format_args!("{e}")),
     };
     console::set_vm_count(vms.len());
+    crate::sched::power::SCENE.set(Scene { foreground: package.foreground(), screen_on: true });
+    println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
+    STARTED_AT.call_once(cpu::counter);
+    print_energy_model();
     for other in 1..smp::online() {
         gic::send_sgi(KICK_SGI, other);
     }
@@ -75,7 +89,7 @@ fn halt(reason: core::fmt::Arguments) -> ! {
 }
 
 /// What every CPU does once Duet is up: run the vCPUs placed on it, or,
-/// with none, sleep.
+/// with none, sleep (in its deepest standby idle state).
 pub fn cpu_loop(me: usize) -> ! {
     loop {
         if let (Some(placement), Some(vms)) = (PLACEMENT.get(), VMS.get()) {
@@ -85,7 +99,7 @@ pub fn cpu_loop(me: usize) -> ! {
                 super::cpu::run_cpu(placed, &SystemCpus { me });
             }
         }
-        cpu::wait_for_interrupt();
+        super::cpu::sleep_unplaced();
         while let Some(intid) = gic::acknowledge() {
             // The NIC's interrupt comes to the boot CPU even when it has no
             // vCPU left: frames from the network still reach running VMs.
@@ -143,6 +157,7 @@ impl Cpus for SystemCpus {
                     console::show_focused_line();
                 }
                 Input::ShowCounters => print_counters(),
+                Input::ToggleScreen => toggle_screen(),
                 Input::Nothing => {}
             }
         }
@@ -160,17 +175,45 @@ impl Cpus for SystemCpus {
     }
 }
 
+/// Turns the screen off (every persona in the background) or on again,
+/// and makes every CPU look at its vCPUs again under the new scene.
+fn toggle_screen() {
+    let scene = crate::sched::power::SCENE.load();
+    let scene = Scene { screen_on: !scene.screen_on, ..scene };
+    crate::sched::power::SCENE.set(scene);
+    if scene.screen_on {
+        let vms = VMS.get().expect("VMs exist while one runs");
+        println!("duet: screen on: vm {} is in the foreground", vms[scene.foreground].name);
+    } else {
+        println!("duet: screen off: every VM is in the background");
+    }
+    for other in (0..smp::online()).filter(|&c| c != cpu::id()) {
+        gic::send_sgi(KICK_SGI, other);
+    }
+}
+
 /// Prints every VM's counters, each CPU's idle sleeps and interrupts from
-/// Duet's own timer, and how much of Duet's heap is in use.
+/// Duet's own timer, each VM's energy line, and how much of Duet's heap is
+/// in use.
 pub fn print_counters() {
     let Some(vms) = VMS.get() else { return };
     let frequency = cpu::counter_frequency();
+    let uptime_ms = cpu::counter() * 1000 / frequency.max(1);
+    println!("duet: uptime {}.{:03} s", uptime_ms / 1000, uptime_ms % 1000);
     for vm in vms {
         println!("duet: {}", vm.counters.report(vm.name, frequency));
     }
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+        let states = super::cpu::idle_state_counters(cpu);
+        if states.iter().any(|&n| n > 0) {
+            print!("duet: cpu{cpu}: idle-state sleeps");
+            for (i, n) in states.iter().enumerate() {
+                print!(" state{i} {n}");
+            }
+            println!();
+        }
     }
     if let Some(network) = crate::net::NETWORK.get() {
         let (drops, forwarded, uplink_errors) = network.counters();
@@ -180,6 +223,68 @@ pub fn print_counters() {
             drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
         );
     }
+    print_energy();
+    // The heap line comes last: readers (xtask bench) take it as the end.
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);
+}
+
+/// Says what each CPU's energy model is and where it came from.
+fn print_energy_model() {
+    let Some(platform) = boot::platform() else { return };
+    for c in 0..smp::online() {
+        let power = platform.cpu_power(smp::mpidr_of(c));
+        let states = power.standby_states().len();
+        print!(
+            "duet: cpu{c}: capacity {}, active {} mW ({}), {states} standby idle state{}, runs",
+            power.capacity,
+            power.active_uw / 1000,
+            if power.from_device_tree { "device tree" } else { "default" },
+            if states == 1 { "" } else { "s" },
+        );
+        let placed = PLACEMENT.get().map(|p| p.queue(c)).unwrap_or_default();
+        let vms = VMS.get().map(Vec::as_slice).unwrap_or_default();
+        for id in placed {
+            print!(" {}/{}", vms[id.vm].name, id.vcpu);
+        }
+        println!("{}", if placed.is_empty() { " nothing" } else { "" });
+    }
+}
+
+/// Prints one machine-readable line per VM with its CPU time, wakeups and
+/// estimated energy since the VMs started (`sched::energy`), and a `total`
+/// line that is their sum.
+pub fn print_energy() {
+    let (Some(vms), Some(placement), Some(&started)) =
+        (VMS.get(), PLACEMENT.get(), STARTED_AT.get())
+    else {
+        return;
+    };
+    let frequency = cpu::counter_frequency();
+    let now = cpu::counter();
+    let elapsed = now.wrapping_sub(started);
+    let platform = crate::boot::platform();
+    let accounts: Vec<CpuAccount> = (0..smp::online())
+        .map(|c| {
+            let mut vcpus = [0u32; MAX_VMS];
+            for id in placement.queue(c) {
+                vcpus[id.vm] += 1;
+            }
+            let idle = if placement.queue(c).is_empty() { elapsed } else { METER.idle(c, now) };
+            let power = platform.map(|p| p.cpu_power(smp::mpidr_of(c))).unwrap_or_default();
+            CpuAccount { power, elapsed, idle: idle.min(elapsed), vcpus }
+        })
+        .collect();
+    let energy = energy::attribute(&accounts, vms.len(), |v, c| METER.guest(v, c), frequency);
+    let mut total = Report { persona: "total", cpu_ms: 0, wakeups: 0, energy_uj: 0 };
+    for (vm, &energy_uj) in vms.iter().zip(&energy) {
+        let ticks = vm.counters.guest_ticks.load(Ordering::Relaxed);
+        let cpu_ms = ticks.saturating_mul(1000) / frequency.max(1);
+        let wakeups = vm.counters.wakeups.load(Ordering::Relaxed);
+        println!("{}", Report { persona: vm.name, cpu_ms, wakeups, energy_uj });
+        total.cpu_ms += cpu_ms;
+        total.wakeups += wakeups;
+        total.energy_uj += energy_uj;
+    }
+    println!("{total}");
 }

@@ -20,12 +20,22 @@
 //!
 //! [network]                  # optional
 //! vms_may_talk = false       # default false: VMs' NICs cannot reach each other
+//!
+//! [vm.power]                 # optional, every key optional (docs/persona-package.md)
+//! priority = 0               # 0 to 15
+//! background_cpu_percent = 10     # 1 to 100, default 100
+//! background_timer_slack_ms = 50  # 0 to 1000, default 0
+//! background_may_use_idle = false # default false
 //! ```
+//!
+//! A top-level `foreground = "name"` (before the first `[[vm]]`) names the
+//! VM in the foreground at boot; by default the first.
 //!
 //! The rules come from [`duet::personas::format`], the same ones the
 //! hypervisor applies when it reads the package.
 
 use duet::personas::format::{self, CmdlineError};
+use duet::personas::power::{self, PowerSpec};
 use duet::personas::{Net, ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
@@ -46,6 +56,8 @@ pub struct Manifest {
     /// Where it came from, as errors name it.
     pub origin: PathBuf,
     pub vms: Vec<VmManifest>,
+    /// The index of the VM in the foreground at boot.
+    pub foreground: usize,
     /// Whether the VMs' NICs may reach each other.
     pub vms_may_talk: bool,
 }
@@ -63,6 +75,8 @@ pub struct VmManifest {
     pub vcpus: u32,
     pub on_reset: ResetPolicy,
     pub restart_limit: u32,
+    /// Its `[vm.power]` settings, defaults filled in.
+    pub power: PowerSpec,
     /// The VM's disk size; `None`: no disk.
     pub disk_mib: Option<u32>,
     /// The VM's NIC; `None`: no NIC.
@@ -92,6 +106,8 @@ pub enum Problem {
     TooManyVms { count: usize },
     #[error("vm {vm:?}: {key}: {problem}")]
     Vm { vm: String, key: &'static str, problem: VmProblem },
+    #[error("foreground: no VM is named {0:?}")]
+    Foreground(String),
     #[error("memory: the VMs ask for {asked} MiB but the board has {available} MiB for VMs")]
     Memory { asked: u64, available: u64 },
 }
@@ -119,6 +135,8 @@ pub enum VmProblem {
     Cmdline(CmdlineError),
     #[error("must be {min}..={max}, not {value}")]
     OutOfRange { value: u32, min: u32, max: u32 },
+    #[error("{0}")]
+    Power(power::OutOfRange),
     #[error("must be a positive multiple of {granule}, not {0}", granule = format::MEMORY_GRANULE_MIB)]
     Memory(u32),
     #[error("uplink = true needs nic = true")]
@@ -145,6 +163,7 @@ pub enum VmProblem {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
+    foreground: Option<String>,
     #[serde(default)]
     vm: Vec<RawVm>,
     #[serde(default)]
@@ -177,6 +196,39 @@ struct RawVm {
     nic: bool,
     #[serde(default)]
     uplink: bool,
+    #[serde(default)]
+    power: RawPower,
+}
+
+/// A `[vm.power]` table; every key optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPower {
+    priority: Option<u32>,
+    background_cpu_percent: Option<u32>,
+    background_timer_slack_ms: Option<u32>,
+    background_may_use_idle: Option<bool>,
+}
+
+impl RawPower {
+    /// The settings, checked, in [`power::Key::ALL`] order.
+    fn check(&self) -> Result<PowerSpec, (&'static str, VmProblem)> {
+        let values = [
+            self.priority,
+            self.background_cpu_percent,
+            self.background_timer_slack_ms,
+            self.background_may_use_idle.map(u32::from),
+        ];
+        let mut spec = PowerSpec::DEFAULT;
+        for (key, value) in power::Key::ALL.into_iter().zip(values) {
+            if let Some(value) = value {
+                let value =
+                    key.check(value).map_err(|e| (key.manifest_key(), VmProblem::Power(e)))?;
+                key.set(&mut spec, value);
+            }
+        }
+        Ok(spec)
+    }
 }
 
 fn default_restart_limit() -> u32 {
@@ -214,8 +266,15 @@ impl Manifest {
             }
             vms.push(vm);
         }
+        let foreground = match raw.foreground {
+            None => 0,
+            Some(name) => match vms.iter().position(|vm| vm.name == name) {
+                Some(index) => index,
+                None => return Err(fail(Problem::Foreground(name))),
+            },
+        };
         let vms_may_talk = raw.network.vms_may_talk;
-        Ok(Manifest { origin: origin.to_path_buf(), vms, vms_may_talk })
+        Ok(Manifest { origin: origin.to_path_buf(), vms, foreground, vms_may_talk })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -275,6 +334,7 @@ impl VmManifest {
                 .ok_or_else(|| fail("on_reset", VmProblem::BadResetPolicy(policy)))?,
         };
         check_restart_limit(raw.restart_limit).map_err(|p| fail("restart_limit", p))?;
+        let power = raw.power.check().map_err(|(key, p)| fail(key, p))?;
         if let Some(mib) = raw.disk_mib {
             check_disk(mib).map_err(|p| fail("disk_mib", p))?;
         }
@@ -299,6 +359,7 @@ impl VmManifest {
             vcpus: raw.vcpus,
             on_reset,
             restart_limit: raw.restart_limit,
+            power,
             disk_mib: raw.disk_mib,
             net,
             name,

@@ -13,13 +13,17 @@
 //! a node `vm@<index>` with `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`,
 //! `on-reset`, `restart-limit`, `kernel = <offset-hi offset-lo size-hi
 //! size-lo>` and optionally `initrd` of the same shape, offsets counted from
-//! the start of the package, and optionally `disk-mib` and `net`; the root
-//! optionally `duet,vms-may-talk = <1>`. The names and limits come from
+//! the start of the package, then the power settings (`priority`,
+//! `background-cpu-percent`, `background-timer-slack-ms`,
+//! `background-may-use-idle`), and optionally `disk-mib` and `net`; the root
+//! also says `duet,foreground-vm` and optionally `duet,vms-may-talk = <1>`.
+//! The names and limits come from
 //! [`duet::personas::format`]; `docs/persona-package.md` is the full
 //! description.
 
 use crate::manifest::{check_kernel_bytes, Manifest, VmManifest, VmProblem};
 use duet::personas::format::{self, prop};
+use duet::personas::power;
 use std::path::{Path, PathBuf};
 use vm_fdt::FdtWriter;
 
@@ -144,6 +148,7 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     fdt.property_string(prop::COMPATIBLE, format::COMPATIBLE)?;
     fdt.property_u32(prop::FORMAT_VERSION, format::VERSION)?;
     fdt.property_u64(prop::PACKAGE_SIZE, layout.package_size)?;
+    fdt.property_u32(power::prop::FOREGROUND_VM, manifest.foreground as u32)?;
     if manifest.vms_may_talk {
         fdt.property_u32(prop::VMS_MAY_TALK, 1)?;
     }
@@ -159,6 +164,9 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         fdt.property_array_u64(prop::KERNEL, &kernel.cells())?;
         if let Some(initrd) = initrd {
             fdt.property_array_u64(prop::INITRD, &initrd.cells())?;
+        }
+        for key in power::Key::ALL {
+            fdt.property_u32(key.property(), key.get(&vm.power))?;
         }
         if let Some(mib) = vm.disk_mib {
             fdt.property_u32(prop::DISK_MIB, mib)?;

@@ -484,10 +484,16 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         vcpus: 1,
         on_reset: ResetPolicy::Restart,
         restart_limit: format::DEFAULT_RESTART_LIMIT,
+        power: Default::default(),
         disk_mib: None,
         net: None,
     };
-    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect(), vms_may_talk: false }
+    Manifest {
+        origin: "unchecked".into(),
+        vms: (0..count).map(vm).collect(),
+        foreground: 0,
+        vms_may_talk: false,
+    }
 }
 
 #[test]

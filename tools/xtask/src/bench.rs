@@ -15,11 +15,12 @@
 //! Submodules: `machine` drives one Linux boot, `micro` runs the bench
 //! guest, `parse` reads console and /proc text, `size` reads the ELF,
 //! `table` holds and renders rows, `report` describes the host and writes
-//! the report.
+//! the report; `power` is `--power`'s own scenarios (docs/power.md).
 
 mod machine;
 mod micro;
 mod parse;
+pub mod power;
 mod report;
 mod size;
 mod table;

@@ -94,6 +94,11 @@ enum Task {
         /// Boots of each kind (native, Duet); figures are medians.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// Run the power-scheduling scenarios instead (background hog and
+        /// timers, docs/power.md): target/bench/power.json, and with
+        /// --report docs/benchmarks-power.md.
+        #[arg(long)]
+        power: bool,
     },
 }
 
@@ -189,7 +194,11 @@ fn run(task: Task) -> Result<ExitCode> {
             println!("{}", initramfs.display());
             Ok(ExitCode::SUCCESS)
         }
-        Task::Bench { report, idle_seconds, runs } => {
+        Task::Bench { power: true, report, .. } => {
+            bench::power::run(report)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Bench { report, idle_seconds, runs, power: false } => {
             bench::run(&bench::Options { report, idle_seconds, runs })?;
             Ok(ExitCode::SUCCESS)
         }

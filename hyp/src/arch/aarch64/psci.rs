@@ -33,3 +33,14 @@ pub fn system_off(conduit: Conduit) -> Error {
     };
     result.err().unwrap_or(Error::InternalFailure)
 }
+
+/// Suspends this CPU in the standby (retention) state `power_state`: like
+/// WFI, it returns when an interrupt arrives, with every register kept. A
+/// power-down state would return through an entry point instead, which
+/// Duet does not offer, so callers pass standby states only.
+pub fn cpu_suspend_standby(conduit: Conduit, power_state: u32) -> Result<(), Error> {
+    match conduit {
+        Conduit::Smc => psci::cpu_suspend::<Smc>(power_state, 0, 0),
+        Conduit::Hvc => psci::cpu_suspend::<Hvc>(power_state, 0, 0),
+    }
+}

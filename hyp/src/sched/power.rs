@@ -1,0 +1,475 @@
+//! The power policy's decisions, as plain functions of a clock reading:
+//! which persona is in the foreground, how much CPU a background vCPU may
+//! still use in the current window, and when a CPU must wake for the timer
+//! deadlines of the vCPUs waiting on it (background deadlines delayed up to
+//! their slack so that they line up, foreground ones never). The CPU loop
+//! (`vm::cpu`) asks; nothing here touches hardware.
+//!
+//! Times are counter ticks; `Clock` carries the counter's frequency.
+//!
+//! - **States.** With the screen on, one persona is in the foreground and
+//!   the others are in the background; with the screen off, all are in the
+//!   background.
+//! - **Budgets.** Time is cut into windows of [`WINDOW_MS`], aligned on the
+//!   counter (every CPU sees the same windows). A background vCPU may run
+//!   `background_cpu_percent` of each window. It is held to that budget
+//!   while a foreground vCPU of its CPU wants to run, and always unless its
+//!   persona has `background_may_use_idle` and the screen is on. Once
+//!   spent, the vCPU waits for the next window.
+//! - **Timer slack.** A background vCPU's timer deadline `d` with slack `s`
+//!   may fire at the first multiple of `s` at or after `d`, never later than
+//!   `d + s`. Every deadline whose multiple is the same shares one wakeup,
+//!   on every CPU, since all CPUs read the same counter; a foreground
+//!   deadline (slack 0) is kept exactly and pulls the wakeup earlier, and
+//!   background deadlines already due then are served by it too.
+
+use crate::personas::power::PowerSpec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// The budget window.
+pub const WINDOW_MS: u64 = 100;
+
+/// Counter ticks per second, and conversions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    pub frequency: u64,
+}
+
+impl Clock {
+    pub fn ticks(self, ms: u64) -> u64 {
+        self.frequency.saturating_mul(ms) / 1000
+    }
+
+    /// The window length in ticks (at least 1).
+    pub fn window(self) -> u64 {
+        self.ticks(WINDOW_MS).max(1)
+    }
+
+    pub fn millis(self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1000 / u128::from(self.frequency.max(1))) as u64
+    }
+
+    pub fn micros(self, ticks: u64) -> u64 {
+        (u128::from(ticks) * 1_000_000 / u128::from(self.frequency.max(1))) as u64
+    }
+}
+
+/// Whether a persona runs as the one the user looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Foreground,
+    Background,
+}
+
+/// Which persona is in the foreground, and whether the screen is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scene {
+    pub foreground: usize,
+    pub screen_on: bool,
+}
+
+impl Scene {
+    /// The state of VM `vm`.
+    pub fn state(self, vm: usize) -> State {
+        if self.screen_on && vm == self.foreground {
+            State::Foreground
+        } else {
+            State::Background
+        }
+    }
+
+    /// Whether a background vCPU of a VM with `power` is held to its budget
+    /// now, when `foreground_wants_cpu` says whether a foreground vCPU of
+    /// the same CPU wants to run.
+    pub fn budget_applies(self, vm: usize, power: &PowerSpec, foreground_wants_cpu: bool) -> bool {
+        self.state(vm) == State::Background
+            && power.background_cpu_percent < 100
+            && (foreground_wants_cpu || !power.background_may_use_idle || !self.screen_on)
+    }
+
+    /// The timer slack of VM `vm` in ticks: 0 in the foreground.
+    pub fn timer_slack(self, vm: usize, power: &PowerSpec, clock: Clock) -> u64 {
+        match self.state(vm) {
+            State::Foreground => 0,
+            State::Background => clock.ticks(power.background_timer_slack_ms.into()),
+        }
+    }
+}
+
+/// The scene every CPU reads before it picks a vCPU: set at boot from the
+/// persona package (later by persona switches and the screen).
+pub struct SharedScene {
+    foreground: AtomicUsize,
+    screen_on: AtomicBool,
+}
+
+impl SharedScene {
+    pub const fn new() -> Self {
+        SharedScene { foreground: AtomicUsize::new(0), screen_on: AtomicBool::new(true) }
+    }
+
+    pub fn load(&self) -> Scene {
+        Scene {
+            foreground: self.foreground.load(Ordering::Relaxed),
+            screen_on: self.screen_on.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn set(&self, scene: Scene) {
+        self.foreground.store(scene.foreground, Ordering::Relaxed);
+        self.screen_on.store(scene.screen_on, Ordering::Relaxed);
+    }
+}
+
+impl Default for SharedScene {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The scene of this boot.
+pub static SCENE: SharedScene = SharedScene::new();
+
+/// One vCPU's use of its current window.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// The window the count is for (counter / window length).
+    window: u64,
+    /// Ticks run in it.
+    used: u64,
+}
+
+/// What a vCPU held to its budget may do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Run, but stop by `until` (the budget's end), when the CPU asks again.
+    RunUntil(u64),
+    /// Budget spent: wait until `until`, when the next window starts.
+    WaitUntil(u64),
+}
+
+impl Budget {
+    /// Counts a run from `start` to `end` of a vCPU with `percent` of each
+    /// window. A run that crossed into a new window is split at the
+    /// boundary; what a window used beyond its allowance (the run stopped a
+    /// little after its budget ended: interrupt latency) counts against
+    /// the next one, so overshoots do not add up.
+    pub fn charge(&mut self, start: u64, end: u64, percent: u32, clock: Clock) {
+        let window = clock.window();
+        let end_window = end / window;
+        let boundary = end_window * window;
+        if end_window != self.window {
+            if start / window == self.window {
+                self.used = self.used.saturating_add(boundary.saturating_sub(start));
+            }
+            self.used = self.carried_into(end_window, allowance(percent, clock));
+            self.window = end_window;
+        }
+        self.used = self.used.saturating_add(end.saturating_sub(start.max(boundary)));
+    }
+
+    /// What window `index`, after this budget's, starts with: the excess
+    /// of the window just before it, at most one allowance.
+    fn carried_into(&self, index: u64, allowance: u64) -> u64 {
+        if index == self.window + 1 {
+            self.used.saturating_sub(allowance).min(allowance)
+        } else {
+            0
+        }
+    }
+
+    /// Ticks used in the window holding `now` (excess carried in included).
+    pub fn used(&self, now: u64, percent: u32, clock: Clock) -> u64 {
+        let index = now / clock.window();
+        if index == self.window {
+            self.used
+        } else {
+            self.carried_into(index, allowance(percent, clock))
+        }
+    }
+
+    /// Whether a vCPU with `percent` of each window may run at `now`, and
+    /// until when.
+    pub fn verdict(&self, now: u64, percent: u32, clock: Clock) -> Verdict {
+        let window = clock.window();
+        let allowance = allowance(percent, clock);
+        let window_end = (now / window + 1) * window;
+        let left = allowance.saturating_sub(self.used(now, percent, clock));
+        if left == 0 {
+            Verdict::WaitUntil(window_end)
+        } else if now + left <= window_end {
+            Verdict::RunUntil(now + left)
+        } else {
+            // It cannot spend this window's budget before the window ends;
+            // the next window's budget then runs out this far into it.
+            Verdict::RunUntil(window_end + allowance)
+        }
+    }
+}
+
+/// Ticks of each window a vCPU with `percent` may run.
+fn allowance(percent: u32, clock: Clock) -> u64 {
+    clock.window() * u64::from(percent.min(100)) / 100
+}
+
+/// One waiting vCPU's timer: its deadline and how late it may fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline {
+    pub at: u64,
+    pub slack: u64,
+}
+
+impl Deadline {
+    /// The latest time this deadline can be served at: the first multiple
+    /// of its slack at or after it (itself without slack).
+    pub fn latest(self) -> u64 {
+        if self.slack <= 1 {
+            self.at
+        } else {
+            self.at.div_ceil(self.slack).saturating_mul(self.slack)
+        }
+    }
+}
+
+/// When a CPU must wake for these deadlines (and other wake times, slack
+/// 0): the earliest latest-time among them, so every deadline is served no
+/// later than its slack allows and those that share a slack multiple share
+/// one wakeup.
+pub fn coalesced_wake(deadlines: impl IntoIterator<Item = Deadline>) -> Option<u64> {
+    deadlines.into_iter().map(Deadline::latest).min()
+}
+
+/// The next vCPU (by position in a CPU's queue of `len`) to run after the
+/// one at `last`: among those `rank` gives a rank (those that can run), the
+/// highest rank, and among equals the next in round-robin order.
+pub fn next_by_rank(len: usize, last: usize, rank: impl Fn(usize) -> Option<u32>) -> Option<usize> {
+    let mut best: Option<(usize, u32)> = None;
+    for i in (1..=len).map(|step| (last + step) % len) {
+        if let Some(r) = rank(i) {
+            if best.is_none_or(|(_, b)| r > b) {
+                best = Some((i, r));
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1 MHz counter: a tick is a microsecond, a window 100_000 ticks.
+    const CLOCK: Clock = Clock { frequency: 1_000_000 };
+    const MS: u64 = 1000;
+
+    fn power(percent: u32, slack_ms: u32, may_use_idle: bool) -> PowerSpec {
+        PowerSpec {
+            priority: 0,
+            background_cpu_percent: percent,
+            background_timer_slack_ms: slack_ms,
+            background_may_use_idle: may_use_idle,
+        }
+    }
+
+    #[test]
+    fn the_screen_decides_who_is_in_the_foreground() {
+        let on = Scene { foreground: 1, screen_on: true };
+        assert_eq!(on.state(1), State::Foreground);
+        assert_eq!(on.state(0), State::Background);
+        let off = Scene { screen_on: false, ..on };
+        assert_eq!(off.state(1), State::Background);
+        assert_eq!(off.state(0), State::Background);
+    }
+
+    #[test]
+    fn when_the_budget_applies() {
+        let on = Scene { foreground: 0, screen_on: true };
+        let off = Scene { screen_on: false, ..on };
+        let strict = power(10, 0, false);
+        let lenient = power(10, 0, true);
+        assert!(!on.budget_applies(0, &strict, true), "never to the foreground");
+        assert!(on.budget_applies(1, &strict, false), "always without may-use-idle");
+        assert!(on.budget_applies(1, &lenient, true), "with it, while the foreground is busy");
+        assert!(!on.budget_applies(1, &lenient, false), "but not on an idle CPU");
+        assert!(off.budget_applies(1, &lenient, false), "with the screen off, always");
+        assert!(off.budget_applies(0, &strict, false), "the foreground persona too");
+        assert!(!on.budget_applies(1, &power(100, 0, false), true), "100% is no budget");
+    }
+
+    #[test]
+    fn a_fresh_budget_runs_until_its_allowance_is_spent() {
+        let budget = Budget::default();
+        // 10% of a 100 ms window is 10 ms.
+        assert_eq!(budget.verdict(5 * MS, 10, CLOCK), Verdict::RunUntil(15 * MS));
+    }
+
+    #[test]
+    fn a_spent_budget_waits_for_the_next_window() {
+        let mut budget = Budget::default();
+        budget.charge(5 * MS, 15 * MS, 10, CLOCK);
+        assert_eq!(budget.used(15 * MS, 10, CLOCK), 10 * MS);
+        assert_eq!(budget.verdict(15 * MS, 10, CLOCK), Verdict::WaitUntil(100 * MS));
+        assert_eq!(budget.verdict(99 * MS, 10, CLOCK), Verdict::WaitUntil(100 * MS));
+        // The next window refills it.
+        assert_eq!(budget.used(100 * MS, 10, CLOCK), 0);
+        assert_eq!(budget.verdict(100 * MS, 10, CLOCK), Verdict::RunUntil(110 * MS));
+    }
+
+    #[test]
+    fn runs_add_up_within_a_window() {
+        let mut budget = Budget::default();
+        budget.charge(210 * MS, 213 * MS, 10, CLOCK);
+        budget.charge(250 * MS, 254 * MS, 10, CLOCK);
+        assert_eq!(budget.used(260 * MS, 10, CLOCK), 7 * MS);
+        assert_eq!(budget.verdict(260 * MS, 10, CLOCK), Verdict::RunUntil(263 * MS));
+    }
+
+    #[test]
+    fn a_run_across_a_window_boundary_charges_only_the_new_window() {
+        let mut budget = Budget::default();
+        budget.charge(95 * MS, 103 * MS, 10, CLOCK);
+        assert_eq!(budget.used(103 * MS, 10, CLOCK), 3 * MS);
+        assert_eq!(budget.verdict(103 * MS, 10, CLOCK), Verdict::RunUntil(110 * MS));
+    }
+
+    #[test]
+    fn a_budget_that_outlasts_its_window_ends_in_the_next() {
+        // 50% from 80 ms: 20 ms left of this window, then 50 ms of the next.
+        assert_eq!(Budget::default().verdict(80 * MS, 50, CLOCK), Verdict::RunUntil(150 * MS));
+    }
+
+    #[test]
+    fn a_spinning_vcpu_gets_its_share_over_many_windows() {
+        // The CPU loop's pattern: ask, run until told, charge, repeat.
+        for percent in [1, 5, 10, 25, 50, 99] {
+            let mut budget = Budget::default();
+            let (mut now, mut ran) = (0, 0);
+            let end = 10_000 * MS;
+            while now < end {
+                match budget.verdict(now, percent, CLOCK) {
+                    Verdict::RunUntil(until) => {
+                        let stop = until.min(end);
+                        budget.charge(now, stop, percent, CLOCK);
+                        ran += stop - now;
+                        now = stop;
+                    }
+                    Verdict::WaitUntil(until) => now = until,
+                }
+            }
+            assert_eq!(ran * 100 / end, u64::from(percent), "{percent}%");
+        }
+    }
+
+    #[test]
+    fn late_stops_are_paid_back_in_the_next_window() {
+        // Every run stops 2 ms after the budget said (timer latency).
+        for percent in [5, 10, 20, 50] {
+            let mut budget = Budget::default();
+            let (mut now, mut ran) = (0, 0);
+            let end = 10_000 * MS;
+            while now < end {
+                match budget.verdict(now, percent, CLOCK) {
+                    Verdict::RunUntil(until) => {
+                        let stop = (until + 2 * MS).min(end);
+                        budget.charge(now, stop, percent, CLOCK);
+                        ran += stop - now;
+                        now = stop;
+                    }
+                    Verdict::WaitUntil(until) => now = until,
+                }
+            }
+            let share = ran * 1000 / end;
+            let target = u64::from(percent) * 10;
+            assert!(share.abs_diff(target) <= 3, "{percent}%: {share} per mille");
+        }
+    }
+
+    #[test]
+    fn an_overshoot_is_carried_only_into_the_next_window() {
+        let mut budget = Budget::default();
+        budget.charge(0, 14 * MS, 10, CLOCK);
+        budget.charge(99 * MS, 101 * MS, 10, CLOCK);
+        // 10 ms allowed, 15 used in window 0: 5 carried, plus 1 ms of window 1.
+        assert_eq!(budget.used(101 * MS, 10, CLOCK), 6 * MS);
+        let mut idle_between = Budget::default();
+        idle_between.charge(0, 14 * MS, 10, CLOCK);
+        idle_between.charge(300 * MS, 301 * MS, 10, CLOCK);
+        assert_eq!(idle_between.used(301 * MS, 10, CLOCK), MS, "nothing carried over a gap");
+    }
+
+    #[test]
+    fn slack_aligns_deadlines_on_its_multiples() {
+        let slack = 100 * MS;
+        let d = |at| Deadline { at, slack };
+        assert_eq!(d(10 * MS).latest(), 100 * MS);
+        assert_eq!(d(100 * MS).latest(), 100 * MS);
+        assert_eq!(d(101 * MS).latest(), 200 * MS);
+        assert_eq!(Deadline { at: 7, slack: 0 }.latest(), 7);
+        // Never later than the slack.
+        for at in (0..1000).map(|i| i * 7919) {
+            let latest = d(at).latest();
+            assert!(latest >= at && latest - at < slack, "{at}");
+        }
+    }
+
+    #[test]
+    fn background_deadlines_within_the_slack_share_one_wakeup() {
+        let slack = 50 * MS;
+        // Three background vCPUs (on any CPUs) due at 12, 31 and 49 ms.
+        let deadlines = [12, 31, 49].map(|ms| Deadline { at: ms * MS, slack });
+        assert_eq!(coalesced_wake(deadlines), Some(50 * MS));
+        for d in deadlines {
+            assert!(d.at <= 50 * MS);
+        }
+        // A fourth at 51 ms waits for the next multiple.
+        let later = Deadline { at: 51 * MS, slack };
+        assert_eq!(later.latest(), 100 * MS);
+        assert!(later.at > 50 * MS);
+    }
+
+    #[test]
+    fn foreground_deadlines_are_never_delayed() {
+        let background = Deadline { at: 12 * MS, slack: 50 * MS };
+        let foreground = Deadline { at: 20 * MS, slack: 0 };
+        assert_eq!(coalesced_wake([background, foreground]), Some(20 * MS));
+        assert_eq!(coalesced_wake([]), None);
+    }
+
+    #[test]
+    fn slack_follows_the_scene() {
+        let scene = Scene { foreground: 0, screen_on: true };
+        let p = power(10, 50, false);
+        assert_eq!(scene.timer_slack(0, &p, CLOCK), 0);
+        assert_eq!(scene.timer_slack(1, &p, CLOCK), 50 * MS);
+    }
+
+    #[test]
+    fn ten_ms_timers_wake_ten_times_less_with_100_ms_slack() {
+        // A guest re-arming its timer 10 ms after each wakeup, for 10 s.
+        let wakeups = |slack_ms: u64| {
+            let (mut now, mut count) = (0, 0);
+            while now < 10_000 * MS {
+                now = Deadline { at: now + 10 * MS, slack: slack_ms * MS }.latest();
+                count += 1;
+            }
+            count
+        };
+        assert_eq!(wakeups(0), 1000);
+        assert_eq!(wakeups(100), 100);
+    }
+
+    #[test]
+    fn the_highest_rank_runs_first_then_round_robin() {
+        let ranks = [Some(0), Some(2), None, Some(2)];
+        let rank = |i: usize| ranks[i];
+        assert_eq!(next_by_rank(4, 0, rank), Some(1));
+        assert_eq!(next_by_rank(4, 1, rank), Some(3));
+        assert_eq!(next_by_rank(4, 3, rank), Some(1));
+        assert_eq!(next_by_rank(4, 0, |i| (i == 0).then_some(0)), Some(0));
+        assert_eq!(next_by_rank(4, 0, |_| None), None);
+        // Equal ranks: plain round-robin, as `sched::next_runnable`.
+        for last in 0..4 {
+            assert_eq!(next_by_rank(4, last, |_| Some(1)), Some((last + 1) % 4));
+        }
+    }
+}

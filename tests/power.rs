@@ -1,0 +1,451 @@
+//! Power-aware scheduling, judged from Duet's counters: a background
+//! persona spinning gets about its CPU budget while the foreground persona
+//! still answers; background timers with a slack wake their CPU far less
+//! often than the same timers without; and the energy lines printed at
+//! power-off name every persona and add up to the total.
+
+use duet_tests::{manifest, require_qemu, status, Machine};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const LINUX_BOOT: Duration = Duration::from_secs(300);
+const COMMAND: Duration = Duration::from_secs(60);
+const PROMPT: &str = "/ # ";
+const NEXT_VM: &str = "\x1dn";
+const COUNTERS: &str = "\x1ds";
+
+/// A Linux VM's `[[vm]]` table (Debian's kernel, the busybox initramfs)
+/// followed by `power`, its `[vm.power]` keys if any.
+fn linux_vm(name: &str, role: &str, vcpus: u32, power: &str) -> String {
+    let default = xtask::guest::default_manifest().expect("the default guest is available");
+    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
+    let power = if power.is_empty() { String::new() } else { format!("[vm.power]\n{power}\n") };
+    format!(
+        "[[vm]]\nname = \"{name}\"\nrole = \"{role}\"\nkernel = {:?}\ninitrd = {:?}\n\
+         cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 192\nvcpus = {vcpus}\n{power}\n",
+        guests.join("Image"),
+        guests.join("initramfs.cpio"),
+    )
+}
+
+fn boot(manifest: PathBuf, vms: &[&str]) -> Machine {
+    boot_on(manifest, vms, "4")
+}
+
+fn boot_on(manifest: PathBuf, vms: &[&str], smp: &str) -> Machine {
+    let mut run = Machine::xtask(&["run", "--smp", smp, "--manifest", manifest.to_str().unwrap()]);
+    for vm in vms {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+    }
+    run.expect(&format!("[{}] {PROMPT}", vms[0]), COMMAND);
+    run.expect(&format!("duet: vm {} is in the foreground", vms[0]), COMMAND);
+    run
+}
+
+/// Moves the focus to the next VM, which must be `vm`.
+fn focus(run: &mut Machine, vm: &str) {
+    let mark = run.mark();
+    run.send(NEXT_VM);
+    run.expect_since(mark, &format!("duet: console input now goes to vm {vm}"), COMMAND);
+}
+
+/// Types `command` into the focused VM `vm` and checks `answer` comes back.
+fn ask(run: &mut Machine, vm: &str, command: &str, answer: &str) {
+    let output = run.shell(command, PROMPT, COMMAND);
+    if !output.contains(&format!("[{vm}] {answer}")) {
+        run.fail(&format!("`{command}` in {vm} did not answer {answer:?}: {output:?}"));
+    }
+}
+
+/// One `Ctrl-] s` print-out: it ends with the heap line.
+fn counters(run: &mut Machine) -> String {
+    let mark = run.mark();
+    run.send(COUNTERS);
+    run.expect_since(mark, "duet: heap ", COMMAND)
+}
+
+/// Duet's uptime from a print-out, in milliseconds.
+fn uptime_ms(text: &str) -> Option<u64> {
+    let line = text.lines().rfind(|l| l.starts_with("duet: uptime "))?;
+    seconds_ms(line.strip_prefix("duet: uptime ")?.strip_suffix(" s")?)
+}
+
+/// "12.345" as 12345.
+fn seconds_ms(text: &str) -> Option<u64> {
+    let (s, ms) = text.split_once('.')?;
+    Some(s.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?)
+}
+
+/// A field of the last `duet: vm NAME: ...` counters line.
+fn vm_field(text: &str, vm: &str, field: &str) -> Option<u64> {
+    let prefix = format!("duet: vm {vm}: guest time ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    match field {
+        "guest_ms" => seconds_ms(line.strip_prefix(&prefix)?.split_once(" s")?.0),
+        "wakeups" => line.rsplit_once(", wakeups ")?.1.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The last energy line of `persona`: (cpu_ms, wakeups, energy in µJ).
+fn energy_line(text: &str, persona: &str) -> Option<(u64, u64, u64)> {
+    let prefix = format!("duet: energy persona={persona} ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    let mut fields = line.strip_prefix(&prefix)?.split(' ');
+    let mut next = |key: &str| fields.next()?.strip_prefix(key).map(str::to_string);
+    let cpu_ms = next("cpu_ms=")?.parse().ok()?;
+    let wakeups = next("wakeups=")?.parse().ok()?;
+    let energy = seconds_ms(&next("energy_mj=")?)?;
+    Some((cpu_ms, wakeups, energy))
+}
+
+/// Powers off every VM in `vms`, in order, starting with the focused one,
+/// and checks the energy lines at power-off: one per VM, adding up to the
+/// total.
+fn power_off_and_check_energy(run: &mut Machine, vms: &[&str]) {
+    let mark = run.mark();
+    for (i, vm) in vms.iter().enumerate() {
+        if i > 0 {
+            focus(run, vm);
+        }
+        run.send("poweroff -f\n");
+        if i + 1 < vms.len() {
+            run.expect_since(mark, &format!("duet: vm {vm} powered off"), COMMAND);
+        }
+    }
+    let exit = run.wait(COMMAND);
+    run.require(&[&format!("{} every VM has powered off", status::POWER_OFF)]);
+    run.forbid(status::HALTED);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    let end = run.console()[mark..].to_string();
+    let mut sum = (0, 0, 0);
+    for vm in vms {
+        let Some((cpu_ms, wakeups, energy)) = energy_line(&end, vm) else {
+            run.fail(&format!("no energy line for {vm} at power-off"));
+        };
+        println!("{vm}: cpu {cpu_ms} ms, {wakeups} wakeups, {energy} µJ");
+        if energy == 0 || cpu_ms == 0 {
+            run.fail(&format!("{vm} ran and yet cost nothing"));
+        }
+        sum = (sum.0 + cpu_ms, sum.1 + wakeups, sum.2 + energy);
+    }
+    let Some(total) = energy_line(&end, "total") else { run.fail("no energy total at power-off") };
+    if total != sum {
+        run.fail(&format!(
+            "the personas' energy lines add up to {sum:?}, the total says {total:?}"
+        ));
+    }
+}
+
+#[test]
+fn a_background_hog_gets_its_budget_and_the_foreground_still_runs() {
+    const BUDGET: u64 = 20;
+    let text = linux_vm("personal", "personal", 2, "")
+        + &linux_vm(
+            "corporate",
+            "corporate",
+            1,
+            &format!("background_cpu_percent = {BUDGET}\nbackground_timer_slack_ms = 50"),
+        );
+    let mut run = boot(manifest("power-hog", &text), &["personal", "corporate"]);
+    focus(&mut run, "corporate");
+    run.send("while :; do :; done &\n");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = counters(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = counters(&mut run);
+    let get = |text: &str, field| vm_field(text, "corporate", field);
+    let (Some(t0), Some(t1), Some(g0), Some(g1)) =
+        (uptime_ms(&before), uptime_ms(&after), get(&before, "guest_ms"), get(&after, "guest_ms"))
+    else {
+        run.fail("the counters lack the uptime or corporate's guest time");
+    };
+    let share = (g1 - g0) * 100 / (t1 - t0).max(1);
+    println!("corporate spinning in the background: {} ms of {} ms, {share}%", g1 - g0, t1 - t0);
+    if !(BUDGET - 5..=BUDGET + 5).contains(&share) {
+        run.fail(&format!("the background hog got {share}% of a CPU, its budget is {BUDGET}%"));
+    }
+    // The energy lines while running: the hog costs more than before.
+    let (Some(e0), Some(e1)) =
+        (energy_line(&before, "corporate"), energy_line(&after, "corporate"))
+    else {
+        run.fail("no energy line in the counters");
+    };
+    if e1.2 <= e0.2 || e1.0 <= e0.0 {
+        run.fail(&format!("corporate's energy line did not grow: {e0:?} then {e1:?}"));
+    }
+
+    // The foreground persona still runs, and quickly.
+    focus(&mut run, "personal");
+    ask(
+        &mut run,
+        "personal",
+        "i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; echo done-$i",
+        "done-2000",
+    );
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
+}
+
+/// The share of a CPU (percent) `vm` used over `seconds` from now.
+fn share_over(run: &mut Machine, vm: &str, seconds: u64) -> u64 {
+    let before = counters(run);
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after = counters(run);
+    let (Some(t0), Some(t1), Some(g0), Some(g1)) = (
+        uptime_ms(&before),
+        uptime_ms(&after),
+        vm_field(&before, vm, "guest_ms"),
+        vm_field(&after, vm, "guest_ms"),
+    ) else {
+        run.fail(&format!("the counters lack the uptime or {vm}'s guest time"));
+    };
+    (g1 - g0) * 100 / (t1 - t0).max(1)
+}
+
+#[test]
+fn a_background_persona_may_use_an_idle_cpu_only_while_the_foreground_leaves_it() {
+    // Two CPUs: CPU 0 runs personal's vCPU 0 and corporate's vCPU, CPU 1
+    // personal's vCPU 1.
+    let text = linux_vm("personal", "personal", 2, "")
+        + &linux_vm(
+            "corporate",
+            "corporate",
+            1,
+            "background_cpu_percent = 20\nbackground_may_use_idle = true",
+        );
+    let mut run = boot_on(manifest("power-idle-use", &text), &["personal", "corporate"], "2");
+    focus(&mut run, "corporate");
+    run.send("while :; do :; done &\n");
+    focus(&mut run, "personal");
+    std::thread::sleep(Duration::from_secs(2));
+    let alone = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, CPU 0 otherwise idle: {alone}%");
+    if alone < 60 {
+        run.fail(&format!("with the foreground idle, the background got only {alone}%"));
+    }
+
+    // The foreground spins on CPU 0 too: the background keeps to its budget.
+    run.send("taskset 1 sh -c 'while :; do :; done' &\n");
+    std::thread::sleep(Duration::from_secs(2));
+    let contended = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, personal spinning on CPU 0: {contended}%");
+    if !(12..=28).contains(&contended) {
+        run.fail(&format!("beside a busy foreground the background got {contended}%, budget 20%"));
+    }
+
+    // The foreground stops; the screen goes off: the budget holds even on
+    // an idle CPU.
+    ask(&mut run, "personal", "kill %1; echo killed-$((2 * 21))", "killed-42");
+    let mark = run.mark();
+    run.send("\x1do");
+    run.expect_since(mark, "duet: screen off: every VM is in the background", COMMAND);
+    std::thread::sleep(Duration::from_secs(2));
+    let screen_off = share_over(&mut run, "corporate", 6);
+    println!("corporate spinning, screen off, CPU 0 otherwise idle: {screen_off}%");
+    if !(12..=28).contains(&screen_off) {
+        run.fail(&format!("with the screen off the background got {screen_off}%, budget 20%"));
+    }
+    let mark = run.mark();
+    run.send("\x1do");
+    run.expect_since(mark, "duet: screen on: vm personal is in the foreground", COMMAND);
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
+}
+
+#[test]
+fn background_timer_slack_cuts_wakeups() {
+    // Two background personas each wake every 10 ms; one may be 100 ms late.
+    let text = linux_vm("personal", "personal", 1, "")
+        + &linux_vm("strict", "corporate", 1, "")
+        + &linux_vm("slack", "corporate", 1, "background_timer_slack_ms = 100");
+    let vms = ["personal", "strict", "slack"];
+    let mut run = boot(manifest("power-slack", &text), &vms);
+    for vm in ["strict", "slack"] {
+        focus(&mut run, vm);
+        run.send("while :; do usleep 10000; done &\n");
+    }
+    focus(&mut run, "personal");
+    std::thread::sleep(Duration::from_secs(2));
+    let before = counters(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = counters(&mut run);
+    let wakeups =
+        |vm: &str| Some(vm_field(&after, vm, "wakeups")? - vm_field(&before, vm, "wakeups")?);
+    let (Some(strict), Some(slack)) = (wakeups("strict"), wakeups("slack")) else {
+        run.fail("the counters lack the wakeups");
+    };
+    println!(
+        "wakeups over 10 s of a 10 ms timer loop: {strict} without slack, {slack} with 100 ms"
+    );
+    if strict < 200 {
+        run.fail(&format!("the loop without slack woke only {strict} times in 10 s"));
+    }
+    if slack * 5 > strict {
+        run.fail(&format!("100 ms of slack cut wakeups only from {strict} to {slack}"));
+    }
+    ask(&mut run, "personal", "echo still-$((3 * 14))", "still-42");
+    power_off_and_check_energy(&mut run, &vms);
+}
+
+/// QEMU's own device tree for the default board with `smp` CPUs, rewritten
+/// with an energy model: CPUs 2 and 3 big, 0 and 1 little (capacity,
+/// dynamic-power coefficient, an OPP table per class), every CPU with one
+/// standby idle state (PSCI power state 0x1: QEMU's PSCI takes it as WFI).
+fn device_tree_with_energy_model(smp: u32) -> PathBuf {
+    require_qemu();
+    let board = duet_boards::default_board();
+    let dir = xtask::target_dir().join("test-personas");
+    std::fs::create_dir_all(&dir).expect("create target/test-personas");
+    let dumped = dir.join("qemu-virt-dumped.dtb");
+    let status = Command::new(xtask::deps::QEMU)
+        .args(["-machine", &format!("{},dumpdtb={}", board.qemu.machine, dumped.display())])
+        .args(["-cpu", board.qemu.cpu, "-m", &format!("{}M", board.qemu.memory_mib)])
+        .args(["-smp", &smp.to_string(), "-nographic"])
+        .status()
+        .expect("run QEMU to dump its device tree");
+    assert!(status.success(), "QEMU could not dump its device tree: {status}");
+    let bytes = std::fs::read(&dumped).expect("read the dumped device tree");
+    let edited = dir.join("qemu-virt-energy.dtb");
+    std::fs::write(&edited, with_energy_model(&bytes)).expect("write the edited device tree");
+    edited
+}
+
+/// Phandles for the added nodes, above any QEMU uses.
+const IDLE_PHANDLE: u32 = 0xd000;
+const OPP_BIG: u32 = 0xd001;
+const OPP_LITTLE: u32 = 0xd002;
+
+fn with_energy_model(dtb: &[u8]) -> Vec<u8> {
+    let fdt = fdt::Fdt::new(dtb).expect("QEMU's device tree parses");
+    let mut out = vm_fdt::FdtWriter::new().unwrap();
+    copy_node(&fdt.find_node("/").unwrap(), Path::new("/"), &mut out);
+    out.finish().unwrap()
+}
+
+fn copy_node(node: &fdt::node::FdtNode, path: &Path, out: &mut vm_fdt::FdtWriter) {
+    let name = if path == Path::new("/") { "" } else { node.name };
+    let handle = out.begin_node(name).unwrap();
+    for property in node.properties() {
+        out.property(property.name, property.value).unwrap();
+    }
+    let parent = path.parent().map(|p| p.to_string_lossy().into_owned());
+    if parent.as_deref() == Some("/cpus") && node.name.starts_with("cpu@") {
+        let index: u32 = node.name["cpu@".len()..].parse().unwrap_or(0);
+        let big = index >= 2;
+        out.property_u32("capacity-dmips-mhz", if big { 1024 } else { 446 }).unwrap();
+        out.property_u32("dynamic-power-coefficient", if big { 400 } else { 100 }).unwrap();
+        out.property_u32("operating-points-v2", if big { OPP_BIG } else { OPP_LITTLE }).unwrap();
+        out.property_u32("cpu-idle-states", IDLE_PHANDLE).unwrap();
+    }
+    // QEMU writes the memory and PSCI nodes itself, turning any in the
+    // tree into NOP tokens, which the `fdt` crate Duet reads the board with
+    // does not get past (it then misses `/chosen`): leave them out.
+    let rewritten = |name: &str| name.starts_with("memory") || name == "psci";
+    for child in node.children().filter(|c| !rewritten(c.name)) {
+        copy_node(&child, &path.join(child.name), out);
+    }
+    if path == Path::new("/cpus") {
+        let states = out.begin_node("idle-states").unwrap();
+        out.property_string("entry-method", "psci").unwrap();
+        let state = out.begin_node("cpu-retention").unwrap();
+        out.property_string("compatible", "arm,idle-state").unwrap();
+        out.property_u32("entry-latency-us", 20).unwrap();
+        out.property_u32("exit-latency-us", 40).unwrap();
+        out.property_u32("min-residency-us", 100).unwrap();
+        out.property_u32("arm,psci-suspend-param", 0x1).unwrap();
+        out.property_u32("phandle", IDLE_PHANDLE).unwrap();
+        out.end_node(state).unwrap();
+        out.end_node(states).unwrap();
+    }
+    if path == Path::new("/") {
+        for (name, phandle, hz, uv) in [
+            ("opp-table-big", OPP_BIG, 2_000_000_000u64, 1_000_000u32),
+            ("opp-table-little", OPP_LITTLE, 1_000_000_000, 800_000),
+        ] {
+            let table = out.begin_node(name).unwrap();
+            out.property_string("compatible", "operating-points-v2").unwrap();
+            out.property_u32("phandle", phandle).unwrap();
+            let opp = out.begin_node(&format!("opp-{hz}")).unwrap();
+            out.property_u64("opp-hz", hz).unwrap();
+            out.property_u32("opp-microvolt", uv).unwrap();
+            out.end_node(opp).unwrap();
+            out.end_node(table).unwrap();
+        }
+    }
+    out.end_node(handle).unwrap();
+}
+
+/// A CPU's idle-state sleeps from the last `duet: cpuN: idle-state sleeps
+/// state0 N ...` line.
+fn idle_state_sleeps(text: &str, cpu: usize) -> Option<u64> {
+    let prefix = format!("duet: cpu{cpu}: idle-state sleeps state0 ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    line.strip_prefix(&prefix)?.split(' ').next()?.parse().ok()
+}
+
+#[test]
+fn big_little_placement_and_idle_states_from_the_device_tree() {
+    let dtb = device_tree_with_energy_model(4);
+    let text = linux_vm("personal", "personal", 1, "") + &linux_vm("corporate", "corporate", 1, "");
+    let path = manifest("power-big-little", &text);
+    let mut run = Machine::xtask(&[
+        "run",
+        "--smp",
+        "4",
+        "--manifest",
+        path.to_str().unwrap(),
+        "--",
+        "-dtb",
+        dtb.to_str().unwrap(),
+    ]);
+    for vm in ["personal", "corporate"] {
+        run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
+    }
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
+    // Duet read the energy model (400 µW/MHz/V² at 2 GHz and 1.0 V is
+    // 800 mW; 100 at 1 GHz and 0.8 V is 64 mW) and placed the foreground
+    // persona on a big CPU, the background one on a little CPU.
+    run.require(&[
+        "duet: cpu2: capacity 1024, active 800 mW (device tree), 1 standby idle state, runs personal/0",
+        "duet: cpu0: capacity 446, active 64 mW (device tree), 1 standby idle state, runs corporate/0",
+        "duet: cpu1: capacity 446, active 64 mW (device tree), 1 standby idle state, runs nothing",
+        "duet: cpu3: capacity 1024, active 800 mW (device tree), 1 standby idle state, runs nothing",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let before = counters(&mut run);
+    std::thread::sleep(Duration::from_secs(5));
+    let after = counters(&mut run);
+    for cpu in 0..4 {
+        let (Some(b), Some(a)) = (idle_state_sleeps(&before, cpu), idle_state_sleeps(&after, cpu))
+        else {
+            run.fail(&format!("cpu{cpu} never slept in the device tree's idle state"));
+        };
+        println!("cpu{cpu}: {} sleeps in the idle state over 5 s", a - b);
+    }
+    // The idle foreground guest's CPU sleeps there between its interrupts
+    // (the unused CPUs entered it once and stay).
+    let sleeps = idle_state_sleeps(&after, 2).unwrap() - idle_state_sleeps(&before, 2).unwrap();
+    if sleeps == 0 {
+        run.fail("cpu2 never entered the idle state while its guest idled");
+    }
+    power_off_and_check_energy(&mut run, &["personal", "corporate"]);
+}
+
+#[test]
+fn counter_and_energy_lines_are_read() {
+    let text = "duet: uptime 56.831 s\n\
+                duet: vm corporate: guest time 10.695 s, exits call 10 mmio 714 sysreg 110 wfi 67 \
+                irq 3007 fault 0, wakeups 67\n\
+                duet: energy persona=corporate cpu_ms=10695 wakeups=67 energy_mj=7152.729\n";
+    assert_eq!(uptime_ms(text), Some(56_831));
+    assert_eq!(vm_field(text, "corporate", "guest_ms"), Some(10_695));
+    assert_eq!(vm_field(text, "corporate", "wakeups"), Some(67));
+    assert_eq!(vm_field(text, "personal", "wakeups"), None);
+    assert_eq!(energy_line(text, "corporate"), Some((10_695, 67, 7_152_729)));
+    assert_eq!(energy_line(text, "total"), None);
+    let states = "duet: cpu2: idle-state sleeps state0 17 state1 0 state2 0 state3 0\n";
+    assert_eq!(idle_state_sleeps(states, 2), Some(17));
+    assert_eq!(idle_state_sleeps(states, 1), None);
+}

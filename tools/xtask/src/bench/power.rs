@@ -1,0 +1,240 @@
+//! `cargo xtask bench --power`: the power-aware scheduling scenarios of
+//! docs/power.md, measured under Duet with a personal (foreground) and a
+//! corporate (background) persona.
+//!
+//! - **Background hog**: the personal persona's CPU-bound job (the same
+//!   `md5sum` as the main benchmark) timed with the corporate persona idle,
+//!   then with it spinning on its vCPU under a budget; and the corporate
+//!   persona's share of a CPU over the second run, against its budget.
+//! - **Background timers**: the corporate persona re-arms a 10 ms timer in
+//!   a loop (`usleep 10000`); its wakeups over a window with no slack and
+//!   with 100 ms, and the personal persona's own 10 ms timer loop timed
+//!   beside it (its latency must not change).
+//!
+//! Prints a table and writes `target/bench/power.json`; with `--report`
+//! also `docs/benchmarks-power.md`. Timings are benchmarks, never asserts.
+
+use super::machine::{self, Machine, Setup};
+use super::parse::Counters;
+use super::{BUSY_JOB, BUSY_READY, BUSY_SETUP, SETTLE};
+use crate::image::{self, Variant};
+use crate::{deps, guest, personas, qemu};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The corporate persona's budgets tried in the hog scenario.
+const BUDGETS: [u32; 2] = [10, 25];
+/// The timer slacks tried in the timer scenario, in ms.
+const SLACKS: [u32; 2] = [0, 100];
+/// How long wakeups are counted.
+const TIMER_WINDOW: Duration = Duration::from_secs(10);
+/// The personal persona's timer loop: 100 sleeps of 10 ms.
+const TIMER_LOOP: &str =
+    "time sh -c 'i=0; while [ $i -lt 100 ]; do usleep 10000; i=$((i+1)); done'";
+
+/// One hog run.
+#[derive(Debug, Serialize)]
+pub struct Hog {
+    pub budget_percent: u32,
+    /// The personal persona's job, corporate idle, in seconds.
+    pub alone_s: f64,
+    /// The same job with the corporate persona spinning.
+    pub with_hog_s: f64,
+    /// The corporate persona's share of a CPU during that job, in percent.
+    pub hog_share_percent: f64,
+}
+
+/// One timer run.
+#[derive(Debug, Serialize)]
+pub struct Timers {
+    pub slack_ms: u32,
+    /// The corporate persona's wakeups over the window.
+    pub background_wakeups: u64,
+    /// Interrupts from Duet's own timer, all CPUs, over the window.
+    pub duet_timer_interrupts: u64,
+    /// The personal persona's 100 × 10 ms sleep loop, in seconds.
+    pub foreground_timer_loop_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PowerResults {
+    pub hog: Vec<Hog>,
+    pub timers: Vec<Timers>,
+}
+
+/// Runs both scenarios and writes the results.
+pub fn run(report: bool) -> Result<()> {
+    deps::ensure_qemu()?;
+    let image = image::build(Variant::Release)?;
+    let kernel = guest::debian_kernel()?;
+    let initrd = guest::busybox_initramfs()?;
+    let mut results = PowerResults { hog: Vec::new(), timers: Vec::new() };
+    for budget in BUDGETS {
+        eprintln!("bench: power: background hog at {budget}%");
+        let power = format!("background_cpu_percent = {budget}");
+        let package = package(&format!("hog-{budget}"), &kernel, &initrd, &power)?;
+        results.hog.push(hog(&image.binary, &package, budget).context("background hog")?);
+    }
+    for slack in SLACKS {
+        eprintln!("bench: power: background timers with {slack} ms of slack");
+        let power = format!("background_timer_slack_ms = {slack}");
+        let package = package(&format!("timers-{slack}"), &kernel, &initrd, &power)?;
+        results.timers.push(timers(&image.binary, &package, slack).context("background timers")?);
+    }
+    let table = table(&results);
+    print!("{table}");
+    let dir = crate::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("power.json"), serde_json::to_string_pretty(&results)?)?;
+    if report {
+        let path = crate::workspace_root().join("docs/benchmarks-power.md");
+        std::fs::write(&path, markdown(&table))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The default pair with `power` as the corporate persona's `[vm.power]`.
+fn package(name: &str, kernel: &Path, initrd: &Path, power: &str) -> Result<PathBuf> {
+    let vm = |name: &str, vcpus: u32, power: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {kernel:?}\ninitrd = {initrd:?}\n\
+             cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = {}\nvcpus = {vcpus}\n{power}\n",
+            if name == "personal" { 256 } else { 192 },
+        )
+    };
+    let text = vm("personal", 2, "") + &vm("corporate", 1, &format!("[vm.power]\n{power}\n"));
+    let dir = crate::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let manifest = dir.join(format!("power-{name}.toml"));
+    std::fs::write(&manifest, text)?;
+    personas::package(&manifest, duet_boards::default_board())
+}
+
+fn boot(image: &Path, package: &Path) -> Result<Machine> {
+    let options = qemu::Options { package: Some(package.to_path_buf()), ..Default::default() };
+    let mut machine =
+        Machine::start(qemu::command(duet_boards::default_board(), image, &options), Setup::Duet)?;
+    // The personal persona has the focus, so its prompt shows as it comes;
+    // the corporate one's shows once it has the focus (a typed newline
+    // makes its shell print one afresh). A persona on a small budget boots
+    // slowly: ask a few times.
+    until_answers(&mut machine, "", "[personal] / # ")?;
+    machine.shell_until("\x1dn", "duet: console input now goes to vm corporate")?;
+    until_answers(&mut machine, "", "[corporate] / # ")?;
+    machine.shell_until("\x1dn", "duet: console input now goes to vm personal")?;
+    machine::idle_for(SETTLE);
+    Ok(machine)
+}
+
+/// Types `command` until the console shows `done` after it (boots take a
+/// while in software emulation).
+fn until_answers(machine: &mut Machine, command: &str, done: &str) -> Result<()> {
+    let mut result = Ok(());
+    for _ in 0..4 {
+        result = machine.shell_until(command, done);
+        if result.is_ok() {
+            break;
+        }
+    }
+    result
+}
+
+/// Types `command` into the corporate persona, then gives the focus back.
+fn in_corporate(machine: &mut Machine, command: &str, done: &str) -> Result<()> {
+    machine.shell_until("\x1dn", "duet: console input now goes to vm corporate")?;
+    machine.shell_until(command, done)?;
+    machine.shell_until("\x1dn", "duet: console input now goes to vm personal")
+}
+
+fn hog(image: &Path, package: &Path, budget: u32) -> Result<Hog> {
+    let mut machine = boot(image, package)?;
+    machine.shell_until(BUSY_SETUP, BUSY_READY)?;
+    // The first run warms up (QEMU translates the code once): the better
+    // of two runs counts.
+    let alone_s = machine.timed_job(BUSY_JOB)?.min(machine.timed_job(BUSY_JOB)?);
+    in_corporate(&mut machine, "while :; do :; done & echo hog-$((40 + 2))", "hog-42")?;
+    machine::idle_for(Duration::from_secs(1));
+    let (before, start) = (machine.counters()?, Instant::now());
+    let with_hog_s = machine.timed_job(BUSY_JOB)?.min(machine.timed_job(BUSY_JOB)?);
+    let (after, wall) = (machine.counters()?, start.elapsed().as_secs_f64());
+    let hog_share_percent = 100.0 * guest_seconds(&after, "corporate", &before) / wall;
+    machine.power_off()?;
+    Ok(Hog { budget_percent: budget, alone_s, with_hog_s, hog_share_percent })
+}
+
+fn timers(image: &Path, package: &Path, slack: u32) -> Result<Timers> {
+    let mut machine = boot(image, package)?;
+    let loop_command = "while :; do usleep 10000; done & echo timers-$((40 + 2))";
+    in_corporate(&mut machine, loop_command, "timers-42")?;
+    machine::idle_for(Duration::from_secs(1));
+    let before = machine.counters()?;
+    machine::idle_for(TIMER_WINDOW);
+    let after = machine.counters()?;
+    let foreground_timer_loop_s = machine.timed_job(TIMER_LOOP)?;
+    machine.power_off()?;
+    let wakeups =
+        |c: &Counters| c.vms.iter().find(|v| v.name == "corporate").map_or(0, |v| v.wakeups);
+    Ok(Timers {
+        slack_ms: slack,
+        background_wakeups: wakeups(&after).saturating_sub(wakeups(&before)),
+        duet_timer_interrupts: after.cpus_since(&before).iter().map(|c| c.timer_interrupts).sum(),
+        foreground_timer_loop_s,
+    })
+}
+
+fn guest_seconds(after: &Counters, vm: &str, before: &Counters) -> f64 {
+    let of = |c: &Counters| c.vms.iter().find(|v| v.name == vm).map_or(0.0, |v| v.guest_seconds);
+    of(after) - of(before)
+}
+
+/// The results as a plain-text table.
+fn table(results: &PowerResults) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "background hog (personal: {BUSY_JOB})");
+    let _ = writeln!(out, "  budget  personal alone  with hog  speed kept  hog's share");
+    for h in &results.hog {
+        let _ = writeln!(
+            out,
+            "  {:>5}%  {:>12.2} s  {:>6.2} s  {:>9.1}%  {:>10.1}%",
+            h.budget_percent,
+            h.alone_s,
+            h.with_hog_s,
+            100.0 * h.alone_s / h.with_hog_s.max(f64::MIN_POSITIVE),
+            h.hog_share_percent
+        );
+    }
+    let _ = writeln!(
+        out,
+        "background timers (corporate: usleep 10000 in a loop, {} s)",
+        TIMER_WINDOW.as_secs()
+    );
+    let _ = writeln!(out, "  slack  corporate wakeups  Duet timer irqs  personal 100 x 10 ms");
+    for t in &results.timers {
+        let _ = writeln!(
+            out,
+            "  {:>3} ms  {:>16}  {:>15}  {:>18.2} s",
+            t.slack_ms, t.background_wakeups, t.duet_timer_interrupts, t.foreground_timer_loop_s
+        );
+    }
+    out
+}
+
+fn markdown(table: &str) -> String {
+    format!(
+        "# Power benchmarks\n\nWritten by `cargo xtask bench --power --report` \
+         (`tools/xtask/src/bench/power.rs`); what the scenarios are and what Duet does \
+         is in [power.md](power.md). QEMU TCG, 4 CPUs, the personal persona (2 vCPUs) in \
+         the foreground and the corporate persona (1 vCPU) in the background, each on \
+         CPUs of their own. \"Speed kept\" is the personal job's time alone over its time \
+         beside the hog (the better of two runs each); the hog's share is its guest time \
+         over the wall time of those two runs. Guest time is wall time between entering \
+         and leaving the guest, so on a busy host it includes time the host took from \
+         QEMU's vCPU thread: the share then reads high.\n\n\
+         ```\n{table}```\n"
+    )
+}

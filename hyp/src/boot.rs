@@ -63,7 +63,9 @@ impl From<TooManyRegions> for BootError {
 pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     cpu::set_id(0);
     exceptions::install();
-    let Some(platform) = read_platform(dtb) else { cpu::park() };
+    let Some(mut platform) = read_platform(dtb) else { cpu::park() };
+    // Before the MMU is on, so that Duet's map holds only the devices it drives.
+    crate::drivers::virtio::probe(&mut platform);
     let platform = PLATFORM.call_once(|| platform);
     if let Some(conduit) = platform.psci {
         machine::set_psci(conduit);
@@ -74,6 +76,7 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     console::init_logger(log_level(platform));
     print_banner(platform);
     init_interrupts(platform);
+    crate::drivers::virtio::start(platform);
     #[cfg(feature = "fault-injection")]
     crate::fault::arm(platform);
     smp::start_secondaries(platform);
@@ -115,6 +118,13 @@ fn init_interrupts(platform: &Platform) {
     if let Some(intid) = platform.uart_intid {
         gic.enable_shared(intid, cpu::mpidr());
         console::set_input_interrupt(true);
+    }
+}
+
+/// Routes a device's interrupt (an SPI) to this CPU and enables it.
+pub fn enable_device_interrupt(intid: u32) {
+    if let Some(gic) = GIC.get() {
+        gic.enable_shared(intid, cpu::mpidr());
     }
 }
 

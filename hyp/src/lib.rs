@@ -21,9 +21,11 @@ extern crate alloc;
 
 pub mod arch;
 pub mod crash;
+pub mod disk;
 pub mod drivers;
 pub mod fault;
 pub mod mm;
+pub mod net;
 pub mod personas;
 pub mod platform;
 pub mod sched;

@@ -127,6 +127,37 @@ pub struct VmSpec {
     /// An arm64 Linux `Image` (its magic checked).
     pub kernel: &'static [u8],
     pub initrd: Option<&'static [u8]>,
+    /// The VM's disk: the partition of the physical disk named like the
+    /// VM, at least this many MiB. `None`: no disk.
+    pub disk_mib: Option<u32>,
+    /// The VM's NIC on Duet's switch. `None`: no NIC.
+    pub net: Option<Net>,
+}
+
+/// A VM's NIC: where its frames may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Net {
+    /// Only to other VMs, if the package lets VMs talk.
+    Local,
+    /// Also to the physical network.
+    Uplink,
+}
+
+impl Net {
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            format::NET_LOCAL => Some(Self::Local),
+            format::NET_UPLINK => Some(Self::Uplink),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => format::NET_LOCAL,
+            Self::Uplink => format::NET_UPLINK,
+        }
+    }
 }
 
 impl VmSpec {
@@ -141,6 +172,8 @@ impl VmSpec {
         restart_limit: 0,
         kernel: &[],
         initrd: None,
+        disk_mib: None,
+        net: None,
     };
 }
 
@@ -165,6 +198,7 @@ pub enum Problem {
     },
     BadRole(&'static str),
     BadResetPolicy(&'static str),
+    BadNet(&'static str),
     OutOfRange {
         value: u64,
         min: u64,
@@ -224,6 +258,12 @@ impl fmt::Display for Problem {
                 "unknown policy {policy:?} (expected {:?} or {:?})",
                 format::ON_RESET_RESTART,
                 format::ON_RESET_STAY_OFF
+            ),
+            Self::BadNet(net) => write!(
+                f,
+                "unknown network {net:?} (expected {:?} or {:?})",
+                format::NET_LOCAL,
+                format::NET_UPLINK
             ),
             Self::OutOfRange { value, min, max } => {
                 write!(f, "must be {min}..={max}, not {value}")
@@ -343,6 +383,7 @@ pub struct PersonaPackage {
     table_size: usize,
     vms: [VmSpec; format::MAX_VMS],
     vm_count: usize,
+    vms_may_talk: bool,
 }
 
 impl PersonaPackage {
@@ -362,6 +403,7 @@ impl PersonaPackage {
             table_size,
             vms: [VmSpec::UNUSED; format::MAX_VMS],
             vm_count: 0,
+            vms_may_talk: vms_may_talk(root)?,
         };
         for node in root.children() {
             package.add_vm(node)?;
@@ -375,6 +417,11 @@ impl PersonaPackage {
     /// The VMs, in package order.
     pub fn vms(&self) -> &[VmSpec] {
         &self.vms[..self.vm_count]
+    }
+
+    /// Whether the VMs' NICs may reach each other (`duet,vms-may-talk`).
+    pub fn vms_may_talk(&self) -> bool {
+        self.vms_may_talk
     }
 
     /// The whole package (exactly `duet,package-size` bytes).
@@ -443,6 +490,24 @@ fn check_root_identity(root: FdtNode<'_, 'static>) -> Result<(), PackageError> {
     }
 }
 
+/// `duet,vms-may-talk`: absent or 0 is no, 1 is yes.
+fn vms_may_talk(root: FdtNode<'_, 'static>) -> Result<bool, PackageError> {
+    let root_error = |problem| PackageError::Root { property: prop::VMS_MAY_TALK, problem };
+    match optional(root, prop::VMS_MAY_TALK).map_err(root_error)? {
+        None => Ok(false),
+        Some(value) => flag(value).map_err(root_error),
+    }
+}
+
+/// One cell, 0 or 1.
+fn flag(value: &[u8]) -> Result<bool, Problem> {
+    match cell(value)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Problem::OutOfRange { value: other.into(), min: 0, max: 1 }),
+    }
+}
+
 /// The declared package size, checked against what was loaded.
 fn package_size(
     root: FdtNode<'_, 'static>,
@@ -494,6 +559,8 @@ impl VmReader<'_> {
             restart_limit: self.get(prop::RESTART_LIMIT, restart_limit)?,
             kernel: self.kernel()?,
             initrd: self.initrd()?,
+            disk_mib: self.optional(prop::DISK_MIB, disk_mib)?,
+            net: self.optional(prop::NET, net)?,
         };
         match unknown_property(self.node, prop::VM) {
             Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
@@ -535,6 +602,17 @@ impl VmReader<'_> {
         let start = usize::try_from(offset).map_err(|_| past_end)?;
         let end = usize::try_from(end).map_err(|_| past_end)?;
         self.package.get(start..end).ok_or(past_end)
+    }
+
+    /// An optional property, decoded.
+    fn optional<T>(
+        &self,
+        property: &'static str,
+        decode: impl FnOnce(&'static [u8]) -> Result<T, Problem>,
+    ) -> Result<Option<T>, PackageError> {
+        optional(self.node, property)
+            .and_then(|value| value.map(decode).transpose())
+            .map_err(|problem| self.error(property, problem))
     }
 
     /// A required property, decoded.
@@ -642,6 +720,20 @@ fn restart_limit(value: &[u8]) -> Result<u32, Problem> {
     Ok(limit)
 }
 
+fn disk_mib(value: &[u8]) -> Result<u32, Problem> {
+    let mib = cell(value)?;
+    if !(1..=format::MAX_DISK_MIB).contains(&mib) {
+        let max = format::MAX_DISK_MIB.into();
+        return Err(Problem::OutOfRange { value: mib.into(), min: 1, max });
+    }
+    Ok(mib)
+}
+
+fn net(value: &'static [u8]) -> Result<Net, Problem> {
+    let name = string(value)?;
+    Net::from_name(name).ok_or(Problem::BadNet(name))
+}
+
 fn cmdline(value: &'static [u8]) -> Result<&'static str, Problem> {
     let line = string(value)?;
     format::check_cmdline(line).map_err(Problem::Cmdline)?;
@@ -711,6 +803,27 @@ mod tests {
         let too_many = Problem::OutOfRange { value: 101, min: 0, max: 100 };
         assert_eq!(restart_limit(&[0, 0, 0, 101]), Err(too_many));
         assert_eq!(restart_limit(&[0, 0, 0, 0, 5]), Err(Problem::Length { expected: 4, found: 5 }));
+    }
+
+    #[test]
+    fn disks_networks_and_the_talk_flag_decode_strictly() {
+        assert_eq!(disk_mib(&[0, 0, 0, 64]), Ok(64));
+        assert_eq!(disk_mib(&[0; 4]), Err(Problem::OutOfRange { value: 0, min: 1, max: 1 << 20 }));
+        let huge = (format::MAX_DISK_MIB + 1).to_be_bytes();
+        assert!(matches!(disk_mib(&huge), Err(Problem::OutOfRange { .. })));
+        assert_eq!(net(b"uplink\0"), Ok(Net::Uplink));
+        assert_eq!(net(b"local\0"), Ok(Net::Local));
+        assert_eq!(net(b"wifi\0"), Err(Problem::BadNet("wifi")));
+        assert_eq!(
+            Problem::BadNet("wifi").to_string(),
+            "unknown network \"wifi\" (expected \"local\" or \"uplink\")"
+        );
+        assert_eq!(flag(&[0, 0, 0, 1]), Ok(true));
+        assert_eq!(flag(&[0; 4]), Ok(false));
+        assert_eq!(flag(&[0, 0, 0, 2]), Err(Problem::OutOfRange { value: 2, min: 0, max: 1 }));
+        for n in [Net::Local, Net::Uplink] {
+            assert_eq!(Net::from_name(n.name()), Some(n));
+        }
     }
 
     #[test]

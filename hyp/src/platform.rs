@@ -77,6 +77,23 @@ impl Gic {
     }
 }
 
+/// The most virtio-mmio slots Duet records (QEMU `virt` has 32).
+pub const MAX_VIRTIO_SLOTS: usize = 32;
+
+/// A virtio device kind Duet drives on the board (virtio device IDs).
+pub const VIRTIO_ID_NET: u32 = 1;
+pub const VIRTIO_ID_BLOCK: u32 = 2;
+
+/// One virtio-mmio node of the device tree: a slot where a device may sit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioSlot {
+    pub region: Region,
+    /// Its interrupt, as a GIC INTID.
+    pub intid: Option<u32>,
+    /// The device ID its registers report (0: no device), once probed.
+    pub device_id: u32,
+}
+
 /// Why the device tree cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PlatformError {
@@ -125,6 +142,8 @@ pub struct Platform {
     pub initrd: Option<Region>,
     pub psci: Option<Conduit>,
     pub bootargs: &'static str,
+    /// The virtio-mmio slots, in device tree order.
+    pub virtio: [Option<VirtioSlot>; MAX_VIRTIO_SLOTS],
     /// The whole device tree blob.
     pub blob: Region,
 }
@@ -147,6 +166,7 @@ impl Platform {
             initrd: find_initrd(&fdt),
             psci: find_psci(&fdt),
             bootargs: fdt.chosen().bootargs().unwrap_or(""),
+            virtio: find_virtio(&fdt),
             blob: Region::new(blob.as_ptr() as u64, fdt.total_size() as u64),
         };
         platform.read_memory(&fdt)?;
@@ -159,6 +179,20 @@ impl Platform {
 
     pub fn cpus(&self) -> &[Cpu] {
         &self.cpus[..self.cpu_count]
+    }
+
+    /// The slot of the device with virtio device ID `id` that Duet drives,
+    /// once the slots are probed: of several, the last in device tree
+    /// order. QEMU `virt` lists its slots lowest address first and puts the
+    /// first `-device virtio-*-device` of its command line in the highest
+    /// slot, so that is the one.
+    pub fn virtio_device(&self, id: u32) -> Option<VirtioSlot> {
+        self.virtio.iter().flatten().rev().find(|slot| slot.device_id == id).copied()
+    }
+
+    /// The slots of the devices Duet drives (one block, one network device).
+    pub fn driven_virtio(&self) -> impl Iterator<Item = VirtioSlot> + '_ {
+        [VIRTIO_ID_BLOCK, VIRTIO_ID_NET].into_iter().filter_map(|id| self.virtio_device(id))
     }
 
     /// The value of `key=value` on the boot command line, if present.
@@ -282,6 +316,22 @@ fn first_interrupt(node: &FdtNode<'_, 'static>) -> Option<u32> {
     }
 }
 
+/// The `virtio,mmio` nodes, in device tree order.
+fn find_virtio(fdt: &Fdt<'static>) -> [Option<VirtioSlot>; MAX_VIRTIO_SLOTS] {
+    let mut slots = [None; MAX_VIRTIO_SLOTS];
+    let is_virtio = |node: &FdtNode<'_, '_>| {
+        node.compatible().is_some_and(|c| c.all().any(|s| s == "virtio,mmio"))
+    };
+    let found = fdt.all_nodes().filter(is_virtio).filter_map(|node| {
+        let region = regions(&node).next().filter(|r| r.size() > 0)?;
+        Some(VirtioSlot { region, intid: first_interrupt(&node), device_id: 0 })
+    });
+    for (slot, found) in slots.iter_mut().zip(found) {
+        *slot = Some(found);
+    }
+    slots
+}
+
 /// `/chosen/linux,initrd-start` and `-end`.
 fn find_initrd(fdt: &Fdt<'static>) -> Option<Region> {
     let chosen = fdt.find_node("/chosen")?;
@@ -328,6 +378,24 @@ mod tests {
         assert_eq!(p.boot_option("duet.fault"), Some("data-abort@2"));
         assert_eq!(p.boot_option("duet"), None);
         assert_eq!(p.boot_option("console"), Some("ttyAMA0"));
+    }
+
+    #[test]
+    fn finds_the_virtio_mmio_slots_and_the_driven_devices() {
+        let mut p = load(include_bytes!("../testdata/qemu-virt-gicv3.dtb"));
+        let slots: Vec<_> = p.virtio.iter().flatten().collect();
+        assert_eq!(slots.len(), 32);
+        let top = Region::new(0x0a00_3e00, 0x200);
+        assert!(slots.iter().any(|s| s.region == top && s.intid == Some(32 + 47)));
+        assert!(slots.iter().all(|s| s.device_id == 0));
+        assert_eq!(p.driven_virtio().count(), 0);
+        // After probing: two disks and a NIC, from the top slot down, as
+        // QEMU places three `-device`s; Duet drives the first disk given.
+        for (slot, id) in p.virtio.iter_mut().flatten().rev().zip([2, 2, 1]) {
+            slot.device_id = id;
+        }
+        let driven: Vec<_> = p.driven_virtio().map(|s| (s.region.start, s.device_id)).collect();
+        assert_eq!(driven, [(0x0a00_3e00, 2), (0x0a00_3a00, 1)]);
     }
 
     #[test]

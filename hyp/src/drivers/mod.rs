@@ -1,5 +1,12 @@
 //! Devices Duet itself drives on the real board. Register layouts are
-//! `tock-registers` structures; each driver is a thin, safe wrapper.
+//! `tock-registers` structures; each driver is a thin, safe wrapper. The
+//! physical virtio devices (QEMU) go through the `virtio-drivers` crate.
 
 pub mod gicv3;
 pub mod pl011;
+#[cfg(target_os = "none")]
+pub mod virtio;
+#[cfg(target_os = "none")]
+pub mod virtio_blk;
+#[cfg(target_os = "none")]
+pub mod virtio_net;

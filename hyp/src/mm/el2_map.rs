@@ -1,7 +1,8 @@
 //! What Duet maps for itself at EL2, as an identity map: its image with
 //! per-section permissions (code is never writable, data never executable),
 //! its stacks without their guard pages, the RAM it hands out, the device
-//! tree, and the devices it drives. Nothing else: a stray pointer faults.
+//! tree, and the devices it drives (UART, GIC, the one virtio disk and
+//! network device). Nothing else: a stray pointer faults.
 
 use super::pagetable::{Attributes, PAGE_SIZE};
 use super::regions::{Region, RegionSet, TooManyRegions};
@@ -65,6 +66,18 @@ pub fn plan<E: From<TooManyRegions>>(
     }
     for region in gic_regions(platform) {
         map(region.align_out(PAGE_SIZE), Attributes::DEVICE)?;
+    }
+    // Only the virtio devices Duet drives (probed before the MMU is on);
+    // a page holds several slots, so their neighbours come along, and two
+    // driven devices may share a page (mapped once).
+    let mut virtio: RegionSet<4> = RegionSet::new();
+    for slot in platform.driven_virtio() {
+        let page = slot.region.align_out(PAGE_SIZE);
+        virtio.remove(page)?;
+        virtio.insert(page)?;
+    }
+    for region in virtio.iter() {
+        map(region, Attributes::DEVICE)?;
     }
     Ok(())
 }
@@ -140,7 +153,35 @@ mod tests {
         assert_eq!(attrs(0x0800_0000), Some(Attributes::DEVICE), "GIC distributor");
         assert_eq!(attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE - 1), Some(Attributes::DEVICE));
         assert_eq!(attrs(0x080a_0000 + 4 * REDISTRIBUTOR_STRIDE), None, "unused redistributors");
-        assert_eq!(attrs(0x0a00_0000), None, "virtio-mmio is not Duet's yet");
+        assert_eq!(attrs(0x0a00_0000), None, "no virtio device was probed");
         assert_eq!(attrs(0), None, "flash");
+    }
+
+    #[test]
+    fn maps_the_virtio_devices_duet_drives_and_no_other() {
+        static DTB: &[u8] = include_bytes!("../../testdata/qemu-virt-gicv3.dtb");
+        let mut platform = Platform::parse(DTB).unwrap();
+        platform.blob = Region::new(0x4000_0000, DTB.len() as u64);
+        // As QEMU places `-device virtio-blk-device` then `virtio-net-device`
+        // (from the top slot down), with a second disk Duet does not drive.
+        for slot in platform.virtio.iter_mut().flatten() {
+            slot.device_id = match slot.region.start {
+                0x0a00_3e00 => 2,
+                0x0a00_3c00 => 1,
+                0x0a00_0800 => 2,
+                _ => 0,
+            };
+        }
+        let mut map =
+            PageTable::new(Stage::El2, Geometry::stage1(48), 48, &mut HeapTables).unwrap();
+        plan(&platform, &layout(), |region, attrs| {
+            map.map(&mut HeapTables, region.start, region.start, region.size(), attrs)
+        })
+        .unwrap();
+        let attrs = |address| map.translate(address).map(|t| t.attributes);
+        assert_eq!(attrs(0x0a00_3e00), Some(Attributes::DEVICE), "virtio-blk");
+        assert_eq!(attrs(0x0a00_3c00), Some(Attributes::DEVICE), "virtio-net");
+        assert_eq!(attrs(0x0a00_0800), None, "the second disk is not Duet's");
+        assert_eq!(attrs(0x0a00_2000), None, "empty slots");
     }
 }

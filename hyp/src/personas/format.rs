@@ -39,6 +39,9 @@ pub const MAX_RESTART_LIMIT: u32 = 100;
 /// carries the number.
 pub const DEFAULT_RESTART_LIMIT: u32 = 5;
 
+/// The largest disk a VM may ask for, in MiB (1 TiB).
+pub const MAX_DISK_MIB: u32 = 1 << 20;
+
 /// VM nodes are named `vm@0`, `vm@1`, ... in order.
 pub const VM_NODE_PREFIX: &str = "vm@";
 
@@ -48,6 +51,8 @@ pub mod prop {
     pub const COMPATIBLE: &str = "compatible";
     pub const FORMAT_VERSION: &str = "duet,format-version";
     pub const PACKAGE_SIZE: &str = "duet,package-size";
+    /// Optional, one cell: 1 lets the VMs' NICs reach each other.
+    pub const VMS_MAY_TALK: &str = "duet,vms-may-talk";
     // On each VM node.
     /// Not `name`: device trees reserve that for the node's own name, and
     /// `dtc` refuses a tree where the two differ.
@@ -60,12 +65,28 @@ pub mod prop {
     pub const RESTART_LIMIT: &str = "restart-limit";
     pub const KERNEL: &str = "kernel";
     pub const INITRD: &str = "initrd";
+    /// Optional, one cell: the VM's disk, the partition named like the VM.
+    pub const DISK_MIB: &str = "disk-mib";
+    /// Optional, a string: the VM's NIC, [`super::NET_LOCAL`] or
+    /// [`super::NET_UPLINK`]; absent, the VM has none.
+    pub const NET: &str = "net";
 
     /// Every property a root node may carry.
-    pub const ROOT: &[&str] = &[COMPATIBLE, FORMAT_VERSION, PACKAGE_SIZE];
+    pub const ROOT: &[&str] = &[COMPATIBLE, FORMAT_VERSION, PACKAGE_SIZE, VMS_MAY_TALK];
     /// Every property a VM node may carry.
-    pub const VM: &[&str] =
-        &[NAME, ROLE, MEMORY_MIB, VCPUS, CMDLINE, ON_RESET, RESTART_LIMIT, KERNEL, INITRD];
+    pub const VM: &[&str] = &[
+        NAME,
+        ROLE,
+        MEMORY_MIB,
+        VCPUS,
+        CMDLINE,
+        ON_RESET,
+        RESTART_LIMIT,
+        KERNEL,
+        INITRD,
+        DISK_MIB,
+        NET,
+    ];
 }
 
 /// The values of the `role` property.
@@ -75,6 +96,11 @@ pub const ROLE_CORPORATE: &str = "corporate";
 /// The values of the `on-reset` property (and the manifest's `on_reset`).
 pub const ON_RESET_RESTART: &str = "restart";
 pub const ON_RESET_STAY_OFF: &str = "stay-off";
+
+/// The values of the `net` property: a NIC on the switch only, or one
+/// that also reaches the uplink (the physical network).
+pub const NET_LOCAL: &str = "local";
+pub const NET_UPLINK: &str = "uplink";
 
 /// Where an arm64 Linux `Image` keeps its magic number, and the number.
 pub const IMAGE_MAGIC_OFFSET: usize = 0x38;

@@ -13,6 +13,8 @@ pub mod sysreg;
 pub mod vcpu;
 
 #[cfg(target_os = "none")]
+pub mod backends;
+#[cfg(target_os = "none")]
 mod cpu;
 #[cfg(target_os = "none")]
 pub mod instance;

@@ -27,6 +27,8 @@ pub trait Cpus {
     fn vm_stopped(&self, vm: &Vm);
     /// Moves typed bytes to the VM with the console focus.
     fn console_input(&self);
+    /// Tells the VMs whose switch ports have new frames.
+    fn frames_waiting(&self);
 }
 
 /// What the CPU loop does after an exit has been handled.
@@ -48,7 +50,7 @@ pub fn handle_exit(
     exit: &guest::Exit,
     cpus: &impl Cpus,
 ) -> After {
-    match exit.kind {
+    let after = match exit.kind {
         guest::ExitKind::Synchronous => handle_trap(vm, index, regs, exit, cpus),
         guest::ExitKind::Irq | guest::ExitKind::Fiq => {
             vm.counters.exit(ExitReason::Interrupt);
@@ -63,7 +65,12 @@ pub fn handle_exit(
             stop_vm(vm, cpus);
             After::Continue
         }
+    };
+    // A frame this guest sent may be waiting for another VM.
+    if crate::net::NETWORK.get().is_some_and(|n| n.has_pending()) {
+        cpus.frames_waiting();
     }
+    after
 }
 
 /// Loads the list registers with what the vGIC has for this vCPU.
@@ -112,6 +119,10 @@ pub fn take_interrupts(loaded: Option<(&Vm, usize)>, cpus: &impl Cpus) {
                 }
             }
             other if Some(other) == crate::boot::console_intid() => cpus.console_input(),
+            other if Some(other) == crate::drivers::virtio_net::intid() => {
+                crate::drivers::virtio_net::interrupt();
+                cpus.frames_waiting();
+            }
             other => warn!("unexpected physical interrupt {other}"),
         }
         gic::end_of_interrupt(intid);

@@ -33,6 +33,7 @@ pub fn start(package: Option<Region>) -> bool {
         Ok(package) => package,
         Err(e) => halt(format_args!("the persona package is unusable: {e}")),
     };
+    super::backends::start(&package);
     let mut vms = Vec::new();
     for (index, spec) in package.vms().iter().enumerate() {
         let mib = u64::from(spec.memory_mib);
@@ -136,6 +137,16 @@ impl Cpus for SystemCpus {
             }
         }
         console::set_input_interrupt(true);
+    }
+
+    fn frames_waiting(&self) {
+        let (Some(network), Some(vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
+        let pending = network.take_pending();
+        for (index, vm) in vms.iter().enumerate() {
+            if pending & (1 << index) != 0 && vm.is_running() {
+                super::virtio::deliver_received_frames(vm, self);
+            }
+        }
     }
 }
 

@@ -27,10 +27,15 @@ pub const RNG_SLOT: u32 = 1;
 pub const BLK_SLOT: u32 = 2;
 pub const NET_SLOT: u32 = 3;
 
-/// The backends of the VM built from `spec`: here no disk and no network,
-/// and the CPU's entropy.
+/// The backends of the VM built from `spec`: its partition of the physical
+/// disk and its switch port where the manifest gives it a disk and a NIC
+/// (see `vm::backends`), and the CPU's entropy.
 pub fn backends_for(spec: &VmSpec) -> Backends {
-    Backends { disk: None, net: None, entropy: entropy_source(spec) }
+    Backends {
+        disk: super::backends::disk_for(spec),
+        net: super::backends::net_for(spec),
+        entropy: entropy_source(spec),
+    }
 }
 
 /// RNDR where the CPU has it, else the seeded DRBG (see `vdev::virtio::rng`).

@@ -14,13 +14,19 @@
 //! vcpus = 2                  # 1 to 8
 //! on_reset = "restart"       # optional, "restart" (default) or "stay-off"
 //! restart_limit = 5          # optional, default 5: restarts in a row, 0 to 100
+//! disk_mib = 64              # optional: a disk, the partition named like the VM
+//! nic = true                 # optional, default false: a NIC on Duet's switch
+//! uplink = true              # optional, default false: the NIC reaches the physical network
+//!
+//! [network]                  # optional
+//! vms_may_talk = false       # default false: VMs' NICs cannot reach each other
 //! ```
 //!
 //! The rules come from [`duet::personas::format`], the same ones the
 //! hypervisor applies when it reads the package.
 
 use duet::personas::format::{self, CmdlineError};
-use duet::personas::{ResetPolicy, Role};
+use duet::personas::{Net, ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
 use std::fs::File;
@@ -40,6 +46,8 @@ pub struct Manifest {
     /// Where it came from, as errors name it.
     pub origin: PathBuf,
     pub vms: Vec<VmManifest>,
+    /// Whether the VMs' NICs may reach each other.
+    pub vms_may_talk: bool,
 }
 
 /// One VM of a checked manifest. Paths are resolved against the manifest's
@@ -55,6 +63,10 @@ pub struct VmManifest {
     pub vcpus: u32,
     pub on_reset: ResetPolicy,
     pub restart_limit: u32,
+    /// The VM's disk size; `None`: no disk.
+    pub disk_mib: Option<u32>,
+    /// The VM's NIC; `None`: no NIC.
+    pub net: Option<Net>,
 }
 
 /// A manifest that cannot be used: which file, and what is wrong.
@@ -109,6 +121,8 @@ pub enum VmProblem {
     OutOfRange { value: u32, min: u32, max: u32 },
     #[error("must be a positive multiple of {granule}, not {0}", granule = format::MEMORY_GRANULE_MIB)]
     Memory(u32),
+    #[error("uplink = true needs nic = true")]
+    UplinkWithoutNic,
     #[error("file not found: {}", .0.display())]
     NotFound(PathBuf),
     #[error("cannot read {}: {source}", path.display())]
@@ -133,6 +147,15 @@ pub enum VmProblem {
 struct RawManifest {
     #[serde(default)]
     vm: Vec<RawVm>,
+    #[serde(default)]
+    network: RawNetwork,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    #[serde(default)]
+    vms_may_talk: bool,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +172,11 @@ struct RawVm {
     on_reset: Option<String>,
     #[serde(default = "default_restart_limit")]
     restart_limit: u32,
+    disk_mib: Option<u32>,
+    #[serde(default)]
+    nic: bool,
+    #[serde(default)]
+    uplink: bool,
 }
 
 fn default_restart_limit() -> u32 {
@@ -186,7 +214,8 @@ impl Manifest {
             }
             vms.push(vm);
         }
-        Ok(Manifest { origin: origin.to_path_buf(), vms })
+        let vms_may_talk = raw.network.vms_may_talk;
+        Ok(Manifest { origin: origin.to_path_buf(), vms, vms_may_talk })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -246,6 +275,15 @@ impl VmManifest {
                 .ok_or_else(|| fail("on_reset", VmProblem::BadResetPolicy(policy)))?,
         };
         check_restart_limit(raw.restart_limit).map_err(|p| fail("restart_limit", p))?;
+        if let Some(mib) = raw.disk_mib {
+            check_disk(mib).map_err(|p| fail("disk_mib", p))?;
+        }
+        let net = match (raw.nic, raw.uplink) {
+            (false, true) => return Err(fail("uplink", VmProblem::UplinkWithoutNic)),
+            (false, false) => None,
+            (true, false) => Some(Net::Local),
+            (true, true) => Some(Net::Uplink),
+        };
         let kernel = base_dir.join(&raw.kernel);
         check_kernel_file(&kernel).map_err(|p| fail("kernel", p))?;
         let initrd = raw.initrd.map(|path| base_dir.join(path));
@@ -261,6 +299,8 @@ impl VmManifest {
             vcpus: raw.vcpus,
             on_reset,
             restart_limit: raw.restart_limit,
+            disk_mib: raw.disk_mib,
+            net,
             name,
         })
     }
@@ -283,6 +323,13 @@ fn check_vcpus(vcpus: u32) -> Result<(), VmProblem> {
 fn check_restart_limit(limit: u32) -> Result<(), VmProblem> {
     if limit > format::MAX_RESTART_LIMIT {
         return Err(VmProblem::OutOfRange { value: limit, min: 0, max: format::MAX_RESTART_LIMIT });
+    }
+    Ok(())
+}
+
+fn check_disk(mib: u32) -> Result<(), VmProblem> {
+    if !(1..=format::MAX_DISK_MIB).contains(&mib) {
+        return Err(VmProblem::OutOfRange { value: mib, min: 1, max: format::MAX_DISK_MIB });
     }
     Ok(())
 }

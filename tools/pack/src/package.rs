@@ -13,7 +13,8 @@
 //! a node `vm@<index>` with `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`,
 //! `on-reset`, `restart-limit`, `kernel = <offset-hi offset-lo size-hi
 //! size-lo>` and optionally `initrd` of the same shape, offsets counted from
-//! the start of the package. The names and limits come from
+//! the start of the package, and optionally `disk-mib` and `net`; the root
+//! optionally `duet,vms-may-talk = <1>`. The names and limits come from
 //! [`duet::personas::format`]; `docs/persona-package.md` is the full
 //! description.
 
@@ -143,6 +144,9 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     fdt.property_string(prop::COMPATIBLE, format::COMPATIBLE)?;
     fdt.property_u32(prop::FORMAT_VERSION, format::VERSION)?;
     fdt.property_u64(prop::PACKAGE_SIZE, layout.package_size)?;
+    if manifest.vms_may_talk {
+        fdt.property_u32(prop::VMS_MAY_TALK, 1)?;
+    }
     for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&layout.vms).enumerate() {
         let node = fdt.begin_node(&format!("{}{index}", format::VM_NODE_PREFIX))?;
         fdt.property_string(prop::NAME, &vm.name)?;
@@ -155,6 +159,12 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         fdt.property_array_u64(prop::KERNEL, &kernel.cells())?;
         if let Some(initrd) = initrd {
             fdt.property_array_u64(prop::INITRD, &initrd.cells())?;
+        }
+        if let Some(mib) = vm.disk_mib {
+            fdt.property_u32(prop::DISK_MIB, mib)?;
+        }
+        if let Some(net) = vm.net {
+            fdt.property_string(prop::NET, net.name())?;
         }
         fdt.end_node(node)?;
     }

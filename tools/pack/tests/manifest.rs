@@ -355,3 +355,35 @@ fn the_default_manifest_is_well_formed() {
         Err(error) => panic!("guests/default.toml: {error}"),
     }
 }
+
+#[test]
+fn disks_and_nics_are_optional_and_checked() {
+    let dir = Scratch::new();
+    let manifest = Manifest::load(&one_vm(&dir, GOOD_KEYS)).unwrap();
+    assert_eq!((manifest.vms[0].disk_mib, manifest.vms[0].net), (None, None));
+    assert!(!manifest.vms_may_talk);
+
+    let keys = format!("{GOOD_KEYS}disk_mib = 64\nnic = true\nuplink = true\n");
+    let manifest = Manifest::load(&one_vm(&dir, &keys)).unwrap();
+    assert_eq!(manifest.vms[0].disk_mib, Some(64));
+    assert_eq!(manifest.vms[0].net, Some(duet::personas::Net::Uplink));
+
+    let error = load_error(&dir, &keys_with("disk_mib", "disk_mib = 0"));
+    assert_eq!(message(&error), "vm \"corporate\": disk_mib: must be 1..=1048576, not 0");
+    let error = load_error(&dir, &keys_with("uplink", "uplink = true"));
+    assert_eq!(message(&error), "vm \"corporate\": uplink: uplink = true needs nic = true");
+    let error = load_error(&dir, &keys_with("nic", "nic = \"yes\""));
+    assert!(message(&error).contains("invalid type"), "{}", message(&error));
+}
+
+#[test]
+fn the_network_table_says_whether_vms_may_talk() {
+    let dir = Scratch::new();
+    dir.write("Image", &fake_kernel(4096, 0));
+    let text = format!("[network]\nvms_may_talk = true\n\n[[vm]]\n{GOOD_KEYS}");
+    let manifest = Manifest::load(&dir.write("p.toml", text.as_bytes())).unwrap();
+    assert!(manifest.vms_may_talk);
+    let text = format!("[network]\nvms_may_chat = true\n\n[[vm]]\n{GOOD_KEYS}");
+    let error = Manifest::load(&dir.write("p.toml", text.as_bytes())).unwrap_err();
+    assert!(message(&error).contains("unknown field `vms_may_chat`"), "{}", message(&error));
+}

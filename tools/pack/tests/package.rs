@@ -5,7 +5,9 @@
 mod common;
 
 use common::{fake_kernel, two_vm_setup, Scratch};
-use duet::personas::{format, PackageError, PersonaPackage, Problem, ResetPolicy, Role, TreeError};
+use duet::personas::{
+    format, Net, PackageError, PersonaPackage, Problem, ResetPolicy, Role, TreeError,
+};
 use duet_pack::{write_package, Manifest, VmManifest};
 use std::ops::Range;
 
@@ -117,6 +119,49 @@ fn every_field_survives_the_round_trip() {
     assert_eq!(corporate.restart_limit, format::DEFAULT_RESTART_LIMIT);
     assert_eq!(corporate.kernel, std::fs::read(dir.path().join("mail/Image")).unwrap());
     assert_eq!(corporate.initrd, None);
+    // Old manifests: no disk, no NIC, VMs kept apart.
+    assert_eq!((personal.disk_mib, personal.net), (None, None));
+    assert!(!package.vms_may_talk());
+}
+
+#[test]
+fn disks_nics_and_the_talk_flag_survive_the_round_trip() {
+    let dir = Scratch::new();
+    dir.write("Image", &fake_kernel(4096, 1));
+    let path = dir.write(
+        "net.toml",
+        b"[network]\nvms_may_talk = true\n\n\
+          [[vm]]\nname = \"a\"\nrole = \"personal\"\nkernel = \"Image\"\nmemory_mib = 64\n\
+          vcpus = 1\ndisk_mib = 32\nnic = true\nuplink = true\n\n\
+          [[vm]]\nname = \"b\"\nrole = \"corporate\"\nkernel = \"Image\"\nmemory_mib = 64\n\
+          vcpus = 1\nnic = true\n",
+    );
+    let package = parse(write_package(&Manifest::load(&path).unwrap()).unwrap()).unwrap();
+    assert!(package.vms_may_talk());
+    let vms = package.vms();
+    assert_eq!((vms[0].disk_mib, vms[0].net), (Some(32), Some(Net::Uplink)));
+    assert_eq!((vms[1].disk_mib, vms[1].net), (None, Some(Net::Local)));
+}
+
+#[test]
+fn bad_disk_and_network_properties_are_refused() {
+    let dir = Scratch::new();
+    dir.write("Image", &fake_kernel(4096, 1));
+    let path = dir.write(
+        "net.toml",
+        b"[[vm]]\nname = \"a\"\nrole = \"personal\"\nkernel = \"Image\"\nmemory_mib = 64\n\
+          vcpus = 1\ndisk_mib = 32\nnic = true\n",
+    );
+    let good = write_package(&Manifest::load(&path).unwrap()).unwrap();
+    let mut bytes = good.clone();
+    patch(&mut bytes, "/vm@0", "disk-mib", &0u32.to_be_bytes());
+    assert_eq!(parse_err(bytes).to_string(), "vm@0 (\"a\"): disk-mib: must be 1..=1048576, not 0");
+    let mut bytes = good.clone();
+    patch(&mut bytes, "/vm@0", "net", b"lokal\0");
+    assert_eq!(
+        parse_err(bytes).to_string(),
+        "vm@0 (\"a\"): net: unknown network \"lokal\" (expected \"local\" or \"uplink\")"
+    );
 }
 
 #[test]
@@ -439,8 +484,10 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         vcpus: 1,
         on_reset: ResetPolicy::Restart,
         restart_limit: format::DEFAULT_RESTART_LIMIT,
+        disk_mib: None,
+        net: None,
     };
-    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect() }
+    Manifest { origin: "unchecked".into(), vms: (0..count).map(vm).collect(), vms_may_talk: false }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod console;
 pub mod deps;
+pub mod disk;
 pub mod guest;
 pub mod image;
 pub mod personas;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{bench, deps, guest, personas, workspace_root};
+use xtask::{bench, deps, disk, guest, personas, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -38,6 +38,10 @@ enum Task {
         /// Debian's kernel and a busybox initramfs fetched on first use).
         #[arg(long)]
         manifest: Option<PathBuf>,
+        /// Replace the manifest's disk image (target/disk/<manifest>.img)
+        /// with a new one; without this an existing image is kept.
+        #[arg(long)]
+        new_disk: bool,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -92,7 +96,7 @@ fn main() -> ExitCode {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, manifest, qemu_args } => {
+        Task::Run { board, smp, append, manifest, new_disk, qemu_args } => {
             let board = duet_boards::by_name(&board).with_context(|| {
                 let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
                 format!("no board called {board:?}; boards: {}", names.join(", "))
@@ -104,8 +108,17 @@ fn run(task: Task) -> Result<ExitCode> {
                 None => guest::default_manifest()?,
             };
             let package = personas::package(&manifest, board)?;
-            let options =
-                qemu::Options { cpus: smp, append, package: Some(package), extra_args: qemu_args };
+            let checked = duet_pack::Manifest::load(&manifest)?;
+            let disk = disk::ensure(&checked, new_disk)?;
+            let nic = checked.vms.iter().any(|vm| vm.net.is_some());
+            let options = qemu::Options {
+                cpus: smp,
+                append,
+                package: Some(package),
+                disk,
+                nic,
+                extra_args: qemu_args,
+            };
             let (status, ending) =
                 qemu::run_attached(qemu::command(board, &image.binary, &options))?;
             Ok(match ending {

@@ -20,6 +20,10 @@ pub struct Options {
     pub append: Option<String>,
     /// The persona package, loaded where a bootloader puts an initrd.
     pub package: Option<PathBuf>,
+    /// The physical disk image: a virtio-blk device Duet drives.
+    pub disk: Option<PathBuf>,
+    /// A virtio-net device on QEMU's user network (the host is 10.0.2.2).
+    pub nic: bool,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
@@ -67,6 +71,17 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     }
     if let Some(package) = &options.package {
         command.arg("-initrd").arg(package);
+    }
+    // On `virt`, `-device virtio-*-device` lands in a virtio-mmio slot;
+    // Duet drives these itself and guests never see them.
+    if let Some(disk) = &options.disk {
+        let mut drive = std::ffi::OsString::from("if=none,format=raw,id=disk0,file=");
+        drive.push(disk);
+        command.arg("-drive").arg(drive);
+        command.args(["-device", "virtio-blk-device,drive=disk0"]);
+    }
+    if options.nic {
+        command.args(["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0"]);
     }
     command.args(&options.extra_args);
     command
@@ -187,6 +202,8 @@ mod tests {
             cpus: Some(2),
             append: Some("duet.log=debug".into()),
             package: Some("/tmp/p.pkg".into()),
+            disk: Some("/tmp/d.img".into()),
+            nic: true,
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
@@ -200,7 +217,11 @@ mod tests {
         );
         assert!(
             joined.contains(
-                "-kernel /tmp/duet.bin -append duet.log=debug -initrd /tmp/p.pkg -machine virtualization=off"
+                "-kernel /tmp/duet.bin -append duet.log=debug -initrd /tmp/p.pkg \
+                 -drive if=none,format=raw,id=disk0,file=/tmp/d.img \
+                 -device virtio-blk-device,drive=disk0 \
+                 -netdev user,id=net0 -device virtio-net-device,netdev=net0 \
+                 -machine virtualization=off"
             ),
             "{joined}"
         );

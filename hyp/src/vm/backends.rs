@@ -1,0 +1,87 @@
+//! What backs each VM's disk and NIC on this boot: its partition of the
+//! physical disk and its port on Duet's switch (`vm::virtio` adds the
+//! entropy source). Built
+//! once, when the VMs are ([`start`]); a VM whose disk cannot be had (no
+//! physical disk, a bad partition table, no partition of its name, one too
+//! small) gets no disk, with a line saying why, and the others go on.
+
+use crate::disk::gpt::{self, GptError, Partition};
+use crate::disk::PartitionStore;
+use crate::drivers::{virtio_blk, virtio_net};
+use crate::net::{mac_for, Network, Switch, NETWORK};
+use crate::personas::{Net, PersonaPackage, VmSpec};
+use crate::println;
+use crate::vdev::virtio::backend::{BlockStore, NetPort};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use spin::Once;
+
+/// The physical disk's partitions, or why there are none.
+static PARTITIONS: Once<Result<Vec<Partition>, GptError>> = Once::new();
+
+/// Reads the partition table (if a VM wants a disk) and builds the switch.
+pub fn start(package: &PersonaPackage) {
+    let vms = package.vms();
+    if vms.iter().any(|vm| vm.disk_mib.is_some()) {
+        let table = read_partitions();
+        match &table {
+            Ok(partitions) => println!("duet: disk: GPT with {} partitions", partitions.len()),
+            Err(e) => println!("duet: disk: {e}; no VM gets a disk"),
+        }
+        PARTITIONS.call_once(|| table);
+    }
+    let mut switch = Switch::new(package.vms_may_talk());
+    for (index, vm) in vms.iter().enumerate() {
+        if let Some(net) = vm.net {
+            switch.add_port(index, mac_for(vm.name), net == Net::Uplink);
+        }
+    }
+    let uplink = virtio_net::take();
+    if vms.iter().any(|vm| vm.net == Some(Net::Uplink)) && uplink.is_none() {
+        println!("duet: net: no physical NIC: the uplink reaches nothing");
+    }
+    NETWORK.call_once(|| Network::new(switch, uplink));
+}
+
+fn read_partitions() -> Result<Vec<Partition>, GptError> {
+    let Some(disk) = virtio_blk::DISK.get() else {
+        return Err(GptError::TooSmall { sectors: 0 });
+    };
+    gpt::read(&mut *disk.lock())
+}
+
+/// VM `spec`'s disk: the partition named like it, if it asked for one and
+/// the partition is there and large enough.
+pub fn disk_for(spec: &VmSpec) -> Option<Box<dyn BlockStore>> {
+    let mib = spec.disk_mib?;
+    let partitions = PARTITIONS.get()?.as_ref().ok()?;
+    let Some(partition) = partitions.iter().find(|p| p.name == spec.name) else {
+        println!("duet: vm {}: no partition called {:?}: no disk", spec.name, spec.name);
+        return None;
+    };
+    let wanted = u64::from(mib) << 11;
+    if partition.sectors < wanted {
+        println!(
+            "duet: vm {}: partition {:?} has {} sectors, fewer than disk_mib = {mib}: no disk",
+            spec.name, partition.name, partition.sectors
+        );
+        return None;
+    }
+    let disk = virtio_blk::DISK.get()?.clone();
+    println!(
+        "duet: vm {}: disk is partition {:?}, {} MiB at sector {}",
+        spec.name,
+        partition.name,
+        partition.sectors >> 11,
+        partition.first
+    );
+    Some(Box::new(PartitionStore::new(disk, partition)))
+}
+
+/// VM `spec`'s port on the switch, if it has a NIC.
+pub fn net_for(spec: &VmSpec) -> Option<Box<dyn NetPort>> {
+    spec.net?;
+    let network = NETWORK.get()?;
+    let port = network.port_with_mac(mac_for(spec.name))?;
+    Some(Box::new(port))
+}

@@ -72,19 +72,32 @@ pub fn build(variant: Variant) -> Result<Image> {
 
 /// Builds the probe guest (`guests/probe`) and writes its flat image.
 pub fn build_probe() -> Result<Image> {
+    build_guest("duet-probe", "probe")
+}
+
+/// Builds the mail guest (`guests/mail`, the corporate persona) and writes
+/// its flat image, `target/guests/mail/mail.bin` (what guests/mail.toml
+/// names).
+pub fn build_mail() -> Result<Image> {
+    build_guest("duet-mail", "mail")
+}
+
+/// Builds the bare-metal guest `package` into `target/guests/<name>/` and
+/// writes its flat image there as `<name>.bin`.
+fn build_guest(package: &str, name: &str) -> Result<Image> {
     crate::deps::ensure_rust_target(TARGET)?;
-    let target_dir = crate::target_dir().join("guests").join("probe");
+    let target_dir = crate::target_dir().join("guests").join(name);
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
         .current_dir(crate::workspace_root())
-        .args(["build", "--quiet", "--release", "--package", "duet-probe"])
+        .args(["build", "--quiet", "--release", "--package", package])
         .args(["--target", TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
     let status = cargo.status().context("cannot run cargo")?;
-    ensure!(status.success(), "building the probe guest failed ({status})");
-    let elf = target_dir.join(TARGET).join("release").join("duet-probe");
-    let binary = target_dir.join("probe.bin");
+    ensure!(status.success(), "building the {name} guest failed ({status})");
+    let elf = target_dir.join(TARGET).join("release").join(package);
+    let binary = target_dir.join(format!("{name}.bin"));
     write_flat_image(&elf, &binary)?;
     Ok(Image { binary, elf })
 }

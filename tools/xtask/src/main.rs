@@ -103,6 +103,9 @@ fn run(task: Task) -> Result<ExitCode> {
             })?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
+            // Manifests may name the mail guest (guests/mail.toml does);
+            // building it when nothing changed takes a moment.
+            image::build_mail()?;
             let manifest = match manifest {
                 Some(manifest) => manifest,
                 None => guest::default_manifest()?,

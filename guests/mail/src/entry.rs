@@ -1,0 +1,123 @@
+//! The first instructions: an arm64 `Image` header (Duet loads the guest
+//! like a Linux kernel), `.bss` cleared, the stack set, then Rust. `main`
+//! sets up the heap and the MMU, reads the device tree Duet passed in x0,
+//! and brings up the devices it lists.
+
+use crate::{console, devices, disk, heap, mmu, psci};
+use core::arch::global_asm;
+use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::device::console::VirtIOConsole;
+use virtio_drivers::device::net::VirtIONet;
+use virtio_drivers::device::rng::VirtIORng;
+use virtio_drivers::transport::DeviceType;
+
+global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       1f
+    .long   0
+    .quad   0x200000            // text_offset: 2 MiB into RAM (see link.ld)
+    .quad   __image_size
+    .quad   2                   // little endian, 4 KiB pages
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+    // x0 holds the device tree's address until `main` takes it.
+1:  adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+2:  cmp     x1, x2
+    b.hs    3f
+    str     xzr, [x1], #8
+    b       2b
+3:  adrp    x1, __stack_top
+    add     sp, x1, :lo12:__stack_top
+    bl      {main}
+    b       .
+"#,
+    main = sym main,
+);
+
+/// Receive and transmit queue size of the NIC, and its buffer size (a
+/// 1514-byte frame and the 12-byte virtio-net header fit).
+const NET_QUEUE: usize = 16;
+const NET_BUFFER: usize = 2048;
+
+extern "C" fn main(device_tree: usize) -> ! {
+    mmu::enable();
+    heap::init();
+    // SAFETY: Duet placed a device tree at `device_tree` in this guest's
+    // RAM (mapped by the identity map); the crate reads its size from the
+    // header and checks it, and nothing writes it while the guest runs.
+    let tree = match unsafe { fdt::Fdt::from_ptr(device_tree as *const u8) } {
+        Ok(tree) => tree,
+        Err(e) => stop(format_args!("no device tree at {device_tree:#x}: {e:?}")),
+    };
+    let ram: u64 = tree.memory().regions().filter_map(|r| r.size).map(|s| s as u64).sum();
+    let mut salt = None;
+    // Kept for the mail client, which is still to come.
+    let mut _store = None;
+    for found in devices::find(&tree) {
+        let address = found.address;
+        match found.kind {
+            DeviceType::Console => match VirtIOConsole::<devices::Hal, _>::new(found.transport) {
+                Ok(virtio) => {
+                    console::use_virtio(virtio);
+                    say!("mail: virtio console at {address:#x}");
+                }
+                Err(e) => say!("mail: virtio console at {address:#x} failed: {e}"),
+            },
+            DeviceType::EntropySource => match VirtIORng::<devices::Hal, _>::new(found.transport) {
+                Ok(mut rng) => {
+                    let mut bytes = [0; 4];
+                    match rng.request_entropy(&mut bytes) {
+                        Ok(4) => {
+                            salt = Some(u32::from_le_bytes(bytes));
+                            say!("mail: virtio rng at {address:#x}");
+                        }
+                        other => say!("mail: virtio rng at {address:#x} gave {other:?}"),
+                    }
+                }
+                Err(e) => say!("mail: virtio rng at {address:#x} failed: {e}"),
+            },
+            DeviceType::Block => match VirtIOBlk::<devices::Hal, _>::new(found.transport) {
+                // A new disk is formatted with a random salt (see the
+                // store's log); without entropy it is left alone.
+                Ok(blk) => match salt {
+                    Some(salt) => _store = disk::open(address, blk, salt),
+                    None => say!("mail: no entropy for the store's salt; disk left alone"),
+                },
+                Err(e) => say!("mail: virtio disk at {address:#x} failed: {e}"),
+            },
+            DeviceType::Network => {
+                match VirtIONet::<devices::Hal, _, NET_QUEUE>::new(found.transport, NET_BUFFER) {
+                    Ok(net) => {
+                        let m = net.mac_address();
+                        say!(
+                            "mail: virtio nic at {address:#x}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                            m[0], m[1], m[2], m[3], m[4], m[5]
+                        );
+                    }
+                    Err(e) => say!("mail: virtio nic at {address:#x} failed: {e}"),
+                }
+            }
+            other => say!("mail: virtio {other:?} at {address:#x}: not used"),
+        }
+    }
+    say!(
+        "mail: started; {} MiB of RAM, heap {} KiB of {} KiB in use",
+        ram >> 20,
+        heap::in_use() >> 10,
+        heap::HEAP_SIZE >> 10
+    );
+    stop(format_args!("nothing more to do yet"))
+}
+
+/// Says why the guest stops, and powers off.
+pub fn stop(why: core::fmt::Arguments) -> ! {
+    say!("mail: {why}; powering off");
+    psci::power_off()
+}

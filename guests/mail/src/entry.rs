@@ -3,8 +3,9 @@
 //! sets up the heap and the MMU, reads the device tree Duet passed in x0,
 //! and brings up the devices it lists.
 
-use crate::{console, devices, disk, heap, mmu, psci};
+use crate::{console, devices, disk, heap, mmu, net, psci};
 use core::arch::global_asm;
+use duet_mail::bootargs;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::net::VirtIONet;
@@ -41,11 +42,6 @@ _start:
     main = sym main,
 );
 
-/// Receive and transmit queue size of the NIC, and its buffer size (a
-/// 1514-byte frame and the 12-byte virtio-net header fit).
-const NET_QUEUE: usize = 16;
-const NET_BUFFER: usize = 2048;
-
 extern "C" fn main(device_tree: usize) -> ! {
     mmu::enable();
     heap::init();
@@ -57,6 +53,12 @@ extern "C" fn main(device_tree: usize) -> ! {
         Err(e) => stop(format_args!("no device tree at {device_tree:#x}: {e:?}")),
     };
     let ram: u64 = tree.memory().regions().filter_map(|r| r.size).map(|s| s as u64).sum();
+    let cmdline = tree.chosen().bootargs().unwrap_or("");
+    let config = match bootargs::parse(cmdline) {
+        Ok(config) => config,
+        Err(e) => stop(format_args!("bad command line {cmdline:?}: {e}")),
+    };
+    let mut nic = None;
     let mut salt = None;
     // Kept for the mail client, which is still to come.
     let mut _store = None;
@@ -93,13 +95,17 @@ extern "C" fn main(device_tree: usize) -> ! {
                 Err(e) => say!("mail: virtio disk at {address:#x} failed: {e}"),
             },
             DeviceType::Network => {
-                match VirtIONet::<devices::Hal, _, NET_QUEUE>::new(found.transport, NET_BUFFER) {
+                match VirtIONet::<devices::Hal, _, { net::QUEUE }>::new(
+                    found.transport,
+                    net::BUFFER,
+                ) {
                     Ok(net) => {
                         let m = net.mac_address();
                         say!(
                             "mail: virtio nic at {address:#x}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
                             m[0], m[1], m[2], m[3], m[4], m[5]
                         );
+                        nic = Some(net);
                     }
                     Err(e) => say!("mail: virtio nic at {address:#x} failed: {e}"),
                 }
@@ -113,6 +119,9 @@ extern "C" fn main(device_tree: usize) -> ! {
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
+    if let Some(nic) = nic {
+        net::run(nic, config.hello);
+    }
     stop(format_args!("nothing more to do yet"))
 }
 

@@ -6,5 +6,6 @@
 
 extern crate alloc;
 
+pub mod bootargs;
 pub mod imap;
 pub mod store;

@@ -26,6 +26,8 @@ mod heap;
 #[cfg(target_os = "none")]
 mod mmu;
 #[cfg(target_os = "none")]
+mod net;
+#[cfg(target_os = "none")]
 mod psci;
 
 #[cfg(target_os = "none")]

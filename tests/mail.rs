@@ -1,0 +1,102 @@
+//! The mail guest (guests/mail, the corporate persona) boots on Duet from a
+//! persona manifest: it finds its virtio console, entropy device, disk and
+//! NIC in its device tree, opens (first formats) its store on the disk,
+//! gets an address by DHCP over Duet's uplink, and exchanges a line over
+//! TCP with a server this test runs on the host's loopback (10.0.2.2 from
+//! inside QEMU's user network). A second boot opens the same store.
+
+use duet_tests::{manifest, Machine};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BOOT: Duration = Duration::from_secs(120);
+
+/// One mail VM with a disk and a NIC on the uplink, as `name.toml` (its
+/// disk image is `target/disk/<name>.img`), with `cmdline`.
+fn mail_manifest(name: &str, cmdline: &str) -> String {
+    let image = match xtask::image::build_mail() {
+        Ok(image) => image.binary,
+        Err(e) => panic!("cannot build the mail guest: {e:#}"),
+    };
+    let text = format!(
+        "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
+         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\nnic = true\nuplink = true\n"
+    );
+    manifest(name, &text).to_str().expect("a UTF-8 path").to_string()
+}
+
+/// Answers one connection's first line with its length; sends what it got.
+fn serve_one_line(listener: TcpListener) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() {
+            let _ = stream.write_all(format!("host saw {} bytes\n", line.len()).as_bytes());
+            let _ = sender.send(line);
+        }
+    });
+    receiver
+}
+
+#[test]
+fn the_mail_guest_finds_its_devices_gets_an_address_and_talks_tcp_to_the_host() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    let received = serve_one_line(listener);
+    let path = mail_manifest("mail-net", &format!("mail.hello=10.0.2.2:{port}"));
+
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: virtio console at 0xa000000",
+        "[corporate] mail: virtio rng at 0xa000200",
+        "[corporate] mail: virtio disk at 0xa000400, 4096 KiB",
+        // A new disk: the xtask made it ext4, the guest formats its log.
+        "[corporate] mail: store open: 0 records, 0 of 4095 KiB used, 0 messages, 0 in the outbox",
+        "[corporate] mail: virtio nic at 0xa000600, MAC 02:",
+        "[corporate] mail: net: address 10.0.2.15/24 by DHCP, router 10.0.2.2",
+        &format!("[corporate] mail: net: connected to 10.0.2.2:{port}, line sent"),
+        "[corporate] mail: net: got \"host saw 26 bytes\"",
+        "duet: vm corporate powered off",
+        "duet: powering off: every VM has powered off",
+    ]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    match received.recv_timeout(Duration::from_secs(5)) {
+        Ok(line) if line == "hello from the mail guest\n" => {}
+        other => run.fail(&format!("the host's server received {other:?}")),
+    }
+
+    // The same disk again: the store is found, not formatted anew.
+    let path = mail_manifest("mail-net", "");
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    let exit = run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: store open: 0 records",
+        "[corporate] mail: net: address 10.0.2.15/24 by DHCP",
+        "[corporate] mail: nothing more to do yet; powering off",
+    ]);
+    run.forbid("mail: net: connected");
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+#[test]
+fn a_bad_mail_option_stops_the_guest_with_a_message_and_duet_goes_on() {
+    let path = mail_manifest("mail-bad-option", "mail.hello=nowhere mail.debug");
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: bad command line \"mail.hello=nowhere mail.debug\": \"mail.hello=nowhere\": expected an IPv4 address and port, A.B.C.D:PORT; powering off",
+        "duet: powering off: every VM has powered off",
+    ]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}

@@ -100,3 +100,40 @@ fn a_bad_mail_option_stops_the_guest_with_a_message_and_duet_goes_on() {
         run.fail(&format!("`cargo xtask run` exited with {exit}"));
     }
 }
+
+#[test]
+fn a_message_composed_on_the_console_waits_in_the_outbox_across_a_reboot() {
+    const KEY: Duration = Duration::from_secs(30);
+    let path = mail_manifest("mail-ui", "mail.ui");
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] inbox: 0 messages, 0 unread", BOOT);
+    run.send("c");
+    run.expect("To: ", KEY);
+    run.send("bob@example.com\r");
+    run.expect("Subject: ", KEY);
+    // A line at a time: the UART's receive FIFO holds 32 bytes.
+    run.send("Status report\r");
+    run.expect("(body; a line with only . ends it)", KEY);
+    run.send("All is well.\r");
+    run.expect("[corporate] All is well.\n", KEY);
+    run.send(".\r");
+    run.expect("[corporate] mail: queued as outbox entry 1", KEY);
+    let mark = run.mark();
+    run.send("s");
+    run.expect_since(mark, "[corporate] status: 0 messages; outbox 1 waiting", KEY);
+    run.send("q");
+    let exit = run.wait(KEY);
+    run.require(&["[corporate] mail: interface closed; powering off"]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+
+    // The entry is still there after a reboot (the same disk image).
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] mail: store open: 1 records", BOOT);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    run.send("s");
+    run.expect("[corporate] status: 0 messages; outbox 1 waiting", KEY);
+    run.send("q");
+    run.wait(KEY);
+}

@@ -5,6 +5,7 @@
 //! - `mail.hello=A.B.C.D:PORT`: after DHCP, open a TCP connection there,
 //!   send one line and print the line that comes back (a check of the
 //!   network path; the integration test runs the server).
+//! - `mail.ui`: run the console interface.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -12,6 +13,9 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     pub hello: Option<SocketAddrV4>,
+    /// Run the console interface (otherwise the guest powers off after
+    /// its checks).
+    pub ui: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +53,7 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
                 }
                 config.hello = Some(address);
             }
+            None if word == "mail.ui" => config.ui = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -64,6 +69,9 @@ mod tests {
         assert_eq!(parse("console=ttyAMA0 quiet"), Ok(Config::default()));
         let config = parse("quiet mail.hello=10.0.2.2:4321").unwrap();
         assert_eq!(config.hello, Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 4321)));
+        assert!(!config.ui);
+        assert!(parse("mail.ui").unwrap().ui);
+        assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 
     #[test]

@@ -10,6 +10,9 @@ use virtio_drivers::device::console::VirtIOConsole;
 
 /// The virtual platform's PL011 data register.
 const UART_DR: usize = 0x0900_0000;
+/// Its flag register's offset, and the "receive FIFO empty" flag.
+const UART_FR: usize = 0x18;
+const FR_RXFE: u32 = 1 << 4;
 
 static VIRTIO: Mutex<Option<VirtIOConsole<Hal, Transport>>> = Mutex::new(None);
 
@@ -27,6 +30,27 @@ pub fn line(args: fmt::Arguments) {
             let _ = console.write_str("\n");
         }
         None => early(args),
+    }
+}
+
+/// Prints `text` as it is (no line end added), on whichever console is up.
+pub fn write(text: &str) {
+    let mut virtio = VIRTIO.lock();
+    let _ = match virtio.as_mut() {
+        Some(console) => console.write_str(text),
+        None => Pl011.write_str(text),
+    };
+}
+
+/// A key typed on the console, if one is waiting. Duet's virtio console
+/// takes no input: typed bytes reach the guest's PL011.
+pub fn read_key() -> Option<u8> {
+    // SAFETY: the PL011's flag register, then (when its receive FIFO is
+    // not empty) its data register, mapped as device memory; reading DR
+    // takes the received byte and has no other effect.
+    unsafe {
+        let flags = core::ptr::read_volatile((UART_DR + UART_FR) as *const u32);
+        (flags & FR_RXFE == 0).then(|| core::ptr::read_volatile(UART_DR as *const u32) as u8)
     }
 }
 

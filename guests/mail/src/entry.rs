@@ -3,7 +3,7 @@
 //! sets up the heap and the MMU, reads the device tree Duet passed in x0,
 //! and brings up the devices it lists.
 
-use crate::{console, devices, disk, heap, mmu, net, psci};
+use crate::{console, devices, disk, heap, mmu, net, psci, screen};
 use core::arch::global_asm;
 use duet_mail::bootargs;
 use virtio_drivers::device::blk::VirtIOBlk;
@@ -60,8 +60,7 @@ extern "C" fn main(device_tree: usize) -> ! {
     };
     let mut nic = None;
     let mut salt = None;
-    // Kept for the mail client, which is still to come.
-    let mut _store = None;
+    let mut store = None;
     for found in devices::find(&tree) {
         let address = found.address;
         match found.kind {
@@ -89,7 +88,7 @@ extern "C" fn main(device_tree: usize) -> ! {
                 // A new disk is formatted with a random salt (see the
                 // store's log); without entropy it is left alone.
                 Ok(blk) => match salt {
-                    Some(salt) => _store = disk::open(address, blk, salt),
+                    Some(salt) => store = disk::open(address, blk, salt),
                     None => say!("mail: no entropy for the store's salt; disk left alone"),
                 },
                 Err(e) => say!("mail: virtio disk at {address:#x} failed: {e}"),
@@ -119,8 +118,16 @@ extern "C" fn main(device_tree: usize) -> ! {
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
-    if let Some(nic) = nic {
-        net::run(nic, config.hello);
+    let address = nic.and_then(|nic| net::run(nic, config.hello));
+    if config.ui {
+        let network = address.unwrap_or_else(|| "no address".into());
+        match store.as_mut() {
+            Some(store) => {
+                screen::run(store, &network);
+                stop(format_args!("interface closed"))
+            }
+            None => say!("mail: no store, no interface"),
+        }
     }
     stop(format_args!("nothing more to do yet"))
 }

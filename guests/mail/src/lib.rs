@@ -8,4 +8,6 @@ extern crate alloc;
 
 pub mod bootargs;
 pub mod imap;
+pub mod message;
 pub mod store;
+pub mod ui;

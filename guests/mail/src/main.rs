@@ -29,6 +29,8 @@ mod mmu;
 mod net;
 #[cfg(target_os = "none")]
 mod psci;
+#[cfg(target_os = "none")]
+mod screen;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

@@ -92,9 +92,9 @@ impl Device for Port {
 const DHCP_WAIT: Duration = Duration::from_secs(30);
 const TCP_WAIT: Duration = Duration::from_secs(30);
 
-/// Gets an address by DHCP; then, if `hello` is set, exchanges a line
-/// with it.
-pub fn run(nic: Nic, hello: Option<SocketAddrV4>) {
+/// Gets an address by DHCP (returned, as text, for the status line);
+/// then, if `hello` is set, exchanges a line with it.
+pub fn run(nic: Nic, hello: Option<SocketAddrV4>) -> Option<alloc::string::String> {
     let mac = EthernetAddress(nic.mac_address());
     let mut port = Port { nic: RefCell::new(nic) };
     let config = Config::new(HardwareAddress::Ethernet(mac));
@@ -124,13 +124,13 @@ pub fn run(nic: Nic, hello: Option<SocketAddrV4>) {
         }
         if now() - start > DHCP_WAIT {
             say!("mail: net: no DHCP lease in {} s", DHCP_WAIT.secs());
-            return;
+            return None;
         }
     };
-    let _ = address;
     if let Some(hello) = hello {
         exchange_line(&mut iface, &mut port, &mut sockets, hello);
     }
+    Some(alloc::format!("{address}"))
 }
 
 /// Connects to `to`, sends a line, prints the line that comes back.

@@ -145,7 +145,7 @@ fn exchange_line(
         tcp::SocketBuffer::new(vec![0; 4096]),
     );
     let handle = sockets.add(socket);
-    let remote = (Ipv4Address::from(*to.ip()), to.port());
+    let remote = (*to.ip(), to.port());
     if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, 49152) {
         say!("mail: net: cannot connect to {to}: {e}");
         return;

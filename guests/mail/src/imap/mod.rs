@@ -12,6 +12,7 @@
 //! can be skipped.
 
 mod parser;
+pub mod session;
 #[cfg(test)]
 mod tests;
 

@@ -9,5 +9,6 @@ extern crate alloc;
 pub mod bootargs;
 pub mod imap;
 pub mod message;
+pub mod smtp;
 pub mod store;
 pub mod ui;

@@ -16,13 +16,18 @@ const BOOT: Duration = Duration::from_secs(120);
 /// One mail VM with a disk and a NIC on the uplink, as `name.toml` (its
 /// disk image is `target/disk/<name>.img`), with `cmdline`.
 fn mail_manifest(name: &str, cmdline: &str) -> String {
+    mail_manifest_with(name, cmdline, "")
+}
+
+/// The same, with more keys for the VM (`extra`, TOML lines).
+fn mail_manifest_with(name: &str, cmdline: &str, extra: &str) -> String {
     let image = match xtask::image::build_mail() {
         Ok(image) => image.binary,
         Err(e) => panic!("cannot build the mail guest: {e:#}"),
     };
     let text = format!(
         "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
-         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\nnic = true\nuplink = true\n"
+         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\nnic = true\nuplink = true\n{extra}"
     );
     manifest(name, &text).to_str().expect("a UTF-8 path").to_string()
 }
@@ -136,4 +141,60 @@ fn a_message_composed_on_the_console_waits_in_the_outbox_across_a_reboot() {
     run.expect("[corporate] status: 0 messages; outbox 1 waiting", KEY);
     run.send("q");
     run.wait(KEY);
+}
+
+#[test]
+fn provisioning_reaches_the_guest_from_the_manifest_and_its_password_is_never_shown() {
+    // A stand-in CA (a DER SEQUENCE); TLS will check a real one.
+    let mut der = vec![0x30u8, 0x82, 0x01, 0x00];
+    der.extend((0..252).map(|i| i as u8));
+    let pem: String = {
+        use std::fmt::Write as _;
+        let b64 = base64_encode(&der);
+        let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            let _ = writeln!(out, "{}", std::str::from_utf8(chunk).unwrap());
+        }
+        out + "-----END CERTIFICATE-----\n"
+    };
+    let provision = format!(
+        "imap = 10.0.2.2:993\nsmtp = 10.0.2.2:465\nserver_name = mail.test\nuser = alice\n\
+         password = hunter2-not-shown\nfrom = alice@mail.test\nsync_seconds = 120\n{pem}"
+    );
+    let file = xtask::target_dir().join("test-personas").join("mail-provision.txt");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, provision).expect("write the provisioning file");
+    let path = mail_manifest_with("mail-provision", "", &format!("initrd = {file:?}\n"));
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: provisioned: alice at mail.test (IMAP 10.0.2.2:993, SMTP 10.0.2.2:465, every 120 s, CA of 256 bytes)",
+    ]);
+    run.forbid("hunter2");
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+
+    // Without a file the guest says it works offline.
+    let path = mail_manifest("mail-unprovisioned", "");
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.wait(BOOT);
+    run.require(&["[corporate] mail: not provisioned (no provisioning file); offline only"]);
+}
+
+/// Standard base64 with padding (the test's own, to need no crate).
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

@@ -6,6 +6,7 @@
 use crate::{console, devices, disk, heap, mmu, net, psci, screen};
 use core::arch::global_asm;
 use duet_mail::bootargs;
+use duet_mail::provision::Provision;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
 use virtio_drivers::device::net::VirtIONet;
@@ -112,6 +113,8 @@ extern "C" fn main(device_tree: usize) -> ! {
             other => say!("mail: virtio {other:?} at {address:#x}: not used"),
         }
     }
+    // Kept for the IMAP and SMTP clients (with TLS), still to come.
+    let _provision = read_provision(&tree);
     say!(
         "mail: started; {} MiB of RAM, heap {} KiB of {} KiB in use",
         ram >> 20,
@@ -130,6 +133,39 @@ extern "C" fn main(device_tree: usize) -> ! {
         }
     }
     stop(format_args!("nothing more to do yet"))
+}
+
+/// The provisioning file Duet loaded as this guest's initrd, checked.
+fn read_provision(tree: &fdt::Fdt) -> Option<Provision> {
+    let chosen = tree.find_node("/chosen")?;
+    let start = chosen.property("linux,initrd-start").and_then(|p| p.as_usize());
+    let end = chosen.property("linux,initrd-end").and_then(|p| p.as_usize());
+    let (Some(start), Some(end)) = (start, end) else {
+        say!("mail: not provisioned (no provisioning file); offline only");
+        return None;
+    };
+    let ram = tree.memory().regions().next().map(|r| {
+        let base = r.starting_address as usize;
+        base..base + r.size.unwrap_or(0)
+    })?;
+    if start >= end || !ram.contains(&start) || end > ram.end {
+        say!("mail: provisioning at {start:#x}..{end:#x} is not in RAM; offline only");
+        return None;
+    }
+    // SAFETY: Duet loaded the provisioning file at start..end, inside this
+    // guest's RAM (checked just above against the device tree's memory
+    // node, all of which the identity map covers), and nothing writes it.
+    let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, end - start) };
+    match Provision::parse(bytes) {
+        Ok(provision) => {
+            say!("mail: provisioned: {provision:?}");
+            Some(provision)
+        }
+        Err(e) => {
+            say!("mail: bad provisioning: {e}; offline only");
+            None
+        }
+    }
 }
 
 /// Says why the guest stops, and powers off.

@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod bootargs;
 pub mod imap;
 pub mod message;
+pub mod provision;
 pub mod smtp;
 pub mod store;
 pub mod ui;

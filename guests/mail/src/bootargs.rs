@@ -6,6 +6,8 @@
 //!   send one line and print the line that comes back (a check of the
 //!   network path; the integration test runs the server).
 //! - `mail.ui`: run the console interface.
+//! - `mail.tls-hello`: after DHCP, exchange one line over TLS with the
+//!   provisioned IMAP address, checking its certificate.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -16,6 +18,10 @@ pub struct Config {
     /// Run the console interface (otherwise the guest powers off after
     /// its checks).
     pub ui: bool,
+    /// After DHCP, exchange a line over TLS with the provisioned IMAP
+    /// address (a check of TLS and the CA; the integration test runs the
+    /// server).
+    pub tls_hello: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +60,7 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
                 config.hello = Some(address);
             }
             None if word == "mail.ui" => config.ui = true,
+            None if word == "mail.tls-hello" => config.tls_hello = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -71,6 +78,7 @@ mod tests {
         assert_eq!(config.hello, Some(SocketAddrV4::new(Ipv4Addr::new(10, 0, 2, 2), 4321)));
         assert!(!config.ui);
         assert!(parse("mail.ui").unwrap().ui);
+        assert!(parse("mail.tls-hello").unwrap().tls_hello);
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

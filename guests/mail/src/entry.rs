@@ -61,6 +61,7 @@ extern "C" fn main(device_tree: usize) -> ! {
     };
     let mut nic = None;
     let mut salt = None;
+    let mut rng = None;
     let mut store = None;
     for found in devices::find(&tree) {
         let address = found.address;
@@ -73,12 +74,13 @@ extern "C" fn main(device_tree: usize) -> ! {
                 Err(e) => say!("mail: virtio console at {address:#x} failed: {e}"),
             },
             DeviceType::EntropySource => match VirtIORng::<devices::Hal, _>::new(found.transport) {
-                Ok(mut rng) => {
+                Ok(mut device) => {
                     let mut bytes = [0; 4];
-                    match rng.request_entropy(&mut bytes) {
+                    match device.request_entropy(&mut bytes) {
                         Ok(4) => {
                             salt = Some(u32::from_le_bytes(bytes));
                             say!("mail: virtio rng at {address:#x}");
+                            rng = Some(device);
                         }
                         other => say!("mail: virtio rng at {address:#x} gave {other:?}"),
                     }
@@ -113,15 +115,22 @@ extern "C" fn main(device_tree: usize) -> ! {
             other => say!("mail: virtio {other:?} at {address:#x}: not used"),
         }
     }
-    // Kept for the IMAP and SMTP clients (with TLS), still to come.
-    let _provision = read_provision(&tree);
+    let provision = read_provision(&tree);
     say!(
         "mail: started; {} MiB of RAM, heap {} KiB of {} KiB in use",
         ram >> 20,
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
-    let address = nic.and_then(|nic| net::run(nic, config.hello));
+    let tls_check = match (config.tls_hello, provision.as_ref(), rng.as_mut()) {
+        (false, _, _) => None,
+        (true, Some(provision), Some(rng)) => Some(net::TlsCheck { provision, rng }),
+        (true, _, _) => {
+            say!("mail: tls: needs provisioning and the entropy device");
+            None
+        }
+    };
+    let address = nic.and_then(|nic| net::run(nic, config.hello, tls_check));
     if config.ui {
         let network = address.unwrap_or_else(|| "no address".into());
         match store.as_mut() {

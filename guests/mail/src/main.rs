@@ -31,6 +31,8 @@ mod net;
 mod psci;
 #[cfg(target_os = "none")]
 mod screen;
+#[cfg(target_os = "none")]
+mod tls;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

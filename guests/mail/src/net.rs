@@ -4,10 +4,12 @@
 //! that sends a line and prints the line that comes back.
 
 use crate::devices::{Hal, Transport};
+use crate::tls;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
 use alloc::vec;
 use core::cell::RefCell;
 use core::net::SocketAddrV4;
+use duet_mail::provision::Provision;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{dhcpv4, tcp};
@@ -23,7 +25,7 @@ const MTU: usize = 1514;
 pub type Nic = VirtIONet<Hal, Transport, QUEUE>;
 
 /// Now, from the virtual counter.
-fn now() -> Instant {
+pub fn now() -> Instant {
     let ticks = CNTVCT_EL0.get();
     let frequency = CNTFRQ_EL0.get().max(1);
     Instant::from_micros((ticks as u128 * 1_000_000 / frequency as u128) as i64)
@@ -31,16 +33,16 @@ fn now() -> Instant {
 
 /// The NIC as smoltcp's `Device`. The tokens share it through a `RefCell`
 /// (a receive token also hands its buffer back to the device).
-struct Port {
+pub struct Port {
     nic: RefCell<Nic>,
 }
 
-struct Rx<'a> {
+pub struct Rx<'a> {
     nic: &'a RefCell<Nic>,
     buffer: RxBuffer,
 }
 
-struct Tx<'a> {
+pub struct Tx<'a> {
     nic: &'a RefCell<Nic>,
 }
 
@@ -92,14 +94,25 @@ impl Device for Port {
 const DHCP_WAIT: Duration = Duration::from_secs(30);
 const TCP_WAIT: Duration = Duration::from_secs(30);
 
+/// A TLS check to make after DHCP: the provisioning and the entropy device.
+pub struct TlsCheck<'a> {
+    pub provision: &'a Provision,
+    pub rng: &'a mut tls::Rng,
+}
+
 /// Gets an address by DHCP (returned, as text, for the status line);
-/// then, if `hello` is set, exchanges a line with it.
-pub fn run(nic: Nic, hello: Option<SocketAddrV4>) -> Option<alloc::string::String> {
+/// then, if `hello` is set, exchanges a line with it, and if `tls_check`
+/// is, one over TLS with the provisioned IMAP address.
+pub fn run(
+    nic: Nic,
+    hello: Option<SocketAddrV4>,
+    tls_check: Option<TlsCheck>,
+) -> Option<alloc::string::String> {
     let mac = EthernetAddress(nic.mac_address());
     let mut port = Port { nic: RefCell::new(nic) };
     let config = Config::new(HardwareAddress::Ethernet(mac));
     let mut iface = Interface::new(config, &mut port, now());
-    let mut sockets = SocketSet::new(vec![]);
+    let mut sockets: SocketSet<'static> = SocketSet::new(vec![]);
     let dhcp = sockets.add(dhcpv4::Socket::new());
 
     let start = now();
@@ -130,7 +143,63 @@ pub fn run(nic: Nic, hello: Option<SocketAddrV4>) -> Option<alloc::string::Strin
     if let Some(hello) = hello {
         exchange_line(&mut iface, &mut port, &mut sockets, hello);
     }
+    if let Some(check) = tls_check {
+        tls_line(&mut iface, &mut port, &mut sockets, check);
+    }
     Some(alloc::format!("{address}"))
+}
+
+/// Connects to the provisioned IMAP address, and over TLS sends a line
+/// and prints the line that comes back, or why TLS failed.
+fn tls_line(
+    iface: &mut Interface,
+    port: &mut Port,
+    sockets: &mut SocketSet<'static>,
+    check: TlsCheck,
+) {
+    let to = check.provision.imap;
+    let socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; 8192]),
+        tcp::SocketBuffer::new(vec![0; 8192]),
+    );
+    let handle = sockets.add(socket);
+    if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(
+        iface.context(),
+        (*to.ip(), to.port()),
+        49153,
+    ) {
+        say!("mail: tls: cannot connect to {to}: {e}");
+        return;
+    }
+    let deadline = now() + tls::WAIT;
+    loop {
+        iface.poll(now(), port, sockets);
+        let socket = sockets.get_mut::<tcp::Socket>(handle);
+        if socket.may_send() {
+            break;
+        }
+        if now() > deadline || !socket.is_open() {
+            say!("mail: tls: no TCP connection to {to}");
+            return;
+        }
+    }
+    let stream = tls::Stream { iface, port, sockets, handle, deadline };
+    let provision = check.provision;
+    match tls::exchange_line(
+        stream,
+        check.rng,
+        &provision.ca,
+        &provision.server_name,
+        b"hello from the mail guest\n",
+    ) {
+        Ok(line) => say!("mail: tls: {} verified, got {line:?}", provision.server_name),
+        Err(e) => say!("mail: tls: connection to {to} refused: {e:?}; nothing sent"),
+    }
+    let deadline = now() + Duration::from_millis(500);
+    sockets.get_mut::<tcp::Socket>(handle).close();
+    while now() < deadline {
+        iface.poll(now(), port, sockets);
+    }
 }
 
 /// Connects to `to`, sends a line, prints the line that comes back.

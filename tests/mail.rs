@@ -198,3 +198,138 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// Runs `openssl` with `args` in `dir`; fails the test if it cannot.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let status = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("this test needs openssl (apt-get install openssl)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA (`name`.pem/.key) and a server certificate it signed for
+/// `mail.test` (`name`-server.pem/.key), P-256.
+fn make_ca_and_server(dir: &std::path::Path, name: &str) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let (ca, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let subject = format!("/CN=Test {name} CA");
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &ca, "-days", "30", "-subj", &subject]);
+    openssl(dir, &args);
+    let (server, server_key, csr) =
+        (format!("{name}-server.pem"), format!("{name}-server.key"), format!("{name}.csr"));
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &server_key, "-out", &csr, "-subj", "/CN=mail.test"]);
+    openssl(dir, &args);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:mail.test\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &key,
+            "-CAcreateserial",
+            "-out",
+            &server,
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+/// `openssl s_server` for TLS 1.3 connections with `name`'s server
+/// certificate, answering each line reversed; its port.
+fn tls_server(dir: &std::path::Path, name: &str) -> (std::process::Child, u16) {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(["s_server", "-rev", "-tls1_3", "-accept"])
+        .arg(port.to_string())
+        .args(["-cert", &format!("{name}-server.pem"), "-key", &format!("{name}-server.key")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    // Until it listens.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            std::thread::sleep(Duration::from_millis(50));
+        } else {
+            break;
+        }
+    }
+    (child, port)
+}
+
+/// Boots the mail guest provisioned with `ca`'s certificate, `server_name`
+/// and the IMAP address at `port`, checking TLS there.
+fn boot_tls_check(
+    dir: &std::path::Path,
+    test: &str,
+    ca: &str,
+    server_name: &str,
+    port: u16,
+) -> Machine {
+    let pem = std::fs::read_to_string(dir.join(format!("{ca}.pem"))).unwrap();
+    let file = dir.join(format!("{test}.txt"));
+    let provision = format!(
+        "imap = 10.0.2.2:{port}\nsmtp = 10.0.2.2:465\nserver_name = {server_name}\nuser = alice\n\
+         password = pw\nfrom = alice@mail.test\n{pem}"
+    );
+    std::fs::write(&file, provision).unwrap();
+    let path = mail_manifest_with(test, "mail.tls-hello", &format!("initrd = {file:?}\n"));
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(BOOT);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    run
+}
+
+#[test]
+fn tls_reaches_a_server_of_the_corporate_ca_and_refuses_another_ca_or_name() {
+    let dir = xtask::target_dir().join("test-personas").join("mail-tls");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca_and_server(&dir, "corporate");
+    make_ca_and_server(&dir, "other");
+
+    let (mut server, port) = tls_server(&dir, "corporate");
+    let mut run = boot_tls_check(&dir, "mail-tls-good", "corporate", "mail.test", port);
+    run.require(&["[corporate] mail: tls: mail.test verified, got \"tseug liam eht morf olleh\""]);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // A server whose certificate another CA signed: refused, nothing sent.
+    let (mut server, port) = tls_server(&dir, "other");
+    let mut run = boot_tls_check(&dir, "mail-tls-other-ca", "corporate", "mail.test", port);
+    run.require(&[&format!("[corporate] mail: tls: connection to 10.0.2.2:{port} refused: ")]);
+    run.forbid("verified");
+    let _ = server.kill();
+    let _ = server.wait();
+
+    // The corporate CA's server, but not the name the provisioning says.
+    let (mut server, port) = tls_server(&dir, "corporate");
+    let mut run = boot_tls_check(&dir, "mail-tls-wrong-name", "corporate", "imap.test", port);
+    run.require(&[&format!("[corporate] mail: tls: connection to 10.0.2.2:{port} refused: ")]);
+    run.forbid("verified");
+    let _ = server.kill();
+    let _ = server.wait();
+}

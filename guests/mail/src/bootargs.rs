@@ -8,6 +8,8 @@
 //! - `mail.ui`: run the console interface.
 //! - `mail.tls-hello`: after DHCP, exchange one line over TLS with the
 //!   provisioned IMAP address, checking its certificate.
+//! - `mail.sync`: after DHCP, sync the inbox once from the provisioned
+//!   IMAP server (over TLS) and print it.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -22,6 +24,8 @@ pub struct Config {
     /// address (a check of TLS and the CA; the integration test runs the
     /// server).
     pub tls_hello: bool,
+    /// After DHCP, sync the inbox from the provisioned IMAP server.
+    pub sync: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +65,7 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
             }
             None if word == "mail.ui" => config.ui = true,
             None if word == "mail.tls-hello" => config.tls_hello = true,
+            None if word == "mail.sync" => config.sync = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -79,6 +84,7 @@ mod tests {
         assert!(!config.ui);
         assert!(parse("mail.ui").unwrap().ui);
         assert!(parse("mail.tls-hello").unwrap().tls_hello);
+        assert!(parse("mail.sync").unwrap().sync);
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

@@ -122,15 +122,29 @@ extern "C" fn main(device_tree: usize) -> ! {
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
-    let tls_check = match (config.tls_hello, provision.as_ref(), rng.as_mut()) {
-        (false, _, _) => None,
-        (true, Some(provision), Some(rng)) => Some(net::TlsCheck { provision, rng }),
-        (true, _, _) => {
+    let action = match (config.sync, config.tls_hello, store.as_mut()) {
+        (true, _, Some(store)) => Some(net::TlsAction::Sync(store)),
+        (true, _, None) => {
+            say!("mail: sync: no store");
+            None
+        }
+        (false, true, _) => Some(net::TlsAction::Hello),
+        (false, false, _) => None,
+    };
+    let tls_work = match (action, provision.as_ref(), rng.as_mut()) {
+        (None, _, _) => None,
+        (Some(action), Some(provision), Some(rng)) => Some(net::TlsWork { provision, rng, action }),
+        (Some(_), _, _) => {
             say!("mail: tls: needs provisioning and the entropy device");
             None
         }
     };
-    let address = nic.and_then(|nic| net::run(nic, config.hello, tls_check));
+    let address = nic.and_then(|nic| net::run(nic, config.hello, tls_work));
+    if config.sync {
+        if let Some(store) = store.as_mut() {
+            screen::list(store);
+        }
+    }
     if config.ui {
         let network = address.unwrap_or_else(|| "no address".into());
         match store.as_mut() {

@@ -4,12 +4,14 @@
 //! that sends a line and prints the line that comes back.
 
 use crate::devices::{Hal, Transport};
-use crate::tls;
+use crate::disk::Disk;
+use crate::{sync, tls};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
 use alloc::vec;
 use core::cell::RefCell;
 use core::net::SocketAddrV4;
 use duet_mail::provision::Provision;
+use duet_mail::store::Store;
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{dhcpv4, tcp};
@@ -93,11 +95,20 @@ impl Device for Port {
 /// How long each step may take.
 const DHCP_WAIT: Duration = Duration::from_secs(30);
 const TCP_WAIT: Duration = Duration::from_secs(30);
+const SYNC_WAIT: Duration = Duration::from_secs(120);
 
-/// A TLS check to make after DHCP: the provisioning and the entropy device.
-pub struct TlsCheck<'a> {
+/// TLS work to do after DHCP, with the provisioned IMAP server.
+pub struct TlsWork<'a> {
     pub provision: &'a Provision,
     pub rng: &'a mut tls::Rng,
+    pub action: TlsAction<'a>,
+}
+
+pub enum TlsAction<'a> {
+    /// Exchange a line (`mail.tls-hello`).
+    Hello,
+    /// Sync the inbox into the store (`mail.sync`).
+    Sync(&'a mut Store<Disk>),
 }
 
 /// Gets an address by DHCP (returned, as text, for the status line);
@@ -106,7 +117,7 @@ pub struct TlsCheck<'a> {
 pub fn run(
     nic: Nic,
     hello: Option<SocketAddrV4>,
-    tls_check: Option<TlsCheck>,
+    tls_work: Option<TlsWork>,
 ) -> Option<alloc::string::String> {
     let mac = EthernetAddress(nic.mac_address());
     let mut port = Port { nic: RefCell::new(nic) };
@@ -143,19 +154,20 @@ pub fn run(
     if let Some(hello) = hello {
         exchange_line(&mut iface, &mut port, &mut sockets, hello);
     }
-    if let Some(check) = tls_check {
-        tls_line(&mut iface, &mut port, &mut sockets, check);
+    if let Some(work) = tls_work {
+        tls_line(&mut iface, &mut port, &mut sockets, work);
     }
     Some(alloc::format!("{address}"))
 }
 
 /// Connects to the provisioned IMAP address, and over TLS sends a line
-/// and prints the line that comes back, or why TLS failed.
+/// and prints the line that comes back, or syncs the inbox; or says why
+/// TLS failed.
 fn tls_line(
     iface: &mut Interface,
     port: &mut Port,
     sockets: &mut SocketSet<'static>,
-    check: TlsCheck,
+    check: TlsWork,
 ) {
     let to = check.provision.imap;
     let socket = tcp::Socket::new(
@@ -185,15 +197,30 @@ fn tls_line(
     }
     let stream = tls::Stream { iface, port, sockets, handle, deadline };
     let provision = check.provision;
-    match tls::exchange_line(
-        stream,
-        check.rng,
-        &provision.ca,
-        &provision.server_name,
-        b"hello from the mail guest\n",
-    ) {
-        Ok(line) => say!("mail: tls: {} verified, got {line:?}", provision.server_name),
-        Err(e) => say!("mail: tls: connection to {to} refused: {e:?}; nothing sent"),
+    match check.action {
+        TlsAction::Hello => match tls::exchange_line(
+            stream,
+            check.rng,
+            &provision.ca,
+            &provision.server_name,
+            b"hello from the mail guest\n",
+        ) {
+            Ok(line) => say!("mail: tls: {} verified, got {line:?}", provision.server_name),
+            Err(e) => say!("mail: tls: connection to {to} refused: {e:?}; nothing sent"),
+        },
+        TlsAction::Sync(store) => {
+            // A sync may take a while: large messages come in pieces.
+            let stream = tls::Stream { deadline: now() + SYNC_WAIT, ..stream };
+            match sync::run(stream, check.rng, provision, store) {
+                Ok(report) => say!(
+                    "mail: sync: {} new messages, {} flag updates; {} stored",
+                    report.new,
+                    report.flags,
+                    store.messages().count()
+                ),
+                Err(e) => say!("mail: sync with {to} failed: {e}; the store keeps what it has"),
+            }
+        }
     }
     let deadline = now() + Duration::from_millis(500);
     sockets.get_mut::<tcp::Socket>(handle).close();

@@ -53,6 +53,11 @@ pub fn run(store: &mut Store<Disk>, network: &str) {
     }
 }
 
+/// Prints the inbox once.
+pub fn list(store: &mut Store<Disk>) {
+    show(&Ui::default(), &inbox(store));
+}
+
 fn inbox(store: &mut Store<Disk>) -> Vec<Row> {
     let listed: Vec<(u32, u8)> = store.messages().map(|m| (m.uid, m.flags)).collect();
     listed

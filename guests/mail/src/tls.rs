@@ -168,6 +168,38 @@ impl embedded_io::Write for Stream<'_> {
     }
 }
 
+pub type Connection<'a, 'b> = TlsConnection<'a, Stream<'b>, Aes128GcmSha256>;
+
+/// Opens TLS on `stream`, checking the server against `ca_der` and
+/// `server_name`, and runs `work` over the connection; closes it after.
+pub fn with_connection<R, E: From<TlsError>>(
+    stream: Stream,
+    rng: &mut Rng,
+    ca_der: &[u8],
+    server_name: &str,
+    work: impl FnOnce(&mut Connection) -> Result<R, E>,
+) -> Result<R, E> {
+    let mut read_buffer = alloc::vec![0; 16 * 1024 + 256];
+    let mut write_buffer = alloc::vec![0; 4096];
+    let mut tls: Connection = TlsConnection::new(stream, &mut read_buffer, &mut write_buffer);
+    let config = TlsConfig::new().with_server_name(server_name);
+    let provider =
+        Provider { rng: Entropy(rng), verifier: CertVerifier::new(Certificate::X509(ca_der)) };
+    tls.open(TlsContext::new(&config, provider))?;
+    let result = work(&mut tls);
+    let _ = tls.close();
+    result
+}
+
+/// Writes all of `bytes` and flushes.
+pub fn send(tls: &mut Connection, mut bytes: &[u8]) -> Result<(), TlsError> {
+    while !bytes.is_empty() {
+        let n = tls.write(bytes)?;
+        bytes = &bytes[n..];
+    }
+    tls.flush()
+}
+
 /// Over TLS on `stream`: checks the server, sends `line`, returns the
 /// first line of the answer.
 pub fn exchange_line(
@@ -177,29 +209,21 @@ pub fn exchange_line(
     server_name: &str,
     line: &[u8],
 ) -> Result<alloc::string::String, TlsError> {
-    let mut read_buffer = alloc::vec![0; 16 * 1024 + 256];
-    let mut write_buffer = alloc::vec![0; 4096];
-    let mut tls: TlsConnection<Stream, Aes128GcmSha256> =
-        TlsConnection::new(stream, &mut read_buffer, &mut write_buffer);
-    let config = TlsConfig::new().with_server_name(server_name);
-    let provider =
-        Provider { rng: Entropy(rng), verifier: CertVerifier::new(Certificate::X509(ca_der)) };
-    tls.open(TlsContext::new(&config, provider))?;
-    tls.write(line)?;
-    tls.flush()?;
-    let mut got = alloc::vec::Vec::new();
-    let mut buffer = [0; 512];
-    while !got.contains(&b'\n') && got.len() < 512 {
-        let n = tls.read(&mut buffer)?;
-        if n == 0 {
-            break;
+    with_connection(stream, rng, ca_der, server_name, |tls| {
+        send(tls, line)?;
+        let mut got = alloc::vec::Vec::new();
+        let mut buffer = [0; 512];
+        while !got.contains(&b'\n') && got.len() < 512 {
+            let n = tls.read(&mut buffer)?;
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buffer[..n]);
         }
-        got.extend_from_slice(&buffer[..n]);
-    }
-    let end = got.iter().position(|&b| b == b'\n').unwrap_or(got.len());
-    let text = alloc::string::String::from_utf8_lossy(&got[..end]);
-    let _ = tls.close();
-    Ok(alloc::string::String::from(text.trim_end()))
+        let end = got.iter().position(|&b| b == b'\n').unwrap_or(got.len());
+        let text = alloc::string::String::from_utf8_lossy(&got[..end]);
+        Ok(alloc::string::String::from(text.trim_end()))
+    })
 }
 
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -333,3 +333,147 @@ fn tls_reaches_a_server_of_the_corporate_ca_and_refuses_another_ca_or_name() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A throwaway Dovecot (Debian's `dovecot-imapd`) on the host's loopback:
+/// IMAP over implicit TLS 1.3 only, one user `alice`, a Maildir under
+/// `dir`, the server certificate of `make_ca_and_server(dir, "corporate")`.
+struct Dovecot {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+    /// Who owns the mail files (Dovecot will not serve root's).
+    owner: (u32, u32),
+}
+
+impl Dovecot {
+    fn start(dir: &std::path::Path) -> Dovecot {
+        let binary = std::path::Path::new("/usr/sbin/dovecot");
+        assert!(
+            binary.exists(),
+            "this test needs Debian's Dovecot: apt-get install dovecot-imapd (its service need not run)"
+        );
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // As root, mail belongs to Debian's `mail` user (8); otherwise to us.
+        let uid = unsafe_free_uid();
+        let owner = if uid == 0 { (8, 8) } else { (uid, uid) };
+        let home = dir.join("home");
+        let maildir = home.join("alice/Maildir");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        std::fs::write(dir.join("passwd"), "alice:{PLAIN}s3cret::::::\n").unwrap();
+        let d = dir.display();
+        let mut config = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/run\nprotocols = imap\nlisten = 127.0.0.1\n\
+             log_path = {d}/dovecot.log\nssl = required\nssl_cert = <{d}/corporate-server.pem\n\
+             ssl_key = <{d}/corporate-server.key\nssl_min_protocol = TLSv1.3\n\
+             disable_plaintext_auth = yes\nauth_mechanisms = plain\nfirst_valid_uid = {}\n\
+             passdb {{\n  driver = passwd-file\n  args = {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={} gid={} home={d}/home/%u\n}}\n\
+             mail_location = maildir:~/Maildir\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n\
+             inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n}}\n",
+            owner.0, owner.0, owner.1
+        );
+        if uid != 0 {
+            let user = std::env::var("USER").unwrap_or_default();
+            config += &format!("default_internal_user = {user}\ndefault_login_user = {user}\n");
+        }
+        std::fs::write(dir.join("dovecot.conf"), config).unwrap();
+        chown_tree(&home, owner);
+        let child = std::process::Command::new(binary)
+            .args(["-F", "-c"])
+            .arg(dir.join("dovecot.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Dovecot { child, port, maildir, owner }
+    }
+
+    /// Delivers a message into alice's inbox, as a local delivery agent
+    /// would (a file in Maildir/new).
+    fn deliver(&self, name: &str, message: &str) {
+        let path = self.maildir.join("new").join(format!("{name}.M1P1.duet-test"));
+        std::fs::write(&path, message).unwrap();
+        chown_tree(&path, self.owner);
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_free_uid() -> u32 {
+    let out = std::process::Command::new("id").arg("-u").output().expect("run id -u");
+    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a uid")
+}
+
+fn chown_tree(path: &std::path::Path, (uid, gid): (u32, u32)) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(path)
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown {}", path.display());
+}
+
+#[test]
+fn mail_delivered_on_the_host_appears_in_the_guests_inbox_once() {
+    let dir = xtask::target_dir().join("test-personas").join("mail-dovecot");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca_and_server(&dir, "corporate");
+    let dovecot = Dovecot::start(&dir);
+    dovecot.deliver(
+        "1",
+        "From: Carol <carol@mail.test>\r\nTo: alice@mail.test\r\nSubject: Welcome to Duet mail\r\n\
+         Date: Sun, 06 Dec 2026 07:00:00 +0000\r\nMessage-ID: <w1@mail.test>\r\n\r\nHello Alice.\r\n",
+    );
+    let pem = std::fs::read_to_string(dir.join("corporate.pem")).unwrap();
+    let file = dir.join("provision.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "imap = 10.0.2.2:{}\nsmtp = 10.0.2.2:465\nserver_name = mail.test\nuser = alice\n\
+             password = s3cret\nfrom = alice@mail.test\n{pem}",
+            dovecot.port
+        ),
+    )
+    .unwrap();
+    let path = mail_manifest_with("mail-dovecot", "mail.sync", &format!("initrd = {file:?}\n"));
+
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: sync: 1 new messages, 0 flag updates; 1 stored",
+        "[corporate] inbox: 1 messages, 1 unread",
+        "[corporate] >N Carol <carol@mail.test>   Welcome to Duet mail",
+    ]);
+
+    // A second message arrives; the next sync (same disk) fetches only it.
+    dovecot.deliver(
+        "2",
+        "From: Dan <dan@mail.test>\r\nTo: alice@mail.test\r\nSubject: Second\r\n\r\nAgain.\r\n",
+    );
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: store open: 2 records",
+        "[corporate] mail: sync: 1 new messages, 1 flag updates; 2 stored",
+        "[corporate] inbox: 2 messages, 2 unread",
+        "[corporate] >N Dan <dan@mail.test>",
+        "[corporate]  N Carol <carol@mail.test>",
+    ]);
+    drop(dovecot);
+}

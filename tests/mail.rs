@@ -253,9 +253,19 @@ fn make_ca_and_server(dir: &std::path::Path, name: &str) {
     );
 }
 
+/// A child process stopped when dropped (also when a test fails).
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `openssl s_server` for TLS 1.3 connections with `name`'s server
 /// certificate, answering each line reversed; its port.
-fn tls_server(dir: &std::path::Path, name: &str) -> (std::process::Child, u16) {
+fn tls_server(dir: &std::path::Path, name: &str) -> (Stopped, u16) {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new("openssl")
         .current_dir(dir)
@@ -275,7 +285,7 @@ fn tls_server(dir: &std::path::Path, name: &str) -> (std::process::Child, u16) {
             break;
         }
     }
-    (child, port)
+    (Stopped(child), port)
 }
 
 /// Boots the mail guest provisioned with `ca`'s certificate, `server_name`
@@ -311,27 +321,24 @@ fn tls_reaches_a_server_of_the_corporate_ca_and_refuses_another_ca_or_name() {
     make_ca_and_server(&dir, "corporate");
     make_ca_and_server(&dir, "other");
 
-    let (mut server, port) = tls_server(&dir, "corporate");
+    let (server, port) = tls_server(&dir, "corporate");
     let mut run = boot_tls_check(&dir, "mail-tls-good", "corporate", "mail.test", port);
     run.require(&["[corporate] mail: tls: mail.test verified, got \"tseug liam eht morf olleh\""]);
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // A server whose certificate another CA signed: refused, nothing sent.
-    let (mut server, port) = tls_server(&dir, "other");
+    let (server, port) = tls_server(&dir, "other");
     let mut run = boot_tls_check(&dir, "mail-tls-other-ca", "corporate", "mail.test", port);
     run.require(&[&format!("[corporate] mail: tls: connection to 10.0.2.2:{port} refused: ")]);
     run.forbid("verified");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 
     // The corporate CA's server, but not the name the provisioning says.
-    let (mut server, port) = tls_server(&dir, "corporate");
+    let (server, port) = tls_server(&dir, "corporate");
     let mut run = boot_tls_check(&dir, "mail-tls-wrong-name", "corporate", "imap.test", port);
     run.require(&[&format!("[corporate] mail: tls: connection to 10.0.2.2:{port} refused: ")]);
     run.forbid("verified");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// A throwaway Dovecot (Debian's `dovecot-imapd`) on the host's loopback:

@@ -140,6 +140,7 @@ fn run(task: Task) -> Result<ExitCode> {
             cargo(&["test", "--quiet"])?;
             if !unit {
                 deps::ensure_qemu()?;
+                deps::ensure_mail_servers()?;
                 let mut args = vec!["test", "--quiet", "--package", "duet-tests", "--"];
                 args.extend(filter.iter().map(String::as_str));
                 cargo(&args)?;

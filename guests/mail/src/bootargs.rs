@@ -10,6 +10,8 @@
 //!   provisioned IMAP address, checking its certificate.
 //! - `mail.sync`: after DHCP, sync the inbox once from the provisioned
 //!   IMAP server (over TLS) and print it.
+//! - `mail.send`: after DHCP, send what waits in the outbox to the
+//!   provisioned SMTP server (over TLS).
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -26,6 +28,8 @@ pub struct Config {
     pub tls_hello: bool,
     /// After DHCP, sync the inbox from the provisioned IMAP server.
     pub sync: bool,
+    /// After DHCP, send the outbox to the provisioned SMTP server.
+    pub send: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +70,7 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
             None if word == "mail.ui" => config.ui = true,
             None if word == "mail.tls-hello" => config.tls_hello = true,
             None if word == "mail.sync" => config.sync = true,
+            None if word == "mail.send" => config.send = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -85,6 +90,7 @@ mod tests {
         assert!(parse("mail.ui").unwrap().ui);
         assert!(parse("mail.tls-hello").unwrap().tls_hello);
         assert!(parse("mail.sync").unwrap().sync);
+        assert!(parse("mail.send").unwrap().send);
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

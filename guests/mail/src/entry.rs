@@ -122,10 +122,11 @@ extern "C" fn main(device_tree: usize) -> ! {
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
-    let action = match (config.sync, config.tls_hello, store.as_mut()) {
+    let action = match (config.sync || config.send, config.tls_hello, store.as_mut()) {
+        (true, _, Some(store)) if config.send => Some(net::TlsAction::Send(store)),
         (true, _, Some(store)) => Some(net::TlsAction::Sync(store)),
         (true, _, None) => {
-            say!("mail: sync: no store");
+            say!("mail: sync and send need the store");
             None
         }
         (false, true, _) => Some(net::TlsAction::Hello),

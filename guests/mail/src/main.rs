@@ -32,6 +32,8 @@ mod psci;
 #[cfg(target_os = "none")]
 mod screen;
 #[cfg(target_os = "none")]
+mod send;
+#[cfg(target_os = "none")]
 mod sync;
 #[cfg(target_os = "none")]
 mod tls;

@@ -73,6 +73,49 @@ fn append(field: &mut String, bytes: &[u8]) {
     }
 }
 
+/// The addresses of the To and Cc fields: each `<addr>`, or a bare
+/// `addr` between commas; at most 100. Group syntax and quoted commas in
+/// display names are not understood (a composed draft has neither).
+pub fn recipients(raw: &[u8]) -> alloc::vec::Vec<String> {
+    let head = &raw[..raw.len().min(HEADER_LIMIT)];
+    let mut found = alloc::vec::Vec::new();
+    let mut field: Option<String> = None;
+    let mut fields = alloc::vec::Vec::new();
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let text = String::from_utf8_lossy(line);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if let Some(f) = field.as_mut() {
+                f.push_str(&text);
+            }
+            continue;
+        }
+        fields.extend(field.take());
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = text.split_once(':') {
+            if name.eq_ignore_ascii_case("to") || name.eq_ignore_ascii_case("cc") {
+                field = Some(String::from(value));
+            }
+        }
+    }
+    fields.extend(field);
+    for value in fields {
+        for part in value.split(',') {
+            let address = match (part.find('<'), part.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &part[a + 1..b],
+                _ => part,
+            };
+            let address = address.trim();
+            if !address.is_empty() && found.len() < 100 {
+                found.push(String::from(address));
+            }
+        }
+    }
+    found
+}
+
 /// `text` as one console line: control characters replaced, at most
 /// `width` characters.
 pub fn safe_line(text: &str, width: usize) -> String {
@@ -102,6 +145,13 @@ mod tests {
         let late = [&[b'X'; HEADER_LIMIT][..], b"\nSubject: late\n"].concat();
         assert_eq!(Summary::parse(&late).subject, "");
         assert_eq!(Summary::parse(b"Subject: caf\xc3\xa9 \xff\n").subject, "caf\u{e9} \u{fffd}");
+    }
+
+    #[test]
+    fn recipients_come_from_to_and_cc() {
+        let raw = b"To: Bob <bob@x.test>, carol@x.test\r\nSubject: a, b <c@d>\r\nCc: dan@x.test,\r\n <eve@x.test>\r\n\r\nTo: no@x.test\r\n";
+        assert_eq!(recipients(raw), ["bob@x.test", "carol@x.test", "dan@x.test", "eve@x.test"]);
+        assert!(recipients(b"Subject: none\r\n\r\n").is_empty());
     }
 
     #[test]

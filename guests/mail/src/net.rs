@@ -5,13 +5,13 @@
 
 use crate::devices::{Hal, Transport};
 use crate::disk::Disk;
-use crate::{sync, tls};
+use crate::{send, sync, tls};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTVCT_EL0};
 use alloc::vec;
 use core::cell::RefCell;
 use core::net::SocketAddrV4;
 use duet_mail::provision::Provision;
-use duet_mail::store::Store;
+use duet_mail::store::{Outbox, Store};
 use smoltcp::iface::{Config, Interface, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{dhcpv4, tcp};
@@ -109,6 +109,8 @@ pub enum TlsAction<'a> {
     Hello,
     /// Sync the inbox into the store (`mail.sync`).
     Sync(&'a mut Store<Disk>),
+    /// Send the outbox (`mail.send`).
+    Send(&'a mut Store<Disk>),
 }
 
 /// Gets an address by DHCP (returned, as text, for the status line);
@@ -155,35 +157,103 @@ pub fn run(
         exchange_line(&mut iface, &mut port, &mut sockets, hello);
     }
     if let Some(work) = tls_work {
-        tls_line(&mut iface, &mut port, &mut sockets, work);
+        self::tls_work(&mut iface, &mut port, &mut sockets, work);
     }
     Some(alloc::format!("{address}"))
 }
 
-/// Connects to the provisioned IMAP address, and over TLS sends a line
-/// and prints the line that comes back, or syncs the inbox; or says why
-/// TLS failed.
-fn tls_line(
+/// Does `work`: a line over TLS or a sync with the provisioned IMAP
+/// address, or the outbox sent to the SMTP address, an entry a connection.
+fn tls_work(
     iface: &mut Interface,
     port: &mut Port,
     sockets: &mut SocketSet<'static>,
-    check: TlsWork,
+    work: TlsWork,
 ) {
-    let to = check.provision.imap;
+    let provision = work.provision;
+    let rng = work.rng;
+    match work.action {
+        TlsAction::Hello => {
+            let to = provision.imap;
+            connected(
+                iface,
+                port,
+                sockets,
+                to,
+                49153,
+                TCP_WAIT,
+                |stream| match tls::exchange_line(
+                    stream,
+                    rng,
+                    &provision.ca,
+                    &provision.server_name,
+                    b"hello from the mail guest\n",
+                ) {
+                    Ok(line) => say!("mail: tls: {} verified, got {line:?}", provision.server_name),
+                    Err(e) => say!("mail: tls: connection to {to} refused: {e:?}; nothing sent"),
+                },
+            );
+        }
+        TlsAction::Sync(store) => {
+            let to = provision.imap;
+            connected(iface, port, sockets, to, 49154, SYNC_WAIT, |stream| {
+                match sync::run(stream, rng, provision, store) {
+                    Ok(report) => say!(
+                        "mail: sync: {} new messages, {} flag updates; {} stored",
+                        report.new,
+                        report.flags,
+                        store.messages().count()
+                    ),
+                    Err(e) => say!("mail: sync with {to} failed: {e}; the store keeps what it has"),
+                }
+            });
+        }
+        TlsAction::Send(store) => {
+            let to = provision.smtp;
+            let waiting: alloc::vec::Vec<(u64, Outbox)> =
+                store.outbox().filter(|(_, state)| *state != Outbox::Sent).collect();
+            for (n, (id, state)) in waiting.into_iter().enumerate() {
+                if state == Outbox::Uncertain {
+                    // The server may have it: never sent again blindly.
+                    say!("mail: send: outbox entry {id} was cut off mid-send; left for checking");
+                    continue;
+                }
+                connected(iface, port, sockets, to, 49200 + n as u16, TCP_WAIT, |stream| {
+                    match send::one(stream, rng, provision, store, id) {
+                        Ok(()) => say!("mail: send: outbox entry {id} sent"),
+                        Err(e) => say!("mail: send: outbox entry {id} not sent: {e}"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Opens a TCP connection to `to` from `local_port`, runs `work` on it
+/// (until `wait` has passed), and closes it.
+fn connected(
+    iface: &mut Interface,
+    port: &mut Port,
+    sockets: &mut SocketSet<'static>,
+    to: SocketAddrV4,
+    local_port: u16,
+    wait: Duration,
+    work: impl FnOnce(tls::Stream),
+) {
     let socket = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; 8192]),
         tcp::SocketBuffer::new(vec![0; 8192]),
     );
     let handle = sockets.add(socket);
-    if let Err(e) = sockets.get_mut::<tcp::Socket>(handle).connect(
-        iface.context(),
-        (*to.ip(), to.port()),
-        49153,
-    ) {
-        say!("mail: tls: cannot connect to {to}: {e}");
+    let remote = (*to.ip(), to.port());
+    if let Err(e) =
+        sockets.get_mut::<tcp::Socket>(handle).connect(iface.context(), remote, local_port)
+    {
+        say!("mail: net: cannot connect to {to}: {e}");
+        sockets.remove(handle);
         return;
     }
-    let deadline = now() + tls::WAIT;
+    let deadline = now() + wait;
     loop {
         iface.poll(now(), port, sockets);
         let socket = sockets.get_mut::<tcp::Socket>(handle);
@@ -191,42 +261,18 @@ fn tls_line(
             break;
         }
         if now() > deadline || !socket.is_open() {
-            say!("mail: tls: no TCP connection to {to}");
+            say!("mail: net: no TCP connection to {to}");
+            sockets.remove(handle);
             return;
         }
     }
-    let stream = tls::Stream { iface, port, sockets, handle, deadline };
-    let provision = check.provision;
-    match check.action {
-        TlsAction::Hello => match tls::exchange_line(
-            stream,
-            check.rng,
-            &provision.ca,
-            &provision.server_name,
-            b"hello from the mail guest\n",
-        ) {
-            Ok(line) => say!("mail: tls: {} verified, got {line:?}", provision.server_name),
-            Err(e) => say!("mail: tls: connection to {to} refused: {e:?}; nothing sent"),
-        },
-        TlsAction::Sync(store) => {
-            // A sync may take a while: large messages come in pieces.
-            let stream = tls::Stream { deadline: now() + SYNC_WAIT, ..stream };
-            match sync::run(stream, check.rng, provision, store) {
-                Ok(report) => say!(
-                    "mail: sync: {} new messages, {} flag updates; {} stored",
-                    report.new,
-                    report.flags,
-                    store.messages().count()
-                ),
-                Err(e) => say!("mail: sync with {to} failed: {e}; the store keeps what it has"),
-            }
-        }
-    }
-    let deadline = now() + Duration::from_millis(500);
+    work(tls::Stream { iface, port, sockets, handle, deadline });
+    let end = now() + Duration::from_millis(500);
     sockets.get_mut::<tcp::Socket>(handle).close();
-    while now() < deadline {
+    while now() < end {
         iface.poll(now(), port, sockets);
     }
+    sockets.remove(handle);
 }
 
 /// Connects to `to`, sends a line, prints the line that comes back.

@@ -225,5 +225,3 @@ pub fn exchange_line(
         Ok(alloc::string::String::from(text.trim_end()))
     })
 }
-
-pub const WAIT: Duration = Duration::from_secs(30);

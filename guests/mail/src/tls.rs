@@ -17,7 +17,7 @@ use embedded_tls::pki::CertVerifier;
 use rand_core::{CryptoRng, RngCore};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::{Duration, Instant};
+use smoltcp::time::Instant;
 use virtio_drivers::device::rng::VirtIORng;
 
 use crate::devices::{Hal, Transport};

@@ -380,7 +380,8 @@ impl Dovecot {
              userdb {{\n  driver = static\n  args = uid={} gid={} home={d}/home/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
              service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n\
-             inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n}}\n",
+             inet_listener imaps {{\n    port = {port}\n    ssl = yes\n  }}\n}}\n\
+             service auth {{\n  unix_listener auth-client {{\n    mode = 0666\n  }}\n}}\n",
             owner.0, owner.0, owner.1
         );
         if uid != 0 {
@@ -483,4 +484,177 @@ fn mail_delivered_on_the_host_appears_in_the_guests_inbox_once() {
         "[corporate]  N Carol <carol@mail.test>",
     ]);
     drop(dovecot);
+}
+
+/// A throwaway Postfix (Debian's `postfix`) on the host's loopback:
+/// submission over implicit TLS 1.3 only, AUTH PLAIN through `dovecot`'s
+/// user, delivering mail for `mail.test` into Dovecot's Maildirs. Postfix
+/// runs only as root, and its `postfix` command takes another
+/// configuration directory only when the system's main.cf lists it
+/// (`alternate_config_directories`, set here).
+struct Postfix {
+    config: std::path::PathBuf,
+    port: u16,
+}
+
+impl Postfix {
+    fn start(dir: &std::path::Path, dovecot: &Dovecot) -> Postfix {
+        assert!(
+            std::path::Path::new("/usr/sbin/postfix").exists(),
+            "this test needs Debian's Postfix: apt-get install postfix (its service need not run)"
+        );
+        assert_eq!(unsafe_free_uid(), 0, "Postfix runs only as root; run this test as root");
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("postfix");
+        let (queue, data) = (dir.join("postfix-queue"), dir.join("postfix-data"));
+        for d in [&config, &queue, &data] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        chown_named(&data, "postfix");
+        let d = dir.display();
+        let (uid, gid) = dovecot.owner;
+        let main = format!(
+            "compatibility_level = 3.6\nqueue_directory = {}\ndata_directory = {}\n\
+             inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmyhostname = mail.test\n\
+             mydestination =\nvirtual_mailbox_domains = mail.test\nvirtual_mailbox_base = {d}/home\n\
+             virtual_mailbox_maps = inline:{{ alice@mail.test=alice/Maildir/ }}\n\
+             virtual_uid_maps = static:{uid}\nvirtual_gid_maps = static:{gid}\nvirtual_minimum_uid = {uid}\n\
+             smtpd_tls_cert_file = {d}/corporate-server.pem\nsmtpd_tls_key_file = {d}/corporate-server.key\n\
+             smtpd_tls_security_level = encrypt\nsmtpd_tls_mandatory_protocols = >=TLSv1.3\n\
+             smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = {d}/run/auth-client\n\
+             smtpd_relay_restrictions = permit_sasl_authenticated, reject\n\
+             smtpd_recipient_restrictions = permit_sasl_authenticated, reject\n\
+             maillog_file_prefixes = {d}\nmaillog_file = {d}/postfix.log\n",
+            queue.display(),
+            data.display()
+        );
+        std::fs::write(config.join("main.cf"), main).unwrap();
+        let mut master = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
+        master += &format!("{port} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n");
+        std::fs::write(config.join("master.cf"), master).unwrap();
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new(args[0]).args(&args[1..]).status().unwrap();
+            assert!(status.success(), "{args:?} failed");
+        };
+        let config_dir = config.to_str().unwrap().to_string();
+        let listed = std::process::Command::new("postconf")
+            .args(["-h", "alternate_config_directories"])
+            .output()
+            .unwrap();
+        let listed = String::from_utf8_lossy(&listed.stdout).trim().to_string();
+        if !listed.split([',', ' ']).any(|d| d == config_dir) {
+            let value = if listed.is_empty() {
+                config_dir.clone()
+            } else {
+                format!("{listed}, {config_dir}")
+            };
+            run(&["postconf", "-e", &format!("alternate_config_directories = {value}")]);
+        }
+        run(&["postfix", "-c", &config_dir, "start"]);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Postfix { config, port }
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ =
+            std::process::Command::new("postfix").arg("-c").arg(&self.config).arg("stop").status();
+    }
+}
+
+fn chown_named(path: &std::path::Path, user: &str) {
+    let status =
+        std::process::Command::new("chown").arg(user).arg(path).status().expect("run chown");
+    assert!(status.success(), "chown {user} {}", path.display());
+}
+
+#[test]
+fn a_message_composed_in_the_guest_arrives_in_the_host_mailbox_once() {
+    const KEY: Duration = Duration::from_secs(30);
+    let dir = xtask::target_dir().join("test-personas").join("mail-submit");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca_and_server(&dir, "corporate");
+    let dovecot = Dovecot::start(&dir);
+    let postfix = Postfix::start(&dir, &dovecot);
+    let pem = std::fs::read_to_string(dir.join("corporate.pem")).unwrap();
+    let file = dir.join("provision.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "imap = 10.0.2.2:{}\nsmtp = 10.0.2.2:{}\nserver_name = mail.test\nuser = alice\n\
+             password = s3cret\nfrom = alice@mail.test\n{pem}",
+            dovecot.port, postfix.port
+        ),
+    )
+    .unwrap();
+    let initrd = format!("initrd = {file:?}\n");
+
+    // Compose on the console (offline: nothing is sent yet).
+    let path = mail_manifest_with("mail-submit", "mail.ui", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    run.send("c");
+    run.expect("To: ", KEY);
+    run.send("alice@mail.test\r");
+    run.expect("Subject: ", KEY);
+    run.send("Sent from Duet\r");
+    run.expect("(body; a line with only . ends it)", KEY);
+    run.send("Hello from the guest.\r");
+    run.expect("[corporate] Hello from the guest.\n", KEY);
+    run.send(".\r");
+    run.expect("[corporate] mail: queued as outbox entry 1", KEY);
+    run.send("q");
+    run.wait(KEY);
+
+    // Send: it arrives, headers and body intact.
+    let path = mail_manifest_with("mail-submit", "mail.send", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.wait(BOOT);
+    run.require(&["[corporate] mail: send: outbox entry 1 sent"]);
+    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let text = std::fs::read_to_string(&delivered[0]).unwrap();
+    for part in [
+        "From: <alice@mail.test>\n",
+        "To: alice@mail.test\n",
+        "Subject: Sent from Duet\n",
+        "Message-ID: <",
+        "\n\nHello from the guest.\n",
+    ] {
+        assert!(text.contains(part), "{part:?} not in the delivered message:\n{text}");
+    }
+
+    // Once: the next boot sends nothing again, and the sync brings it in.
+    let path = mail_manifest_with("mail-submit", "mail.send", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.wait(BOOT);
+    run.forbid("mail: send: outbox entry");
+    let path = mail_manifest_with("mail-submit", "mail.sync", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.wait(BOOT);
+    run.require(&["[corporate] mail: sync: 1 new messages", "Sent from Duet"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let count = std::fs::read_dir(dovecot.maildir.join("new")).unwrap().count()
+        + std::fs::read_dir(dovecot.maildir.join("cur")).unwrap().count();
+    assert_eq!(count, 1, "the message was delivered more than once");
+    drop(postfix);
+}
+
+/// The files in `dir` once there are `n` (Postfix delivers in the
+/// background), within 30 s.
+fn wait_for_mail(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+    for _ in 0..300 {
+        let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+        if files.len() >= n {
+            return files;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no mail delivered to {}", dir.display());
 }

@@ -81,9 +81,9 @@ pub fn ensure_mail_servers() -> Result<()> {
             "the mail tests need Dovecot and openssl: sudo apt-get install dovecot-imapd openssl"
         );
     }
-    eprintln!("xtask: installing dovecot-imapd and openssl for the mail tests...");
-    apt(&["install", "-y", "-q", "dovecot-imapd", "openssl"])?;
-    ensure!(present(), "dovecot-imapd installed, but /usr/sbin/dovecot is missing");
+    eprintln!("xtask: installing dovecot-imapd, postfix and openssl for the mail tests...");
+    apt(&["install", "-y", "-q", "dovecot-imapd", "postfix", "openssl"])?;
+    ensure!(present(), "the mail servers were installed, but a program is missing");
     Ok(())
 }
 

@@ -498,13 +498,13 @@ struct Postfix {
 }
 
 impl Postfix {
-    fn start(dir: &std::path::Path, dovecot: &Dovecot) -> Postfix {
+    /// Starts it on `port`.
+    fn start(dir: &std::path::Path, dovecot: &Dovecot, port: u16) -> Postfix {
         assert!(
             std::path::Path::new("/usr/sbin/postfix").exists(),
             "this test needs Debian's Postfix: apt-get install postfix (its service need not run)"
         );
         assert_eq!(unsafe_free_uid(), 0, "Postfix runs only as root; run this test as root");
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("postfix");
         let (queue, data) = (dir.join("postfix-queue"), dir.join("postfix-data"));
         for d in [&config, &queue, &data] {
@@ -575,14 +575,15 @@ fn chown_named(path: &std::path::Path, user: &str) {
 }
 
 #[test]
-fn a_message_composed_in_the_guest_arrives_in_the_host_mailbox_once() {
+fn a_message_composed_in_the_guest_waits_while_the_server_is_down_then_arrives_once() {
     const KEY: Duration = Duration::from_secs(30);
     let dir = xtask::target_dir().join("test-personas").join("mail-submit");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     make_ca_and_server(&dir, "corporate");
     let dovecot = Dovecot::start(&dir);
-    let postfix = Postfix::start(&dir, &dovecot);
+    // Postfix starts later: first the server is down.
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let pem = std::fs::read_to_string(dir.join("corporate.pem")).unwrap();
     let file = dir.join("provision.txt");
     std::fs::write(
@@ -590,7 +591,7 @@ fn a_message_composed_in_the_guest_arrives_in_the_host_mailbox_once() {
         format!(
             "imap = 10.0.2.2:{}\nsmtp = 10.0.2.2:{}\nserver_name = mail.test\nuser = alice\n\
              password = s3cret\nfrom = alice@mail.test\n{pem}",
-            dovecot.port, postfix.port
+            dovecot.port, smtp_port
         ),
     )
     .unwrap();
@@ -613,7 +614,15 @@ fn a_message_composed_in_the_guest_arrives_in_the_host_mailbox_once() {
     run.send("q");
     run.wait(KEY);
 
-    // Send: it arrives, headers and body intact.
+    // The server is down: the message waits in the outbox.
+    let path = mail_manifest_with("mail-submit", "mail.send", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.wait(BOOT);
+    run.require(&[&format!("[corporate] mail: net: no TCP connection to 10.0.2.2:{smtp_port}")]);
+    run.forbid("mail: send: outbox entry 1 sent");
+
+    // The server is back: it arrives, headers and body intact.
+    let postfix = Postfix::start(&dir, &dovecot, smtp_port);
     let path = mail_manifest_with("mail-submit", "mail.send", &initrd);
     let mut run = Machine::xtask(&["run", "--manifest", &path]);
     run.wait(BOOT);

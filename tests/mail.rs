@@ -494,7 +494,6 @@ fn mail_delivered_on_the_host_appears_in_the_guests_inbox_once() {
 /// (`alternate_config_directories`, set here).
 struct Postfix {
     config: std::path::PathBuf,
-    port: u16,
 }
 
 impl Postfix {
@@ -557,7 +556,7 @@ impl Postfix {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Postfix { config, port }
+        Postfix { config }
     }
 }
 

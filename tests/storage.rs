@@ -13,6 +13,11 @@ const PROMPT: &str = "/ # ";
 
 /// One Linux VM with a 32 MiB disk.
 fn disk_manifest() -> PathBuf {
+    disk_manifest_named("storage")
+}
+
+/// The same, written as `name.toml` (its disk image is `name.img`).
+fn disk_manifest_named(name: &str) -> PathBuf {
     let default = xtask::guest::default_manifest().expect("the default guest is available");
     let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
     let text = format!(
@@ -21,11 +26,12 @@ fn disk_manifest() -> PathBuf {
         guests.join("Image"),
         guests.join("initramfs.cpio"),
     );
-    manifest("storage", &text)
+    manifest(name, &text)
 }
 
 fn boot(args: &[&str]) -> Machine {
     let mut run = Machine::xtask(args);
+    run.expect("  virtio  blk at ", LINUX_BOOT);
     run.expect("duet: vm personal: disk is partition \"personal\", 32 MiB", LINUX_BOOT);
     run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
     run.expect(&format!("[personal] {PROMPT}"), COMMAND);
@@ -84,4 +90,25 @@ fn a_synced_file_survives_a_power_off_and_a_second_boot() {
         second.fail(&format!("wrote {written}, read back {read}"));
     }
     power_off(&mut second);
+}
+
+#[test]
+fn a_damaged_partition_table_leaves_the_vm_without_a_disk_and_running() {
+    let path = disk_manifest_named("storage-damaged");
+    let checked = duet_pack::Manifest::load(&path).expect("the manifest loads");
+    let image = xtask::disk::ensure(&checked, true).expect("make the image").expect("a disk");
+    // One byte of the GPT header (its disk GUID, sector 1) changes: the CRC fails.
+    let mut bytes = std::fs::read(&image).unwrap();
+    bytes[512 + 60] ^= 0xff;
+    std::fs::write(&image, bytes).unwrap();
+
+    let mut run = Machine::xtask(&["run", "--manifest", path.to_str().unwrap()]);
+    run.expect("duet: disk: the GPT header's CRC32 does not match; no VM gets a disk", LINUX_BOOT);
+    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
+    let output = run.shell("ls /sys/block", PROMPT, COMMAND);
+    if output.contains("vda") {
+        run.fail(&format!("the guest has a disk after all: {output:?}"));
+    }
+    power_off(&mut run);
 }

@@ -8,6 +8,8 @@
 #![no_std]
 
 pub mod qemu_virt;
+pub mod rpi4;
+pub mod rpi5;
 
 /// A board Duet supports.
 #[derive(Debug)]
@@ -35,10 +37,14 @@ pub struct Qemu {
     pub memory_mib: u32,
     /// Further arguments, always passed.
     pub extra_args: &'static [&'static str],
+    /// The device tree to pass with `-dtb`, as a path inside the `broadcom/`
+    /// (or other vendor) directory of Debian's arm64 kernel package, for
+    /// machines whose QEMU model does not make its own (the Raspberry Pis).
+    pub dtb: Option<&'static str>,
 }
 
 /// Every supported board; the first is the default.
-pub const BOARDS: &[&Board] = &[&qemu_virt::BOARD];
+pub const BOARDS: &[&Board] = &[&qemu_virt::BOARD, &qemu_virt::BOARD_GICV2, &rpi4::BOARD];
 
 /// The board called `name`.
 pub fn by_name(name: &str) -> Option<&'static Board> {
@@ -58,6 +64,12 @@ mod tests {
     fn boards_are_found_by_name_and_names_are_unique() {
         assert_eq!(by_name("virt").map(|b| b.name), Some("virt"));
         assert!(by_name("nokia-3310").is_none());
+        assert_eq!(
+            by_name("virt-gicv2").map(|b| b.qemu.machine),
+            Some("virt,virtualization=on,gic-version=2")
+        );
+        let pi = by_name("rpi4").expect("the Pi 4 is a board");
+        assert!(pi.qemu.cpus_fixed && pi.qemu.dtb.is_some());
         for (i, a) in BOARDS.iter().enumerate() {
             assert!(BOARDS[i + 1..].iter().all(|b| b.name != a.name));
             assert!(

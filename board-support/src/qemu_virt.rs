@@ -20,5 +20,15 @@ pub const BOARD: Board = Board {
             "-global",
             "virtio-mmio.force-legacy=false",
         ],
+        dtb: None,
     },
+};
+
+/// The same machine with a GICv2 (with its virtualization extensions): the
+/// second GICv2 target beside the Raspberry Pi 4, and the quicker one to
+/// test the virtual GICv2 on. QEMU's GICv2 takes at most 8 CPUs.
+pub const BOARD_GICV2: Board = Board {
+    name: "virt-gicv2",
+    description: "QEMU virt, GICv2 with virtualization extensions, 4 CPUs, 2 GiB",
+    qemu: Qemu { machine: "virt,virtualization=on,gic-version=2", ..BOARD.qemu },
 };

@@ -2,7 +2,8 @@
 //! device tree, start the console, build and enable Duet's own map, set up
 //! the heap, say what was found, start the other CPUs.
 
-use crate::arch::aarch64::{cache, cpu, entry, exceptions, mmu};
+use crate::arch::aarch64::{cache, cpu, entry, exceptions, gic, mmu};
+use crate::drivers::gicv2::Gicv2;
 use crate::drivers::gicv3::Gicv3;
 use crate::mm::el2_map::{self, ImageLayout};
 use crate::mm::pagetable::{Geometry, MapError, PageTable, Stage};
@@ -73,6 +74,9 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     if let Err(e) = start_memory(platform) {
         halt(format_args!("cannot set up memory: {e}"));
     }
+    if let Some(watchdog) = platform.bcm2835_watchdog {
+        machine::set_bcm2835_watchdog(watchdog.start as usize);
+    }
     console::init_logger(log_level(platform));
     print_banner(platform);
     init_interrupts(platform);
@@ -82,41 +86,89 @@ pub extern "C" fn primary_main(dtb: usize, _image_base: usize) -> ! {
     smp::start_secondaries(platform);
     #[cfg(feature = "fault-injection")]
     crate::fault::commit_if_armed();
-    if GIC.get().is_some() && crate::vm::system::start(platform.initrd) {
+    if crate::vm::system::start(platform.initrd) {
         crate::vm::system::cpu_loop(0)
     }
     machine::power_off(format_args!("nothing left to run"))
 }
 
-/// The physical GIC, when it is one Duet drives.
+/// The physical GICv3, when the board has one (a GICv2 lives in `gic`).
 static GIC: Once<Gicv3> = Once::new();
+/// The physical GICv2, when the board has one.
+static GICV2: Once<&'static Gicv2> = Once::new();
 
 /// The console UART's interrupt, if Duet takes it.
 pub fn console_intid() -> Option<u32> {
     PLATFORM.get()?.uart_intid
 }
 
+/// Why the board's GIC cannot give guests interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicProblem {
+    NoGic,
+    /// A GICv2 whose device tree node lacks the GICH and GICV frames: no
+    /// virtualization extensions (or QEMU's `virtualization=off`).
+    NoVirtualizationInterface,
+}
+
+impl core::fmt::Display for GicProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoGic => write!(f, "the device tree describes no GIC Duet knows"),
+            Self::NoVirtualizationInterface => write!(
+                f,
+                "the GICv2 has no virtualization interface (its device tree node names no \
+                 GICH and GICV frames): guests cannot be given interrupts"
+            ),
+        }
+    }
+}
+
 /// Brings up the GIC distributor and this (the boot) CPU's interfaces, and
-/// routes console input to this CPU.
+/// routes console input to this CPU. A GIC that cannot virtualize stops
+/// Duet with a message saying so.
 fn init_interrupts(platform: &Platform) {
-    let Some(Gic::V3 { distributor, redistributors }) = platform.gic else {
-        log::warn!("only GICv3 is supported so far: no VMs can run on this board");
-        return;
-    };
-    // SAFETY: the device tree names these as the GIC; Duet's map has them as
-    // device memory; nothing else drives the GIC.
-    let gic = unsafe {
-        Gicv3::new(
-            distributor.start as usize,
-            redistributors.start as usize,
-            redistributors.size() as usize,
-        )
-    };
-    let gic = GIC.call_once(|| gic);
-    gic.init_distributor();
+    match platform.gic {
+        Some(Gic::V3 { distributor, redistributors }) => {
+            // SAFETY: the device tree names these as the GIC; Duet's map has
+            // them as device memory; nothing else drives the GIC.
+            let gic = unsafe {
+                Gicv3::new(
+                    distributor.start as usize,
+                    redistributors.start as usize,
+                    redistributors.size() as usize,
+                )
+            };
+            GIC.call_once(|| gic).init_distributor();
+        }
+        Some(Gic::V2 {
+            distributor,
+            cpu_interface,
+            hypervisor: Some(hypervisor),
+            virtual_cpu: Some(virtual_cpu),
+        }) => {
+            // SAFETY: as above; the GICV frame stays unmapped at EL2, for guests.
+            let gic = unsafe {
+                Gicv2::new(
+                    distributor.start as usize,
+                    cpu_interface.start as usize,
+                    hypervisor.start as usize,
+                )
+            };
+            let gic = gic::use_gicv2(gic, virtual_cpu.start);
+            gic.init_distributor();
+            GICV2.call_once(|| gic);
+        }
+        Some(Gic::V2 { .. }) => halt(format_args!("{}", GicProblem::NoVirtualizationInterface)),
+        None => halt(format_args!("{}", GicProblem::NoGic)),
+    }
     init_interrupts_on_this_cpu();
     if let Some(intid) = platform.uart_intid {
-        gic.enable_shared(intid, cpu::mpidr());
+        if let Some(gic) = GIC.get() {
+            gic.enable_shared(intid, cpu::mpidr());
+        } else if let Some(gic) = GICV2.get() {
+            gic.enable_shared(intid, cpu::id());
+        }
         console::set_input_interrupt(true);
     }
 }
@@ -132,6 +184,20 @@ pub fn enable_device_interrupt(intid: u32) {
 /// interrupts every CPU takes: the kick SGI, the GIC maintenance interrupt
 /// and the guest's virtual timer.
 pub fn init_interrupts_on_this_cpu() {
+    let private = [
+        KICK_SGI,
+        layout::GIC_MAINTENANCE_INTID,
+        layout::TIMER_VIRT_INTID,
+        layout::TIMER_HYP_INTID,
+    ];
+    if let Some(gic) = GICV2.get() {
+        cpu::route_interrupts_to_el2();
+        gic.init_cpu(cpu::id());
+        for intid in private {
+            gic.enable_private(intid);
+        }
+        return;
+    }
     let Some(gic) = GIC.get() else { return };
     cpu::route_interrupts_to_el2();
     if let Err(e) = gic.init_redistributor(cpu::mpidr()) {
@@ -139,12 +205,6 @@ pub fn init_interrupts_on_this_cpu() {
         return;
     }
     crate::arch::aarch64::gic::init_cpu_interface();
-    let private = [
-        KICK_SGI,
-        layout::GIC_MAINTENANCE_INTID,
-        layout::TIMER_VIRT_INTID,
-        layout::TIMER_HYP_INTID,
-    ];
     for intid in private {
         gic.enable_private(cpu::mpidr(), intid);
     }
@@ -156,27 +216,45 @@ fn read_platform(dtb: usize) -> Option<Platform> {
     let blob = device_tree_blob(dtb)?;
     let platform = Platform::parse(blob).ok()?;
     let uart = platform.uart?;
+    if let Some(gpio) = platform.bcm2711_gpio {
+        // SAFETY: the device tree names the block; the MMU is off, so its
+        // physical address reaches it; nothing else runs yet.
+        unsafe { crate::drivers::bcm2711_gpio::route_uart0_to_header(gpio.start as usize) };
+    }
     // SAFETY: the UART is the board's console, which only Duet drives; with
     // the MMU off it is reachable at its physical address, and Duet's map
     // keeps it there.
     unsafe { console::init(uart.start as usize) };
+    if platform.bcm2711_gpio.is_some() {
+        // The Pi 4's firmware sets up only the UART it considers primary
+        // (the mini UART) and clocks the PL011 at 48 MHz.
+        console::set_line(BCM2711_UART_CLOCK_HZ, CONSOLE_BAUD);
+    }
     Some(platform)
 }
 
-/// The device tree at `address`, sized by its header.
+/// The Raspberry Pi 4's PL011 clock (the firmware's `init_uart_clock`).
+const BCM2711_UART_CLOCK_HZ: u32 = 48_000_000;
+const CONSOLE_BAUD: u32 = 115_200;
+
+/// The device tree at `address`, sized by its header, with the NOP tokens
+/// firmware edits leave squeezed out (see `tree::strip_nops`).
 fn device_tree_blob(address: usize) -> Option<&'static [u8]> {
     if address == 0 || !address.is_multiple_of(8) {
         return None;
     }
     // SAFETY: the boot protocol puts a device tree at `address` and nothing
-    // writes it; the header's first two words are magic and total size.
+    // else uses it; the header's first two words are magic and total size.
     let header = unsafe { core::slice::from_raw_parts(address as *const u8, 8) };
     if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
         return None;
     }
     let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    // SAFETY: as above, for the size the header states.
-    Some(unsafe { core::slice::from_raw_parts(address as *const u8, size) })
+    // SAFETY: as above, for the size the header states. The tree is Duet's
+    // from now on; this is the only writer, before anything reads it.
+    let blob = unsafe { core::slice::from_raw_parts_mut(address as *mut u8, size) };
+    crate::personas::tree::strip_nops(blob).ok()?;
+    Some(blob)
 }
 
 /// Builds Duet's map, turns the MMU on and sets up the heap.
@@ -325,6 +403,11 @@ pub extern "C" fn wrong_el_main(dtb: usize, el: u64) -> ! {
     );
     if let Some(conduit) = platform.psci {
         crate::arch::aarch64::psci::system_off(conduit);
+    }
+    if let Some(watchdog) = platform.bcm2835_watchdog {
+        // SAFETY: the device tree names the PM block; with the MMU off its
+        // physical address reaches it.
+        unsafe { crate::drivers::bcm2835_pm::power_off(watchdog.start as usize) };
     }
     cpu::park()
 }

@@ -26,6 +26,13 @@ pub unsafe fn init(base: usize) {
     UART.call_once(|| unsafe { Pl011::new(base) });
 }
 
+/// Sets the console UART's line, on boards whose firmware leaves it unset.
+pub fn set_line(clock_hz: u32, baud: u32) {
+    if let Some(uart) = UART.get() {
+        uart.set_line(clock_hz, baud);
+    }
+}
+
 struct Writer<'a>(&'a Pl011);
 
 impl Write for Writer<'_> {

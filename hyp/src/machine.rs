@@ -1,6 +1,7 @@
 //! Stopping the machine: a clean power-off when Duet has nothing left to
 //! run, or a halt after something went wrong. Both end in PSCI SYSTEM_OFF
-//! when the board has PSCI, so whoever started Duet gets control back.
+//! when the board has PSCI, or in the BCM2835 watchdog's halt on a
+//! Raspberry Pi, so whoever started Duet gets control back.
 
 use crate::arch::aarch64::{cpu, psci};
 use crate::platform::Conduit;
@@ -8,6 +9,13 @@ use crate::{println, status};
 use spin::Once;
 
 static FIRMWARE: Once<Conduit> = Once::new();
+static BCM2835_WATCHDOG: Once<usize> = Once::new();
+
+/// Records the BCM2835 power-management block (mapped as device memory in
+/// Duet's map), for boards without PSCI.
+pub fn set_bcm2835_watchdog(base: usize) {
+    BCM2835_WATCHDOG.call_once(|| base);
+}
 
 /// Records how to reach PSCI firmware, once the device tree is read.
 pub fn set_psci(conduit: Conduit) {
@@ -30,6 +38,10 @@ pub fn stop() -> ! {
     if let Some(conduit) = psci() {
         let error = psci::system_off(conduit);
         crate::console::print_emergency(format_args!("duet: SYSTEM_OFF refused: {error:?}\n"));
+    }
+    if let Some(&base) = BCM2835_WATCHDOG.get() {
+        // SAFETY: `set_bcm2835_watchdog`'s contract.
+        unsafe { crate::drivers::bcm2835_pm::power_off(base) };
     }
     cpu::park()
 }

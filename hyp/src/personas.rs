@@ -30,7 +30,7 @@
 //! It never panics, whatever the bytes.
 
 pub mod format;
-mod tree;
+pub mod tree;
 
 pub use tree::{Block, TreeError};
 

@@ -5,6 +5,7 @@
 //! runs first thing at boot; the result is plain data the rest of Duet reads.
 
 use crate::mm::regions::{Region, RegionSet, TooManyRegions};
+use crate::personas::tree::{self, TreeError};
 use crate::MAX_CPUS;
 use core::fmt;
 use fdt::node::FdtNode;
@@ -97,6 +98,9 @@ pub struct VirtioSlot {
 /// Why the device tree cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum PlatformError {
+    /// The blob's structure is broken (checked before `fdt` reads it, since
+    /// `fdt` can panic on a damaged tree).
+    Structure(TreeError),
     /// Not a valid flattened device tree.
     Malformed(fdt::FdtError),
     NoMemory,
@@ -113,6 +117,7 @@ impl From<TooManyRegions> for PlatformError {
 impl fmt::Display for PlatformError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Structure(e) => write!(f, "the device tree is damaged: {e}"),
             Self::Malformed(e) => write!(f, "the device tree is malformed: {e}"),
             Self::NoMemory => write!(f, "the device tree describes no memory"),
             Self::NoCpus => write!(f, "the device tree describes no CPUs"),
@@ -141,6 +146,12 @@ pub struct Platform {
     /// What the bootloader loaded as the "initrd": Duet's persona package.
     pub initrd: Option<Region>,
     pub psci: Option<Conduit>,
+    /// The BCM2835-family power-management watchdog (Raspberry Pi), the
+    /// way to power off a board without PSCI.
+    pub bcm2835_watchdog: Option<Region>,
+    /// The BCM2711's GPIO block (Raspberry Pi 4), where Duet puts its
+    /// console UART on the header pins.
+    pub bcm2711_gpio: Option<Region>,
     pub bootargs: &'static str,
     /// The virtio-mmio slots, in device tree order.
     pub virtio: [Option<VirtioSlot>; MAX_VIRTIO_SLOTS],
@@ -152,6 +163,7 @@ impl Platform {
     /// Reads the device tree at `blob`, which must stay valid and unchanged
     /// for as long as Duet runs (it is never handed to a guest writable).
     pub fn parse(blob: &'static [u8]) -> Result<Self, PlatformError> {
+        tree::check(blob).map_err(PlatformError::Structure)?;
         let fdt = Fdt::new(blob).map_err(PlatformError::Malformed)?;
         let mut platform = Platform {
             model: fdt.root().model(),
@@ -165,6 +177,10 @@ impl Platform {
             uart_intid: find_uart(&fdt).and_then(|(_, intid)| intid),
             initrd: find_initrd(&fdt),
             psci: find_psci(&fdt),
+            bcm2835_watchdog: find(&fdt, &|n| compatible(n, &["brcm,bcm2835-pm-wdt"]))
+                .and_then(|(node, bus)| bus.regions(&node).next()),
+            bcm2711_gpio: find(&fdt, &|n| compatible(n, &["brcm,bcm2711-gpio"]))
+                .and_then(|(node, bus)| bus.regions(&node).next()),
             bootargs: fdt.chosen().bootargs().unwrap_or(""),
             virtio: find_virtio(&fdt),
             blob: Region::new(blob.as_ptr() as u64, fdt.total_size() as u64),
@@ -267,25 +283,140 @@ fn be_number(bytes: &[u8]) -> u64 {
     bytes.iter().take(8).fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
-fn regions(node: &FdtNode<'_, 'static>) -> impl Iterator<Item = Region> + 'static {
-    let regs = node.reg();
-    regs.into_iter()
-        .flatten()
-        .map(|r| Region::new(r.starting_address as u64, r.size.unwrap_or(0) as u64))
+/// The deepest nesting the search for devices follows.
+const MAX_BUS_DEPTH: usize = 6;
+/// Address windows kept per bus (`ranges` entries).
+const MAX_WINDOWS: usize = 8;
+
+/// One `ranges` window of a bus: child addresses `child..child + size` are
+/// the parent's `parent..`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Window {
+    child: u64,
+    parent: u64,
+    size: u64,
+}
+
+/// How a bus maps its children's addresses into its parent's.
+#[derive(Clone, Copy, Debug, Default)]
+struct BusLevel {
+    /// No `ranges`, or an empty one: addresses pass through.
+    identity: bool,
+    windows: [Window; MAX_WINDOWS],
+    count: usize,
+}
+
+/// The buses above a node, outermost first: how its `reg` addresses become
+/// CPU physical addresses (the Raspberry Pi puts its devices under a `soc`
+/// bus whose addresses are not the CPU's).
+#[derive(Clone, Copy, Debug, Default)]
+struct Bus {
+    levels: [BusLevel; MAX_BUS_DEPTH],
+    depth: usize,
+}
+
+impl Bus {
+    fn entered(&self, bus: &FdtNode<'_, 'static>, parent_address_cells: usize) -> Self {
+        let mut next = *self;
+        if next.depth < MAX_BUS_DEPTH {
+            next.levels[next.depth] = bus_level(bus, parent_address_cells);
+            next.depth += 1;
+        }
+        next
+    }
+
+    /// A child address as the CPU sees it; None if a bus does not map it.
+    fn translate(&self, mut address: u64) -> Option<u64> {
+        for level in self.levels[..self.depth].iter().rev() {
+            if level.identity {
+                continue;
+            }
+            let window = level.windows[..level.count]
+                .iter()
+                .find(|w| address >= w.child && address - w.child < w.size)?;
+            address = window.parent + (address - window.child);
+        }
+        Some(address)
+    }
+
+    /// A node's `reg` entries, translated; entries no bus maps are dropped.
+    fn regions(&self, node: &FdtNode<'_, 'static>) -> impl Iterator<Item = Region> + 'static {
+        let bus = *self;
+        node.reg().into_iter().flatten().filter_map(move |r| {
+            let start = bus.translate(r.starting_address as u64)?;
+            Some(Region::new(start, r.size.unwrap_or(0) as u64))
+        })
+    }
+}
+
+/// The `ranges` of `bus`, read with its own address and size cells for the
+/// child side and `parent_address_cells` for the parent side.
+fn bus_level(bus: &FdtNode<'_, 'static>, parent_address_cells: usize) -> BusLevel {
+    let mut level = BusLevel::default();
+    let Some(ranges) = bus.property("ranges") else {
+        level.identity = true;
+        return level;
+    };
+    let cells = bus.cell_sizes();
+    let (child, parent, size) = (cells.address_cells, parent_address_cells, cells.size_cells);
+    let entry = (child + parent + size) * 4;
+    if ranges.value.is_empty() || entry == 0 || child > 2 || parent > 2 || size > 2 {
+        level.identity = ranges.value.is_empty();
+        return level;
+    }
+    for chunk in ranges.value.chunks_exact(entry).take(MAX_WINDOWS) {
+        let (c, rest) = chunk.split_at(child * 4);
+        let (p, s) = rest.split_at(parent * 4);
+        level.windows[level.count] =
+            Window { child: be_number(c), parent: be_number(p), size: be_number(s) };
+        level.count += 1;
+    }
+    level
+}
+
+fn compatible(node: &FdtNode<'_, '_>, wanted: &[&str]) -> bool {
+    node.compatible().is_some_and(|c| c.all().any(|s| wanted.contains(&s)))
+}
+
+/// The first node (depth first) for which `wanted` holds, with the buses
+/// above it.
+fn find<'b>(
+    fdt: &'b Fdt<'static>,
+    wanted: &dyn Fn(&FdtNode<'_, 'static>) -> bool,
+) -> Option<(FdtNode<'b, 'static>, Bus)> {
+    let root = fdt.find_node("/")?;
+    search(root, Bus::default(), wanted, 0)
+}
+
+fn search<'b>(
+    node: FdtNode<'b, 'static>,
+    bus: Bus,
+    wanted: &dyn Fn(&FdtNode<'_, 'static>) -> bool,
+    depth: usize,
+) -> Option<(FdtNode<'b, 'static>, Bus)> {
+    let address_cells = node.cell_sizes().address_cells;
+    for child in node.children() {
+        if wanted(&child) {
+            return Some((child, bus));
+        }
+        if depth + 1 < MAX_BUS_DEPTH {
+            let inner = bus.entered(&child, address_cells);
+            if let Some(found) = search(child, inner, wanted, depth + 1) {
+                return Some(found);
+            }
+        }
+    }
+    None
 }
 
 fn find_gic(fdt: &Fdt<'static>) -> Option<Gic> {
-    if let Some(node) = fdt.find_compatible(&["arm,gic-v3"]) {
-        let mut regs = regions(&node);
+    if let Some((node, bus)) = find(fdt, &|n| compatible(n, &["arm,gic-v3"])) {
+        let mut regs = bus.regions(&node);
         return Some(Gic::V3 { distributor: regs.next()?, redistributors: regs.next()? });
     }
-    let node = fdt.find_compatible(&[
-        "arm,gic-400",
-        "arm,cortex-a15-gic",
-        "arm,cortex-a7-gic",
-        "arm,cortex-a9-gic",
-    ])?;
-    let mut regs = regions(&node);
+    let v2 = ["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic", "arm,cortex-a9-gic"];
+    let (node, bus) = find(fdt, &|n| compatible(n, &v2))?;
+    let mut regs = bus.regions(&node);
     Some(Gic::V2 {
         distributor: regs.next()?,
         cpu_interface: regs.next()?,
@@ -294,14 +425,20 @@ fn find_gic(fdt: &Fdt<'static>) -> Option<Gic> {
     })
 }
 
-/// The console PL011 and its interrupt.
+/// The console PL011 and its interrupt: `/chosen/stdout-path` if that is a
+/// PL011, else the first PL011.
 fn find_uart(fdt: &Fdt<'static>) -> Option<(Region, Option<u32>)> {
-    let is_pl011 = |node: &FdtNode<'_, '_>| {
-        node.compatible().is_some_and(|c| c.all().any(|s| s == "arm,pl011"))
+    let is_pl011 = |node: &FdtNode<'_, '_>| compatible(node, &["arm,pl011"]);
+    let stdout = fdt.chosen().stdout().filter(is_pl011);
+    let stdout_reg = stdout.and_then(|n| n.reg()?.next()).map(|r| r.starting_address);
+    let is_stdout = |node: &FdtNode<'_, 'static>| {
+        is_pl011(node)
+            && node.reg().and_then(|mut r| r.next()).map(|r| r.starting_address) == stdout_reg
     };
-    let node =
-        fdt.chosen().stdout().filter(is_pl011).or_else(|| fdt.find_compatible(&["arm,pl011"]))?;
-    Some((regions(&node).next()?, first_interrupt(&node)))
+    let (node, bus) =
+        stdout_reg.and_then(|_| find(fdt, &is_stdout)).or_else(|| find(fdt, &|n| is_pl011(n)))?;
+    let region = bus.regions(&node).next()?;
+    Some((region, first_interrupt(&node)))
 }
 
 /// The first interrupt of a node whose parent is a GIC (three cells: type,
@@ -316,14 +453,15 @@ fn first_interrupt(node: &FdtNode<'_, 'static>) -> Option<u32> {
     }
 }
 
-/// The `virtio,mmio` nodes, in device tree order.
+/// The `virtio,mmio` nodes, in device tree order. QEMU `virt` puts them at
+/// the root, so their addresses need no bus translation.
 fn find_virtio(fdt: &Fdt<'static>) -> [Option<VirtioSlot>; MAX_VIRTIO_SLOTS] {
     let mut slots = [None; MAX_VIRTIO_SLOTS];
     let is_virtio = |node: &FdtNode<'_, '_>| {
         node.compatible().is_some_and(|c| c.all().any(|s| s == "virtio,mmio"))
     };
     let found = fdt.all_nodes().filter(is_virtio).filter_map(|node| {
-        let region = regions(&node).next().filter(|r| r.size() > 0)?;
+        let region = Bus::default().regions(&node).next().filter(|r| r.size() > 0)?;
         Some(VirtioSlot { region, intid: first_interrupt(&node), device_id: 0 })
     });
     for (slot, found) in slots.iter_mut().zip(found) {
@@ -417,7 +555,91 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_device_tree() {
         let junk: &'static [u8] = &[0u8; 64];
-        assert!(matches!(Platform::parse(junk), Err(PlatformError::Malformed(_))));
+        assert!(matches!(
+            Platform::parse(junk),
+            Err(PlatformError::Structure(TreeError::BadMagic { found: 0 }))
+        ));
+        let mut cut = include_bytes!("../testdata/qemu-raspi4b.dtb").to_vec();
+        cut[0x48..0x4c].copy_from_slice(&0xffff_ffffu32.to_be_bytes());
+        let cut: &'static [u8] = cut.leak();
+        let error = Platform::parse(cut).unwrap_err();
+        assert!(matches!(error, PlatformError::Structure(TreeError::UnexpectedToken { .. })));
+        assert!(error.to_string().starts_with("the device tree is damaged: unexpected token"));
+    }
+
+    /// QEMU raspi4b's tree: Debian's bcm2711-rpi-4-b.dtb as QEMU passes it
+    /// on (`-dtb`, memory filled in, its /chosen added). The devices sit on
+    /// the `soc` bus, whose addresses the CPU sees elsewhere.
+    #[test]
+    fn reads_the_raspberry_pi_4_through_its_bus_ranges() {
+        let mut blob = include_bytes!("../testdata/qemu-raspi4b.dtb").to_vec();
+        // QEMU leaves NOP tokens where it took out nodes: refused as they
+        // are (`fdt` would panic), read once squeezed out.
+        let error = Platform::parse(blob.clone().leak()).unwrap_err();
+        assert!(matches!(
+            error,
+            PlatformError::Structure(TreeError::UnexpectedToken { token: 4, .. })
+        ));
+        assert_eq!(tree::strip_nops(&mut blob), Ok(blob.len()));
+        let p = load(blob.leak());
+        assert_eq!(p.model, "Raspberry Pi 4 Model B");
+        assert_eq!(p.memory.iter().collect::<Vec<_>>(), [Region::new(0, 0x3c00_0000)]);
+        assert!(p.reserved.iter().any(|r| r == Region::new(0, 0x1000)), "the spin tables");
+        assert_eq!(p.cpus().len(), 4);
+        assert_eq!(
+            p.cpus()[2],
+            Cpu { mpidr: 2, enable_method: EnableMethod::SpinTable { release_address: 0xe8 } }
+        );
+        assert_eq!(
+            p.gic,
+            Some(Gic::V2 {
+                distributor: Region::new(0xff84_1000, 0x1000),
+                cpu_interface: Region::new(0xff84_2000, 0x2000),
+                hypervisor: Some(Region::new(0xff84_4000, 0x2000)),
+                virtual_cpu: Some(Region::new(0xff84_6000, 0x2000)),
+            })
+        );
+        // stdout-path names the mini UART; the console is the PL011.
+        assert_eq!(p.uart, Some(Region::new(0xfe20_1000, 0x200)));
+        assert_eq!(p.uart_intid, Some(32 + 121));
+        assert_eq!(p.psci, None);
+        assert_eq!(p.bcm2835_watchdog, Some(Region::new(0xfe10_0000, 0x114)));
+        assert_eq!(p.bcm2711_gpio, Some(Region::new(0xfe20_0000, 0xb4)));
+    }
+
+    /// Debian's Raspberry Pi 5 tree (no emulator runs it): the GIC-400 and
+    /// the debug UART sit on a bus whose window starts above 4 GiB.
+    #[test]
+    fn reads_the_raspberry_pi_5_tree_through_its_40_bit_window() {
+        let p = load(include_bytes!("../testdata/debian-bcm2712-rpi-5-b.dtb"));
+        assert_eq!(p.model, "Raspberry Pi 5");
+        assert_eq!(p.cpus()[1].enable_method, EnableMethod::Psci);
+        assert_eq!(p.psci, Some(Conduit::Smc));
+        assert_eq!(
+            p.gic,
+            Some(Gic::V2 {
+                distributor: Region::new(0x10_7fff_9000, 0x1000),
+                cpu_interface: Region::new(0x10_7fff_a000, 0x2000),
+                hypervisor: Some(Region::new(0x10_7fff_c000, 0x2000)),
+                virtual_cpu: Some(Region::new(0x10_7fff_e000, 0x2000)),
+            })
+        );
+        // stdout-path names the debug UART, a PL011.
+        assert_eq!(p.uart, Some(Region::new(0x10_7d00_1000, 0x200)));
+        assert_eq!(p.bcm2835_watchdog, None);
+        assert_eq!(p.bcm2711_gpio, None);
+    }
+
+    #[test]
+    fn bus_ranges_translate_only_what_they_map() {
+        let mut bus = Bus::default();
+        bus.levels[0] = BusLevel { identity: true, ..BusLevel::default() };
+        bus.levels[1].windows[0] = Window { child: 0x7e00_0000, parent: 0xfe00_0000, size: 0x100 };
+        bus.levels[1].count = 1;
+        bus.depth = 2;
+        assert_eq!(bus.translate(0x7e00_0010), Some(0xfe00_0010));
+        assert_eq!(bus.translate(0x7e00_0100), None);
+        assert_eq!(Bus::default().translate(0x1234), Some(0x1234));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Starting the other CPUs and keeping track of which are online.
 
-use crate::arch::aarch64::{cpu, entry, exceptions, psci};
+use crate::arch::aarch64::{cache, cpu, entry, exceptions, psci};
 use crate::platform::{EnableMethod, Platform};
 use crate::MAX_CPUS;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -37,6 +37,10 @@ pub fn start_secondaries(platform: &Platform) {
                 psci::cpu_on(conduit, cpu.mpidr, entry::secondary_entry_address(), index as u64)
                     .map_err(|e| warn!("cpu MPIDR {:#x}: PSCI CPU_ON failed: {e:?}", cpu.mpidr))
             }
+            (EnableMethod::SpinTable { release_address }, _) => {
+                MPIDR[index].store(cpu.mpidr, Ordering::Release);
+                release_from_spin_table(release_address, index)
+            }
             (method, _) => {
                 warn!("cpu MPIDR {:#x}: cannot start it ({method:?}); it stays off", cpu.mpidr);
                 Err(())
@@ -50,6 +54,35 @@ pub fn start_secondaries(platform: &Platform) {
         warn!("{} cpus beyond the first {MAX_CPUS} stay off", platform.cpus_ignored);
     }
     wait_for(started);
+}
+
+/// Starts the CPU waiting on the spin table at `release_address` (in RAM
+/// Duet maps), as Duet's CPU `index`, and waits for it to report in, so
+/// that the next one can be given its own index.
+fn release_from_spin_table(release_address: u64, index: usize) -> Result<(), ()> {
+    // SAFETY: only the boot CPU writes this, before releasing the CPU that
+    // reads it, one CPU at a time.
+    unsafe { entry::SPIN_TABLE_INDEX = index as u64 };
+    let slot = (&raw const entry::SPIN_TABLE_INDEX) as usize;
+    // The released CPU reads with its MMU and caches off: clean to memory.
+    cache::clean_range(slot, slot + 8);
+    let release = release_address as usize;
+    // SAFETY: the device tree names this as the CPU's release address, and
+    // Duet's map has its page as RAM (`el2_map::plan`); the CPU only reads it.
+    unsafe { core::ptr::write_volatile(release as *mut u64, entry::spin_table_entry_address()) };
+    cache::clean_range(release, release + 8);
+    // SAFETY: wakes CPUs waiting in WFE; no memory effects.
+    unsafe { core::arch::asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
+    let before = online();
+    let deadline = cpu::counter() + cpu::counter_frequency() * REPORT_TIMEOUT_MS / 1000;
+    while online() == before && cpu::counter() < deadline {
+        core::hint::spin_loop();
+    }
+    if online() == before {
+        warn!("cpu at spin table {release_address:#x} did not start");
+        return Err(());
+    }
+    Ok(())
 }
 
 fn wait_for(expected: usize) {

@@ -44,6 +44,18 @@ pub fn probe_image() -> PathBuf {
         .clone()
 }
 
+/// The microbenchmark guest's image (guests/bench), built once per test
+/// process.
+pub fn bench_guest_image() -> PathBuf {
+    static BENCH: OnceLock<PathBuf> = OnceLock::new();
+    BENCH
+        .get_or_init(|| match xtask::image::build_bench_guest() {
+            Ok(image) => image.binary,
+            Err(e) => panic!("cannot build the bench guest: {e:#}"),
+        })
+        .clone()
+}
+
 /// Writes `manifest` (TOML text) as `name.toml` under
 /// `target/test-personas/`, and returns its path.
 pub fn manifest(name: &str, manifest: &str) -> PathBuf {
@@ -92,6 +104,24 @@ impl Machine {
         let board = duet_boards::default_board();
         let command = xtask::qemu::command(board, &image(variant), options);
         Machine::spawn(command, "QEMU")
+    }
+
+    /// Boots the flat image at `image` on `board` with `options`.
+    pub fn boot_image(
+        board: &duet_boards::Board,
+        image: &std::path::Path,
+        options: &Options,
+    ) -> Machine {
+        require_qemu();
+        let command = xtask::qemu::command(board, image, options);
+        Machine::spawn(command, &format!("QEMU {}", board.qemu.machine))
+    }
+
+    /// Runs `command`, a QEMU command line of the caller's (e.g. a guest
+    /// booted without Duet), described as `what` in failures.
+    pub fn qemu(command: Command, what: &str) -> Machine {
+        require_qemu();
+        Machine::spawn(command, what)
     }
 
     /// Runs `cargo xtask ARGS` as a user would, console and all.

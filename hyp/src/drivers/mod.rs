@@ -2,6 +2,9 @@
 //! `tock-registers` structures; each driver is a thin, safe wrapper. The
 //! physical virtio devices (QEMU) go through the `virtio-drivers` crate.
 
+pub mod bcm2711_gpio;
+pub mod bcm2835_pm;
+pub mod gicv2;
 pub mod gicv3;
 pub mod pl011;
 #[cfg(target_os = "none")]

@@ -1,7 +1,8 @@
 //! The Arm PL011 UART: Duet's console on QEMU `virt` and Raspberry Pi boards.
 //!
 //! Duet keeps the line settings the firmware chose (QEMU needs none) and only
-//! enables the transmitter and receiver.
+//! enables the transmitter and receiver, except where the board says the
+//! firmware leaves the UART unset ([`Pl011::set_line`], the Raspberry Pi 4).
 
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 use tock_registers::registers::{ReadOnly, ReadWrite, WriteOnly};
@@ -35,6 +36,9 @@ register_structs! {
         (0x004 => _reserved0),
         (0x018 => fr: ReadOnly<u32, FR::Register>),
         (0x01c => _reserved1),
+        (0x024 => ibrd: ReadWrite<u32>),
+        (0x028 => fbrd: ReadWrite<u32>),
+        (0x02c => lcrh: ReadWrite<u32>),
         (0x030 => cr: ReadWrite<u32, CR::Register>),
         (0x034 => ifls: ReadWrite<u32>),
         (0x038 => imsc: ReadWrite<u32>),
@@ -46,6 +50,15 @@ register_structs! {
 }
 
 const IMSC_RX: u32 = 1 << 4;
+const LCRH_WLEN_8: u32 = 0b11 << 5;
+const LCRH_FEN: u32 = 1 << 4;
+
+/// The PL011's baud divisor, clock / (16 * baud), as its integer part and
+/// its fraction in 64ths, rounded to nearest.
+pub fn baud_divisor(clock_hz: u32, baud: u32) -> (u32, u32) {
+    let sixty_fourths = (u64::from(clock_hz) * 4 + u64::from(baud) / 2) / u64::from(baud);
+    ((sixty_fourths / 64) as u32, (sixty_fourths % 64) as u32)
+}
 const IMSC_RX_TIMEOUT: u32 = 1 << 6;
 
 /// A PL011 at a fixed, mapped address.
@@ -66,6 +79,18 @@ impl Pl011 {
         let uart = Self { registers: base as *const Registers };
         uart.regs().cr.modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
         uart
+    }
+
+    /// Sets 8N1 with FIFOs at `baud`, for a UART clocked at `clock_hz`.
+    pub fn set_line(&self, clock_hz: u32, baud: u32) {
+        let regs = self.regs();
+        self.flush();
+        regs.cr.modify(CR::UARTEN::CLEAR);
+        let (integer, fraction) = baud_divisor(clock_hz, baud);
+        regs.ibrd.set(integer);
+        regs.fbrd.set(fraction);
+        regs.lcrh.set(LCRH_WLEN_8 | LCRH_FEN);
+        regs.cr.modify(CR::UARTEN::SET + CR::TXE::SET + CR::RXE::SET);
     }
 
     fn regs(&self) -> &Registers {
@@ -99,5 +124,15 @@ impl Pl011 {
         while self.regs().fr.is_set(FR::BUSY) {
             core::hint::spin_loop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn baud_divisor_for_the_pi_4_console() {
+        // 48 MHz / (16 * 115200) = 26.042: 26 and 3/64.
+        assert_eq!(super::baud_divisor(48_000_000, 115_200), (26, 3));
+        assert_eq!(super::baud_divisor(24_000_000, 115_200), (13, 1));
     }
 }

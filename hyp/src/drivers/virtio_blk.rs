@@ -35,7 +35,7 @@ pub fn start(slot: &VirtioSlot) {
                 "  virtio  blk at {:#x}: {} sectors ({} MiB){}",
                 slot.region.start,
                 sectors,
-                sectors * SECTOR_SIZE as u64 >> 20,
+                (sectors * SECTOR_SIZE as u64) >> 20,
                 if device.readonly() { ", read-only" } else { "" }
             );
             DISK.call_once(|| Arc::new(Mutex::new(VirtioDisk { device })));

@@ -6,7 +6,7 @@
 
 use super::pagetable::{Attributes, PAGE_SIZE};
 use super::regions::{Region, RegionSet, TooManyRegions};
-use crate::platform::{Gic, Platform};
+use crate::platform::{EnableMethod, Gic, Platform};
 use crate::MAX_CPUS;
 
 /// Where the sections of the running image are, from the linker script.
@@ -66,6 +66,27 @@ pub fn plan<E: From<TooManyRegions>>(
     }
     for region in gic_regions(platform) {
         map(region.align_out(PAGE_SIZE), Attributes::DEVICE)?;
+    }
+    if let Some(watchdog) = platform.bcm2835_watchdog {
+        map(watchdog.align_out(PAGE_SIZE), Attributes::DEVICE)?;
+    }
+    // The spin tables secondary CPUs wait on, usually in RAM that firmware
+    // reserves: Duet writes their release addresses to start them.
+    let mut spin_tables: RegionSet<MAX_CPUS> = RegionSet::new();
+    for cpu in platform.cpus() {
+        if let EnableMethod::SpinTable { release_address } = cpu.enable_method {
+            let page = Region::new(release_address, 8).align_out(PAGE_SIZE);
+            spin_tables.remove(page)?;
+            spin_tables.insert(page)?;
+        }
+    }
+    for region in spin_tables.iter() {
+        // Only RAM Duet has not mapped already (as free RAM, image or tree).
+        let is_ram = platform.memory.iter().any(|r| r.contains(region.start));
+        let mapped = ram.iter().chain([image.image(), blob]).any(|r| r.overlaps(region));
+        if is_ram && !mapped {
+            map(region, Attributes::READ_WRITE)?;
+        }
     }
     // Only the virtio devices Duet drives (probed before the MMU is on);
     // a page holds several slots, so their neighbours come along, and two

@@ -86,9 +86,7 @@ impl Network {
         if let Some(uplink) = inner.uplink.as_mut() {
             uplink.acknowledge();
         }
-        loop {
-            let Some(uplink) = inner.uplink.as_mut() else { break };
-            let Some(len) = uplink.receive(&mut buffer) else { break };
+        while let Some(len) = inner.uplink.as_mut().and_then(|u| u.receive(&mut buffer)) {
             let reached = inner.switch.forward(PortId::Uplink, &buffer[..len]);
             self.pending.fetch_or(reached, Ordering::AcqRel);
             count += 1;

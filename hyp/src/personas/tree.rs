@@ -25,6 +25,7 @@ const BEGIN_NODE: u32 = 1;
 const END_NODE: u32 = 2;
 const PROP: u32 = 3;
 const END: u32 = 9;
+const NOP: u32 = 4;
 
 /// Which block of the blob the header points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +114,56 @@ impl core::error::Error for TreeError {}
 /// Checks the device tree at the start of `blob` and returns its total size
 /// (the header's `totalsize`), which is at most `blob.len()`.
 pub fn check(blob: &[u8]) -> Result<usize, TreeError> {
+    check_with(blob, Nops::Refused)
+}
+
+/// Makes the board's device tree readable by `fdt`: firmware (and QEMU)
+/// edit it in place with libfdt, and deleting a property or a node leaves
+/// NOP tokens, some of which make `fdt` panic. Checks the tree as [`check`]
+/// does but allowing NOPs, then squeezes them out of the structure block in
+/// place (the block gets shorter; the other blocks stay where they are).
+/// Returns the total size. A tree that fails the check is left unchanged.
+pub fn strip_nops(blob: &mut [u8]) -> Result<usize, TreeError> {
+    let total = check_with(blob, Nops::Allowed)?;
+    let header = Header::read(blob)?;
+    let start = header.off_struct as usize;
+    let end = start + header.size_struct as usize;
+    let (mut read, mut write) = (start, start);
+    while read < end {
+        let token = be_u32(blob, read).ok_or(TreeError::Truncated { at: read - start })?;
+        let len = match token {
+            BEGIN_NODE => {
+                let name = node_name(&blob[start..end], read + 4 - start, read - start)?;
+                4 + padded(name.len() + 1)
+            }
+            PROP => {
+                let value = be_u32(blob, read + 4).ok_or(TreeError::Truncated { at: read })?;
+                12 + padded(value as usize)
+            }
+            _ => 4,
+        };
+        if token != NOP {
+            blob.copy_within(read..read + len, write);
+            write += len;
+        }
+        read += len;
+        if token == END {
+            break;
+        }
+    }
+    let size = (write - start) as u32;
+    blob[9 * 4..10 * 4].copy_from_slice(&size.to_be_bytes());
+    Ok(total)
+}
+
+/// Whether NOP tokens may appear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Nops {
+    Refused,
+    Allowed,
+}
+
+fn check_with(blob: &[u8], nops: Nops) -> Result<usize, TreeError> {
     let header = Header::read(blob)?;
     let total = header.total as usize;
     let tree = blob
@@ -121,7 +172,7 @@ pub fn check(blob: &[u8]) -> Result<usize, TreeError> {
     let structure = header.block(tree, Block::Structure)?;
     let strings = header.block(tree, Block::Strings)?;
     header.block(tree, Block::MemoryReservations)?;
-    walk(structure, strings)?;
+    walk(structure, strings, nops)?;
     Ok(total)
 }
 
@@ -186,7 +237,7 @@ impl Header {
 }
 
 /// Walks the structure block token by token.
-fn walk(structure: &[u8], strings: &[u8]) -> Result<(), TreeError> {
+fn walk(structure: &[u8], strings: &[u8], nops: Nops) -> Result<(), TreeError> {
     let mut at = 0;
     let mut depth = 0;
     let mut seen_root = false;
@@ -219,6 +270,7 @@ fn walk(structure: &[u8], strings: &[u8]) -> Result<(), TreeError> {
                 at = body;
             }
             END if depth == 0 && seen_root => return Ok(()),
+            NOP if depth > 0 && nops == Nops::Allowed => at = body,
             _ => return Err(TreeError::UnexpectedToken { at, token }),
         }
     }

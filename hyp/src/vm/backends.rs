@@ -23,12 +23,17 @@ static PARTITIONS: Once<Result<Vec<Partition>, GptError>> = Once::new();
 pub fn start(package: &PersonaPackage) {
     let vms = package.vms();
     if vms.iter().any(|vm| vm.disk_mib.is_some()) {
-        let table = read_partitions();
-        match &table {
-            Ok(partitions) => println!("duet: disk: GPT with {} partitions", partitions.len()),
-            Err(e) => println!("duet: disk: {e}; no VM gets a disk"),
+        match virtio_blk::DISK.get() {
+            None => println!("duet: disk: the board has no disk Duet drives; no VM gets a disk"),
+            Some(disk) => {
+                let table = gpt::read(&mut *disk.lock());
+                match &table {
+                    Ok(found) => println!("duet: disk: GPT with {} partitions", found.len()),
+                    Err(e) => println!("duet: disk: {e}; no VM gets a disk"),
+                }
+                PARTITIONS.call_once(|| table);
+            }
         }
-        PARTITIONS.call_once(|| table);
     }
     let mut switch = Switch::new(package.vms_may_talk());
     for (index, vm) in vms.iter().enumerate() {
@@ -41,13 +46,6 @@ pub fn start(package: &PersonaPackage) {
         println!("duet: net: no physical NIC: the uplink reaches nothing");
     }
     NETWORK.call_once(|| Network::new(switch, uplink));
-}
-
-fn read_partitions() -> Result<Vec<Partition>, GptError> {
-    let Some(disk) = virtio_blk::DISK.get() else {
-        return Err(GptError::TooSmall { sectors: 0 });
-    };
-    gpt::read(&mut *disk.lock())
 }
 
 /// VM `spec`'s disk: the partition named like it, if it asked for one and

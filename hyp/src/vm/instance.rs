@@ -94,7 +94,7 @@ impl Vm {
         spec: &VmSpec,
         ram: Region,
         pa_bits: u32,
-        gic: GicVersion,
+        gic: GuestGic,
     ) -> Result<Vm, VmError> {
         let geometry = Geometry::stage2(ipa_bits(pa_bits));
         let mut stage2 = PageTable::new(Stage::Stage2, geometry, pa_bits, &mut HeapTables)
@@ -102,6 +102,20 @@ impl Vm {
         stage2
             .map(&mut HeapTables, layout::RAM_BASE, ram.start, ram.size(), Attributes::RAM)
             .map_err(VmError::Map)?;
+        if let GuestGic::V2 { virtual_cpu } = gic {
+            // The guest's CPU interface is the hardware's virtual one: its
+            // accesses go straight to the GIC, never trapping to Duet.
+            stage2
+                .map(
+                    &mut HeapTables,
+                    layout::GICC_BASE,
+                    virtual_cpu,
+                    layout::GICC_SIZE,
+                    Attributes::DEVICE,
+                )
+                .map_err(VmError::Map)?;
+        }
+        let gic = gic.version();
         let vcpus = spec.vcpus as usize;
         // SAFETY: `ram` was taken from the free set for this VM alone, is
         // mapped read-write in Duet's own map and lives as long as the VM.
@@ -120,7 +134,7 @@ impl Vm {
             _stage2: stage2,
             power: (0..vcpus).map(|_| Mutex::new(Power::Off)).collect(),
             in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
-            vgic: Mutex::new(Vgic::new(vcpus).map_err(VmError::Vgic)?),
+            vgic: Mutex::new(Vgic::with_front_end(vcpus, gic).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
             virtio: super::virtio::devices(index, spec.name, memory, backends),
             running: AtomicBool::new(true),
@@ -144,7 +158,8 @@ impl Vm {
         };
         let slots = super::virtio::slots(&self.virtio);
         let entry = load(&self.spec, memory, self.vcpu_count(), self.gic, &slots)?;
-        *self.vgic.lock() = Vgic::new(self.vcpu_count()).map_err(VmError::Vgic)?;
+        *self.vgic.lock() =
+            Vgic::with_front_end(self.vcpu_count(), self.gic).map_err(VmError::Vgic)?;
         *self.uart.lock() = Pl011::new();
         super::virtio::reset(&self.virtio);
         for (index, power) in self.power.iter().enumerate() {
@@ -209,6 +224,27 @@ impl Vm {
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+}
+
+/// The interrupt controller a VM's guest gets: the hardware's version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestGic {
+    /// The GICv3 front end; the guest's CPU interface is the ICC system
+    /// registers.
+    V3,
+    /// The GICv2 front end; the guest's CPU interface is the hardware's
+    /// GICV frame at physical address `virtual_cpu`, mapped at
+    /// `layout::GICC_BASE`.
+    V2 { virtual_cpu: u64 },
+}
+
+impl GuestGic {
+    pub fn version(self) -> GicVersion {
+        match self {
+            GuestGic::V3 => GicVersion::V3,
+            GuestGic::V2 { .. } => GicVersion::V2,
+        }
     }
 }
 

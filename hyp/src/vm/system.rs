@@ -3,7 +3,7 @@
 //! Bare metal only.
 
 use super::device_tree::GicVersion;
-use super::instance::Vm;
+use super::instance::{GuestGic, Vm};
 use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
@@ -40,7 +40,11 @@ pub fn start(package: Option<Region>) -> bool {
         let Some(ram) = boot::FREE_RAM.lock().allocate(mib << 20, 2 << 20) else {
             halt(format_args!("vm {}: no {mib} MiB of free RAM left", spec.name));
         };
-        match Vm::build(index, spec, ram, mmu::physical_address_bits(), GicVersion::V3) {
+        let gic = match (gic::guest_version(), gic::virtual_cpu_interface()) {
+            (GicVersion::V2, Some(gicv)) => GuestGic::V2 { virtual_cpu: gicv },
+            _ => GuestGic::V3,
+        };
+        match Vm::build(index, spec, ram, mmu::physical_address_bits(), gic) {
             Ok(vm) => {
                 println!(
                     "duet: vm {} ({:?}): {} vcpus, {mib} MiB at {ram:?}, command line {:?}",
@@ -60,7 +64,7 @@ pub fn start(package: Option<Region>) -> bool {
     VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     for other in 1..smp::online() {
-        gic::send_sgi(KICK_SGI, smp::mpidr_of(other));
+        gic::send_sgi(KICK_SGI, other);
     }
     true
 }
@@ -83,6 +87,12 @@ pub fn cpu_loop(me: usize) -> ! {
         }
         cpu::wait_for_interrupt();
         while let Some(intid) = gic::acknowledge() {
+            // The NIC's interrupt comes to the boot CPU even when it has no
+            // vCPU left: frames from the network still reach running VMs.
+            if Some(intid) == crate::drivers::virtio_net::intid() {
+                crate::drivers::virtio_net::interrupt();
+                SystemCpus { me }.frames_waiting();
+            }
             gic::end_of_interrupt(intid);
         }
     }
@@ -96,7 +106,7 @@ impl Cpus for SystemCpus {
     fn kick(&self, vm: &Vm, vcpu: usize) {
         let placement = PLACEMENT.get().expect("placed before running");
         match placement.cpu_of(VcpuId { vm: vm.index, vcpu }) {
-            Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, smp::mpidr_of(cpu)),
+            Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, cpu),
             _ => {}
         }
     }
@@ -161,6 +171,14 @@ pub fn print_counters() {
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+    }
+    if let Some(network) = crate::net::NETWORK.get() {
+        let (drops, forwarded, uplink_errors) = network.counters();
+        println!(
+            "duet: switch: {forwarded} frames forwarded; dropped: {} forbidden, {} queue full, \
+             {} spoofed, {} malformed; {uplink_errors} uplink send errors",
+            drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
+        );
     }
     let (used, total) = crate::mm::heap::usage();
     println!("duet: heap {} KiB in use of {} KiB", used / 1024, total / 1024);

@@ -1,18 +1,24 @@
 //! `cargo xtask bench`: what Duet costs, measured against the same work
 //! without Duet in the same run, so the ratios hold on any machine.
 //!
-//! Each run boots Linux natively and under Duet (the default persona set),
-//! alternating, and takes from each: the time to the personal guest's init,
-//! a fixed CPU-bound job in its shell, and (first run only) QEMU's host CPU
-//! time over an idle window with Duet's counters around it. Duet's size
-//! comes from its ELF. One table goes to stdout and `target/bench/results.json`,
+//! First the microbenchmark guest (`guests/bench`) runs under Duet and
+//! directly under QEMU, twice with `-icount` (instructions, repeatable) and
+//! once on the wall clock (`micro`). Then each run boots one Linux persona
+//! natively and under Duet (the same kernel, initramfs, vCPUs and memory),
+//! alternating, and takes from each: the time to init and a fixed CPU-bound
+//! job in its shell. The idle window (QEMU's host CPU time, with Duet's
+//! counters around it) compares one idle native Linux (first run) with the
+//! default pair of personas under Duet (one extra boot). Duet's size comes
+//! from its ELF. One table goes to stdout and `target/bench/results.json`,
 //! and with `--report` to `docs/benchmarks.md` with a plot of the ratios.
 //!
-//! Submodules: `machine` drives one boot, `parse` reads console and /proc
-//! text, `size` reads the ELF, `table` holds and renders rows, `report`
-//! describes the host and writes the report.
+//! Submodules: `machine` drives one Linux boot, `micro` runs the bench
+//! guest, `parse` reads console and /proc text, `size` reads the ELF,
+//! `table` holds and renders rows, `report` describes the host and writes
+//! the report.
 
 mod machine;
+mod micro;
 mod parse;
 mod report;
 mod size;
@@ -22,9 +28,11 @@ use crate::image::{self, Image, Variant};
 use crate::{deps, guest, personas, qemu};
 use anyhow::{ensure, Context, Result};
 use machine::{Machine, Setup};
+use micro::Clock;
 use parse::{Counters, CpuCounters};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 use table::{Row, Unit};
 
@@ -61,10 +69,25 @@ const BUSY_TARGET: f64 = 1.02;
 /// What every boot needs, built or fetched once.
 struct Inputs {
     image: Image,
-    package: PathBuf,
+    /// The personal persona alone (the boot and busy comparisons).
+    single: PathBuf,
+    /// The default persona pair (the idle window).
+    pair: PathBuf,
     kernel: PathBuf,
     initrd: PathBuf,
+    /// The bench guest's Image, and a package with it as the only VM.
+    bench_guest: PathBuf,
+    bench_package: PathBuf,
 }
+
+/// The personal VM of `guests/default.toml`, alone: what the native boot
+/// is compared with (same kernel, initramfs, command line, vCPUs, memory).
+const SINGLE_PERSONA: &str = "[[vm]]\nname = \"personal\"\nrole = \"personal\"\n\
+    kernel = {KERNEL:?}\ninitrd = {INITRD:?}\ncmdline = \"console=ttyAMA0 quiet\"\n\
+    memory_mib = 256\nvcpus = 2\n";
+/// The bench guest with two vCPUs (for the IPI), as on the native side.
+const BENCH_CPUS: u32 = 2;
+const BENCH_MEMORY_MIB: u32 = 64;
 
 /// The idle window of one boot.
 #[derive(Clone, Debug)]
@@ -81,6 +104,16 @@ struct Samples {
     banner: Vec<f64>,
     busy: Vec<f64>,
     idle: Option<Idle>,
+}
+
+/// The bench guest's runs: two with icount and one on the wall clock, on
+/// each side.
+#[derive(Default)]
+struct Micro {
+    native_icount: Vec<micro::Run>,
+    duet_icount: Vec<micro::Run>,
+    native_wall: Vec<micro::Run>,
+    duet_wall: Vec<micro::Run>,
 }
 
 /// What `target/bench/results.json` holds.
@@ -100,24 +133,32 @@ pub struct Results {
 pub fn run(options: &Options) -> Result<()> {
     ensure!(options.runs >= 1, "--runs must be at least 1");
     ensure!(options.idle_seconds >= 1, "--idle-seconds must be at least 1");
+    let load_at_start = report::load_average();
     let inputs = prepare()?;
-    let (mut native, mut duet) = (Samples::default(), Samples::default());
+    let micro = microbenchmarks(&inputs)?;
+    let (mut native, mut duet, mut pair) =
+        (Samples::default(), Samples::default(), Samples::default());
     for run in 1..=options.runs {
         let idle = (run == 1).then(|| Duration::from_secs(options.idle_seconds));
-        for (setup, samples) in [(Setup::Native, &mut native), (Setup::Duet, &mut duet)] {
-            eprintln!("bench: run {run}/{}: {}", options.runs, setup.name());
-            measure(&inputs, setup, idle, samples)
-                .with_context(|| format!("run {run}, {}", setup.name()))?;
-        }
+        eprintln!("bench: run {run}/{}: native", options.runs);
+        measure(&inputs, Setup::Native, idle, true, &mut native)
+            .with_context(|| format!("run {run}, native"))?;
+        eprintln!("bench: run {run}/{}: Duet", options.runs);
+        measure(&inputs, Setup::Duet, None, true, &mut duet)
+            .with_context(|| format!("run {run}, Duet"))?;
     }
+    eprintln!("bench: idle window: Duet, two personas");
+    let window = Duration::from_secs(options.idle_seconds);
+    measure(&inputs, Setup::DuetPair, Some(window), false, &mut pair)
+        .context("the idle window under Duet")?;
     let size = size::measure(&inputs.image.elf, &inputs.image.binary)?;
     let results = Results {
-        host: report::Host::describe()?,
+        host: report::Host::describe(load_at_start)?,
         runs: options.runs,
         idle_seconds: options.idle_seconds,
         busy_job: BUSY_JOB.into(),
-        rows: rows(options, &native, &duet, &size),
-        idle_counters: duet.idle.and_then(|idle| idle.counters),
+        rows: rows(options, &native, &duet, &pair, &micro, &size),
+        idle_counters: pair.idle.and_then(|idle| idle.counters),
         size,
     };
     print!("{}", table::plain(&results.rows));
@@ -128,22 +169,76 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Builds Duet and its persona package, and fetches the guest.
+/// Builds Duet, the bench guest and the persona packages, and fetches the
+/// Linux guest.
 fn prepare() -> Result<Inputs> {
     deps::ensure_qemu()?;
+    let board = duet_boards::default_board();
     let image = image::build(Variant::Release)?;
-    let manifest = guest::default_manifest()?;
-    let package = personas::package(&manifest, duet_boards::default_board())?;
+    let pair = personas::package(&guest::default_manifest()?, board)?;
     let kernel = guest::debian_kernel()?;
     let initrd = guest::busybox_initramfs()?;
-    Ok(Inputs { image, package, kernel, initrd })
+    let single = SINGLE_PERSONA
+        .replace("{KERNEL:?}", &format!("{kernel:?}"))
+        .replace("{INITRD:?}", &format!("{initrd:?}"));
+    let single = personas::package(&write_manifest("bench-personal", &single)?, board)?;
+    let bench_guest = image::build_bench_guest()?.binary;
+    let text = format!(
+        "[[vm]]\nname = \"bench\"\nrole = \"corporate\"\nkernel = {bench_guest:?}\n\
+         memory_mib = {BENCH_MEMORY_MIB}\nvcpus = {BENCH_CPUS}\n"
+    );
+    let bench_package = personas::package(&write_manifest("bench-guest", &text)?, board)?;
+    Ok(Inputs { image, single, pair, kernel, initrd, bench_guest, bench_package })
 }
 
-/// One boot: boot time, the idle window if asked for, the busy job, power-off.
+/// Writes a manifest under `target/bench/`; returns its path.
+fn write_manifest(name: &str, text: &str) -> Result<PathBuf> {
+    let dir = crate::target_dir().join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The QEMU command running the bench guest, under Duet or directly.
+pub fn bench_guest_command(duet: Option<(&Path, &Path)>, guest: &Path) -> Command {
+    match duet {
+        Some((image, package)) => {
+            let options = qemu::Options { package: Some(package.into()), ..Default::default() };
+            qemu::command(duet_boards::default_board(), image, &options)
+        }
+        None => qemu::native_command(guest, BENCH_CPUS, BENCH_MEMORY_MIB),
+    }
+}
+
+/// The bench guest natively and under Duet: twice with icount, once on the
+/// wall clock.
+fn microbenchmarks(inputs: &Inputs) -> Result<Micro> {
+    let mut micro = Micro::default();
+    let duet = Some((inputs.image.binary.as_path(), inputs.bench_package.as_path()));
+    for clock in [Clock::Icount, Clock::Icount, Clock::Wall] {
+        eprintln!("bench: microbenchmarks ({clock:?})");
+        let native = micro::run(bench_guest_command(None, &inputs.bench_guest), clock)
+            .context("the bench guest without Duet")?;
+        let under_duet = micro::run(bench_guest_command(duet, &inputs.bench_guest), clock)
+            .context("the bench guest under Duet")?;
+        let (n, d) = match clock {
+            Clock::Icount => (&mut micro.native_icount, &mut micro.duet_icount),
+            Clock::Wall => (&mut micro.native_wall, &mut micro.duet_wall),
+        };
+        n.push(native);
+        d.push(under_duet);
+    }
+    Ok(micro)
+}
+
+/// One boot: boot time, the idle window if asked for, the busy job if
+/// asked for, power-off.
 fn measure(
     inputs: &Inputs,
     setup: Setup,
     idle: Option<Duration>,
+    busy: bool,
     samples: &mut Samples,
 ) -> Result<()> {
     let mut machine = Machine::start(command(inputs, setup), setup)?;
@@ -154,17 +249,19 @@ fn measure(
     if let Some(window) = idle {
         samples.idle = Some(idle_window(&mut machine, setup, window)?);
     }
-    machine.shell_until(BUSY_SETUP, BUSY_READY)?;
-    samples.busy.push(machine.timed_job(BUSY_JOB)?);
+    if busy {
+        machine.shell_until(BUSY_SETUP, BUSY_READY)?;
+        samples.busy.push(machine.timed_job(BUSY_JOB)?);
+    }
     machine.power_off()
 }
 
 fn command(inputs: &Inputs, setup: Setup) -> std::process::Command {
     match setup {
         Setup::Native => qemu::native_linux_command(&inputs.kernel, &inputs.initrd),
-        Setup::Duet => {
-            let options =
-                qemu::Options { package: Some(inputs.package.clone()), ..Default::default() };
+        Setup::Duet | Setup::DuetPair => {
+            let package = if setup == Setup::Duet { &inputs.single } else { &inputs.pair };
+            let options = qemu::Options { package: Some(package.clone()), ..Default::default() };
             qemu::command(duet_boards::default_board(), &inputs.image.binary, &options)
         }
     }
@@ -174,7 +271,7 @@ fn command(inputs: &Inputs, setup: Setup) -> std::process::Command {
 /// read just outside the window, so printing them is not counted.
 fn idle_window(machine: &mut Machine, setup: Setup, window: Duration) -> Result<Idle> {
     let before = match setup {
-        Setup::Duet => Some(machine.counters()?),
+        Setup::Duet | Setup::DuetPair => Some(machine.counters()?),
         Setup::Native => None,
     };
     let start = machine.cpu_seconds()?;
@@ -188,13 +285,21 @@ fn idle_window(machine: &mut Machine, setup: Setup, window: Duration) -> Result<
 }
 
 /// The table: compared scenarios first, then Duet's own figures.
-fn rows(options: &Options, native: &Samples, duet: &Samples, size: &size::Size) -> Vec<Row> {
+fn rows(
+    options: &Options,
+    native: &Samples,
+    duet: &Samples,
+    pair: &Samples,
+    micro: &Micro,
+    size: &size::Size,
+) -> Vec<Row> {
     let idle = format!("idle {} s", options.idle_seconds);
     let cpu = |s: &Samples| s.idle.as_ref().map(|i| vec![i.cpu_seconds]).unwrap_or_default();
-    let mut rows = vec![
+    let mut rows = micro_rows(micro);
+    rows.extend([
         Row::compared(
             "boot.init",
-            "boot to init (median)",
+            "boot to init, one persona (median)",
             Unit::Seconds,
             native.boot.clone(),
             duet.boot.clone(),
@@ -209,15 +314,23 @@ fn rows(options: &Options, native: &Samples, duet: &Samples, size: &size::Size) 
             None,
         ),
         Row::compared(
+            "boot.init_pair",
+            "boot to init, two personas",
+            Unit::Seconds,
+            Vec::new(),
+            pair.boot.clone(),
+            None,
+        ),
+        Row::compared(
             "idle.host_cpu",
-            &format!("{idle}: QEMU host CPU time"),
+            &format!("{idle}: QEMU host CPU time (Duet: two personas)"),
             Unit::CpuSeconds,
             cpu(native),
-            cpu(duet),
+            cpu(pair),
             Some(IDLE_TARGET),
         ),
-    ];
-    if let Some((before, after)) = duet.idle.as_ref().and_then(|i| i.counters.as_ref()) {
+    ]);
+    if let Some((before, after)) = pair.idle.as_ref().and_then(|i| i.counters.as_ref()) {
         rows.extend(wakeup_rows(&idle, &after.cpus_since(before)));
         rows.push(Row::duet_only(
             "memory.heap_used",
@@ -270,6 +383,59 @@ fn wakeup_rows(idle: &str, cpus: &[CpuCounters]) -> Vec<Row> {
             counters.timer_interrupts as f64,
         ));
     }
+    rows
+}
+
+/// Each figure of the bench guest: instructions per operation (icount,
+/// the median of two runs), what Duet adds to them, and nanoseconds per
+/// operation on the wall clock; then how far the icount runs differ.
+fn micro_rows(micro: &Micro) -> Vec<Row> {
+    let per_op = |runs: &[micro::Run], name: &str| -> Vec<f64> {
+        runs.iter().filter_map(|run| run.nanoseconds_per_op(name)).collect()
+    };
+    let mut rows = Vec::new();
+    let mut spread: f64 = 0.0;
+    for name in duet_bench_guest::figure::NAMES {
+        let (native, duet) = (per_op(&micro.native_icount, name), per_op(&micro.duet_icount, name));
+        if native.is_empty() && duet.is_empty() {
+            continue;
+        }
+        for samples in [&native, &duet] {
+            spread = spread.max(table::relative_spread(samples));
+        }
+        let instructions = Row::compared(
+            &format!("micro.{name}.instructions"),
+            &format!("{name}: instructions/op (icount)"),
+            Unit::Instructions,
+            native,
+            duet,
+            None,
+        );
+        let added = instructions.duet.zip(instructions.native).map(|(d, n)| d - n);
+        rows.push(instructions);
+        if let Some(added) = added {
+            rows.push(Row::duet_only(
+                &format!("micro.{name}.duet_instructions"),
+                &format!("{name}: Duet's instructions/op"),
+                Unit::Instructions,
+                added,
+            ));
+        }
+        rows.push(Row::compared(
+            &format!("micro.{name}.wall_ns"),
+            &format!("{name}: ns/op (wall clock)"),
+            Unit::Nanoseconds,
+            per_op(&micro.native_wall, name),
+            per_op(&micro.duet_wall, name),
+            None,
+        ));
+    }
+    rows.push(Row::duet_only(
+        "micro.icount_spread",
+        "microbenchmarks: largest icount run-to-run difference",
+        Unit::Percent,
+        spread * 100.0,
+    ));
     rows
 }
 

@@ -143,14 +143,7 @@ pub fn is_bookworm() -> bool {
 /// Whether any of apt's sources names bookworm-backports (one-line `.list`
 /// and deb822 `.sources` files alike mention the suite by name).
 pub fn has_backports() -> bool {
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
-        // apt reads only these two kinds there (not `*.disabled` and such).
-        let is_source =
-            |path: &PathBuf| path.extension().is_some_and(|ext| ext == "list" || ext == "sources");
-        files.extend(dir.flatten().map(|entry| entry.path()).filter(is_source));
-    }
-    files.iter().any(|file| {
+    source_files().iter().any(|file| {
         std::fs::read_to_string(file).is_ok_and(|text| {
             text.lines().any(|line| {
                 !line.trim_start().starts_with('#') && line.contains("bookworm-backports")
@@ -167,6 +160,55 @@ pub fn add_backports() -> Result<()> {
     }
     std::fs::write(BACKPORTS_LIST, format!("{BACKPORTS_SOURCE}\n"))
         .with_context(|| format!("cannot write {BACKPORTS_LIST}"))
+}
+
+/// Where xtask adds Debian's non-free-firmware section (the Raspberry Pi's
+/// boot firmware lives there) when apt's sources lack it.
+const NON_FREE_FIRMWARE_LIST: &str = "/etc/apt/sources.list.d/duet-non-free-firmware.list";
+const NON_FREE_FIRMWARE_SOURCE: &str =
+    "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] \
+     http://deb.debian.org/debian bookworm non-free-firmware";
+
+/// Whether any of apt's sources names the non-free-firmware section.
+pub fn has_non_free_firmware() -> bool {
+    source_files().iter().any(|file| {
+        std::fs::read_to_string(file).is_ok_and(|text| {
+            text.lines().any(|line| {
+                !line.trim_start().starts_with('#') && line.contains("non-free-firmware")
+            })
+        })
+    })
+}
+
+/// Adds bookworm's non-free-firmware section to apt's sources unless apt
+/// knows it already: as root, and otherwise failing with the command to run.
+/// The caller's apt retry refreshes the lists.
+pub fn add_non_free_firmware() -> Result<()> {
+    if has_non_free_firmware() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "the Raspberry Pi firmware is in Debian's non-free-firmware section, which apt \
+             does not use yet; as root, run:\n  echo '{NON_FREE_FIRMWARE_SOURCE}' > \
+             {NON_FREE_FIRMWARE_LIST} && apt-get update"
+        );
+    }
+    eprintln!("xtask: adding Debian's non-free-firmware section to apt's sources");
+    std::fs::write(NON_FREE_FIRMWARE_LIST, format!("{NON_FREE_FIRMWARE_SOURCE}\n"))
+        .with_context(|| format!("cannot write {NON_FREE_FIRMWARE_LIST}"))
+}
+
+/// apt's source files: sources.list and the `.list` and `.sources` files
+/// of sources.list.d (apt reads no other kinds there).
+fn source_files() -> Vec<PathBuf> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let is_source =
+            |path: &PathBuf| path.extension().is_some_and(|ext| ext == "list" || ext == "sources");
+        files.extend(dir.flatten().map(|entry| entry.path()).filter(is_source));
+    }
+    files
 }
 
 /// Runs `apt-get ARGS` without questions. Its report goes to stderr, so the

@@ -64,6 +64,28 @@ impl Kernel {
 /// initramfs needs no C library.
 const BUSYBOX_PACKAGE: &str = "busybox-static";
 
+/// Debian's `raspi-firmware` package (the Raspberry Pi's boot firmware,
+/// from the non-free-firmware section) unpacked under
+/// `target/guests/raspi-firmware/`, fetched on first use; returns the
+/// directory with `start4.elf`, `fixup4.dat` and the others.
+pub fn raspi_firmware() -> Result<PathBuf> {
+    let cache = guests_dir().join("raspi-firmware");
+    let files = cache.join("root/usr/lib/raspi-firmware");
+    if cache.join("complete").is_file() {
+        return Ok(files);
+    }
+    apt::prepare()?;
+    crate::deps::add_non_free_firmware()?;
+    eprintln!("xtask: fetching raspi-firmware (5 MB), the Raspberry Pi's boot firmware...");
+    let deb = apt::with_fresh_lists(|| apt::download_all("raspi-firmware", &downloads_dir()))?;
+    remove_dir_if_present(&cache)?;
+    apt::extract(&deb, &cache.join("root")).context("cannot unpack raspi-firmware")?;
+    fs::remove_file(&deb).with_context(|| format!("cannot remove {}", deb.display()))?;
+    ensure!(files.join("start4.elf").is_file(), "raspi-firmware has no start4.elf");
+    fs::write(cache.join("complete"), b"").context("cannot mark the firmware as fetched")?;
+    Ok(files)
+}
+
 /// Where fetched and built guests live.
 pub fn guests_dir() -> PathBuf {
     crate::target_dir().join("guests")

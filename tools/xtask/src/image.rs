@@ -82,8 +82,13 @@ pub fn build_mail() -> Result<Image> {
     build_guest("duet-mail", "mail")
 }
 
-/// Builds the bare-metal guest `package` into `target/guests/<name>/` and
-/// writes its flat image there as `<name>.bin`.
+/// Builds the microbenchmark guest (`guests/bench`) and writes its flat image.
+pub fn build_bench_guest() -> Result<Image> {
+    build_guest("duet-bench-guest", "bench")
+}
+
+/// Builds the bare-metal guest `package` and writes its flat image as
+/// `target/guests/<name>/<name>.bin`.
 fn build_guest(package: &str, name: &str) -> Result<Image> {
     crate::deps::ensure_rust_target(TARGET)?;
     let target_dir = crate::target_dir().join("guests").join(name);

@@ -11,6 +11,7 @@ pub mod guest;
 pub mod image;
 pub mod personas;
 pub mod qemu;
+pub mod sdcard;
 
 use std::path::PathBuf;
 

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use xtask::image::{self, Variant};
 use xtask::qemu::{self, Ending};
-use xtask::{bench, deps, disk, guest, personas, workspace_root};
+use xtask::{bench, deps, disk, guest, personas, sdcard, workspace_root};
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run and test Duet")]
@@ -55,6 +55,19 @@ enum Task {
         #[arg(last = true)]
         filter: Vec<String>,
     },
+    /// Write a flashable SD-card image: Duet, its personas and the board's
+    /// boot firmware (see docs/boards/rpi4.md).
+    Image {
+        /// The board (only rpi4 has one).
+        #[arg(long)]
+        board: String,
+        /// The persona manifest (default: guests/default.toml).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Where to write the image.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Build the hypervisor image and print its path.
     Build {
         /// Build the variant with deliberate faults for the crash tests.
@@ -94,13 +107,17 @@ fn main() -> ExitCode {
     }
 }
 
+fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
+    duet_boards::by_name(name).with_context(|| {
+        let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
+        format!("no board called {name:?}; boards: {}", names.join(", "))
+    })
+}
+
 fn run(task: Task) -> Result<ExitCode> {
     match task {
         Task::Run { board, smp, append, manifest, new_disk, qemu_args } => {
-            let board = duet_boards::by_name(&board).with_context(|| {
-                let names: Vec<_> = duet_boards::BOARDS.iter().map(|b| b.name).collect();
-                format!("no board called {board:?}; boards: {}", names.join(", "))
-            })?;
+            let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
             // Manifests may name the mail guest (guests/mail.toml does);
@@ -111,13 +128,18 @@ fn run(task: Task) -> Result<ExitCode> {
                 None => guest::default_manifest()?,
             };
             let package = personas::package(&manifest, board)?;
+            let dtb = qemu::board_dtb(board)?;
             let checked = duet_pack::Manifest::load(&manifest)?;
-            let disk = disk::ensure(&checked, new_disk)?;
-            let nic = checked.vms.iter().any(|vm| vm.net.is_some());
+            // Only QEMU `virt` has the virtio-mmio bus Duet drives the
+            // physical disk and network card on.
+            let physical_virtio = qemu::has_virtio_mmio(board);
+            let disk = if physical_virtio { disk::ensure(&checked, new_disk)? } else { None };
+            let nic = physical_virtio && checked.vms.iter().any(|vm| vm.net.is_some());
             let options = qemu::Options {
                 cpus: smp,
                 append,
                 package: Some(package),
+                dtb,
                 disk,
                 nic,
                 extra_args: qemu_args,
@@ -135,6 +157,12 @@ fn run(task: Task) -> Result<ExitCode> {
                     ExitCode::FAILURE
                 }
             })
+        }
+        Task::Image { board, manifest, out } => {
+            let board = find_board(&board)?;
+            sdcard::make(board, manifest, &out)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
         }
         Task::Test { unit, filter } => {
             cargo(&["test", "--quiet"])?;

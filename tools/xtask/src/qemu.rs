@@ -20,6 +20,9 @@ pub struct Options {
     pub append: Option<String>,
     /// The persona package, loaded where a bootloader puts an initrd.
     pub package: Option<PathBuf>,
+    /// The device tree for boards whose QEMU model makes none (see
+    /// [`board_dtb`]).
+    pub dtb: Option<PathBuf>,
     /// The physical disk image: a virtio-blk device Duet drives.
     pub disk: Option<PathBuf>,
     /// A virtio-net device on QEMU's user network (the host is 10.0.2.2).
@@ -27,6 +30,17 @@ pub struct Options {
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
+}
+
+/// The device tree `board` needs passed with `-dtb`, taken from Debian's
+/// kernel package (fetched on first use), if it needs one.
+pub fn board_dtb(board: &Board) -> Result<Option<PathBuf>> {
+    let Some(name) = board.qemu.dtb else { return Ok(None) };
+    let kernel = crate::guest::kernel()?;
+    let path =
+        kernel.root.join("usr/lib").join(format!("linux-image-{}", kernel.release)).join(name);
+    anyhow::ensure!(path.is_file(), "no {} in Debian's kernel package", path.display());
+    Ok(Some(path))
 }
 
 /// How Duet's console says the run ended.
@@ -72,6 +86,9 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     if let Some(package) = &options.package {
         command.arg("-initrd").arg(package);
     }
+    if let Some(dtb) = &options.dtb {
+        command.arg("-dtb").arg(dtb);
+    }
     // On `virt`, `-device virtio-*-device` lands in a virtio-mmio slot;
     // Duet drives these itself and guests never see them.
     if let Some(disk) = &options.disk {
@@ -87,20 +104,34 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     command
 }
 
+/// Whether `board`'s QEMU machine has the virtio-mmio bus that
+/// `-device virtio-*-device` plugs into (QEMU `virt`; not `raspi4b`).
+pub fn has_virtio_mmio(board: &Board) -> bool {
+    board.qemu.machine.split(',').next() == Some("virt")
+}
+
 /// The QEMU command that boots a Linux `kernel` and `initrd` directly, with
 /// no Duet: the baseline the benchmarks compare Duet with. Same CPU model,
-/// vCPU count and memory as the personal VM of the default persona set;
-/// console on stdio.
+/// vCPU count, memory and interrupt controller (GICv3) as the personal VM
+/// of the default persona set; console on stdio.
 pub fn native_linux_command(kernel: &Path, initrd: &Path) -> Command {
+    let mut command = native_command(kernel, 2, 256);
+    command.arg("-initrd").arg(initrd).args(["-append", "console=ttyAMA0 quiet"]);
+    command
+}
+
+/// The QEMU command that boots `kernel` (an arm64 Image) directly on `virt`
+/// at EL1, with no Duet: `cpus` CPUs, `memory_mib` of RAM, a GICv3 (what
+/// Duet's guests see), PSCI over HVC (QEMU's own, as there is no EL2),
+/// no network; console on stdio.
+pub fn native_command(kernel: &Path, cpus: u32, memory_mib: u32) -> Command {
     let mut command = Command::new(QEMU);
     command
-        .args(["-M", "virt", "-cpu", "max", "-smp", "2", "-m", "256M"])
+        .args(["-M", "virt,gic-version=3", "-cpu", "max"])
+        .args(["-smp", &cpus.to_string(), "-m", &format!("{memory_mib}M")])
         .args(["-nographic", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", "console=ttyAMA0 quiet"]);
+        .arg(kernel);
     command
 }
 
@@ -190,7 +221,7 @@ mod tests {
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args.join(" "),
-            "-M virt -cpu max -smp 2 -m 256M -nographic -no-reboot -nic none \
+            "-M virt,gic-version=3 -cpu max -smp 2 -m 256M -nographic -no-reboot -nic none \
              -kernel /k/Image -initrd /k/initrd.cpio -append console=ttyAMA0 quiet"
         );
     }
@@ -202,10 +233,13 @@ mod tests {
             cpus: Some(2),
             append: Some("duet.log=debug".into()),
             package: Some("/tmp/p.pkg".into()),
+            dtb: None,
             disk: Some("/tmp/d.img".into()),
             nic: true,
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
+        assert!(has_virtio_mmio(board));
+        assert!(!has_virtio_mmio(duet_boards::by_name("rpi4").unwrap()));
         let command = command(board, Path::new("/tmp/duet.bin"), &options);
         let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         let joined = args.join(" ");
@@ -225,5 +259,23 @@ mod tests {
             ),
             "{joined}"
         );
+    }
+
+    #[test]
+    fn the_pi_4_runs_on_raspi4b_with_its_tree_and_a_fixed_cpu_count() {
+        let board = duet_boards::by_name("rpi4").unwrap();
+        let options = Options {
+            cpus: Some(2),
+            dtb: Some("/k/bcm2711-rpi-4-b.dtb".into()),
+            ..Options::default()
+        };
+        let command = command(board, Path::new("/tmp/duet.bin"), &options);
+        let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            args.join(" "),
+            "-machine raspi4b -cpu cortex-a72 -m 2048M -smp 4 -nographic -no-reboot \
+             -kernel /tmp/duet.bin -dtb /k/bcm2711-rpi-4-b.dtb"
+        );
+        assert_eq!(board.qemu.dtb, Some("broadcom/bcm2711-rpi-4-b.dtb"));
     }
 }

@@ -17,9 +17,8 @@ pub struct SavedState {
     fpsr: u64,
     timer_ctl: u64,
     timer_cval: u64,
-    vmcr: u64,
-    ap0r0: u64,
-    ap1r0: u64,
+    /// The GIC virtual CPU interface (see `gic::save_virtual_cpu_interface`).
+    gic: [u64; 3],
 }
 
 impl Default for SavedState {
@@ -32,9 +31,7 @@ impl Default for SavedState {
             fpsr: 0,
             timer_ctl: 0,
             timer_cval: 0,
-            vmcr: 0,
-            ap0r0: 0,
-            ap1r0: 0,
+            gic: [0; 3],
         };
         state.el1[SCTLR] = SCTLR_EL1_RESET;
         state
@@ -133,9 +130,7 @@ impl SavedState {
         self.timer_ctl = read_sysreg!("cntv_ctl_el0");
         self.timer_cval = read_sysreg!("cntv_cval_el0");
         write_sysreg!("cntv_ctl_el0", 0);
-        self.vmcr = read_sysreg!("ich_vmcr_el2");
-        self.ap0r0 = read_sysreg!("ich_ap0r0_el2");
-        self.ap1r0 = read_sysreg!("ich_ap1r0_el2");
+        self.gic = super::gic::save_virtual_cpu_interface();
     }
 
     /// Puts `self` into this CPU's hardware.
@@ -157,9 +152,7 @@ impl SavedState {
         self.load_fp();
         write_sysreg!("cntv_cval_el0", self.timer_cval);
         write_sysreg!("cntv_ctl_el0", self.timer_ctl);
-        write_sysreg!("ich_vmcr_el2", self.vmcr);
-        write_sysreg!("ich_ap0r0_el2", self.ap0r0);
-        write_sysreg!("ich_ap1r0_el2", self.ap1r0);
+        super::gic::load_virtual_cpu_interface(self.gic);
         // SAFETY: an instruction barrier has no memory effects.
         unsafe { asm!("isb", options(nostack, preserves_flags)) };
     }

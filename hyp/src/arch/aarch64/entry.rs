@@ -16,8 +16,11 @@
 use crate::MAX_CPUS;
 use core::arch::global_asm;
 
-/// Bytes of main stack per CPU.
-pub const MAIN_STACK_SIZE: usize = 64 * 1024;
+/// Bytes of main stack per CPU. The boot CPU builds the VMs, and the
+/// deepest path there (boot, `system::start`, `Vm::build`, the vGIC and
+/// device-tree code, each with frames of 4 to 16 KiB from values built in
+/// place) outgrew 64 KiB once VMs gained virtio devices.
+pub const MAIN_STACK_SIZE: usize = 128 * 1024;
 /// Bytes of exception stack per CPU.
 pub const EXCEPTION_STACK_SIZE: usize = 16 * 1024;
 /// An unmapped page below each stack turns an overflow into a fault.
@@ -55,6 +58,19 @@ pub fn secondary_entry_address() -> u64 {
         fn duet_secondary_entry();
     }
     duet_secondary_entry as *const () as u64
+}
+
+/// The index the next CPU released from a spin table takes (it arrives
+/// with no argument of its own); written by the boot CPU before each release.
+#[no_mangle]
+pub static mut SPIN_TABLE_INDEX: u64 = 0;
+
+/// The physical address CPUs released from a spin table start at.
+pub fn spin_table_entry_address() -> u64 {
+    extern "C" {
+        fn duet_spin_table_entry();
+    }
+    duet_spin_table_entry as *const () as u64
 }
 
 // arm64 Image header flags: little endian, 4 KiB pages, may be placed anywhere.
@@ -161,8 +177,17 @@ primary_entry:
     bl      {wrong_el}
     b       .
 
-// A secondary CPU, started by PSCI CPU_ON at EL2 with its index in x0.
+// A secondary CPU released from a spin table, at EL2, MMU off: it takes the
+// index the boot CPU left for it and goes on as if started by PSCI.
 .section .text
+.global duet_spin_table_entry
+duet_spin_table_entry:
+    adrp    x0, {spin_index}
+    add     x0, x0, :lo12:{spin_index}
+    ldr     x0, [x0]
+    b       duet_secondary_entry
+
+// A secondary CPU, started by PSCI CPU_ON at EL2 with its index in x0.
 .global duet_secondary_entry
 duet_secondary_entry:
     mov     x19, x0
@@ -207,6 +232,7 @@ duet_secondary_entry:
     sctlr_lo = const SCTLR_EL2_MMU_OFF & 0xffff,
     sctlr_on = const SCTLR_EL2_MMU_ON,
     mmu = sym SECONDARY_MMU,
+    spin_index = sym SPIN_TABLE_INDEX,
     primary = sym crate::boot::primary_main,
     wrong_el = sym crate::boot::wrong_el_main,
     secondary = sym crate::smp::secondary_main,

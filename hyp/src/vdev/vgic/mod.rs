@@ -1,5 +1,6 @@
 //! The virtual GIC's interrupt model: one [`Vgic`] per VM, shared by every
-//! GIC front end (GICv3 in [`v3`]; GICv2 for the Raspberry Pi 4 later).
+//! GIC front end (GICv3 in [`v3`], GICv2 in [`v2`]; the register banks
+//! both share in [`bank`]).
 //!
 //! It owns the state of each virtual interrupt (enable, pending latch, level
 //! line, active, priority, trigger, routing), decides which interrupts each
@@ -19,14 +20,20 @@
 //! Every interrupt is Group 1; the guest's CPU interface is the hardware's
 //! virtual one, so acknowledge, EOI and priority masking never reach Duet.
 
+mod bank;
+pub mod v2;
 pub mod v3;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_v2;
 
 use core::fmt;
 
+use crate::vm::device_tree::GicVersion;
 use crate::vm::layout;
+use crate::vm::mmio::{MmioDevice, MmioError, Size};
 
 /// SGIs are INTIDs 0..16, per vCPU.
 pub const SGI_COUNT: u32 = 16;
@@ -115,6 +122,28 @@ pub trait ListRegisterFormat {
     fn encode(entry: LrEntry) -> Self::Word;
     /// The state the guest left in a list register.
     fn state(word: Self::Word) -> LrState;
+}
+
+/// The distributor a VM's guest sees, whichever its version.
+pub enum Distributor<'a> {
+    V2(v2::GicDistributor<'a>),
+    V3(v3::GicDistributor<'a>),
+}
+
+impl MmioDevice for Distributor<'_> {
+    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
+        match self {
+            Distributor::V2(d) => d.read(vcpu, offset, size),
+            Distributor::V3(d) => d.read(vcpu, offset, size),
+        }
+    }
+
+    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
+        match self {
+            Distributor::V2(d) => d.write(vcpu, offset, size, value),
+            Distributor::V3(d) => d.write(vcpu, offset, size, value),
+        }
+    }
 }
 
 /// One 1-bit-per-interrupt property, as the set/clear register banks of
@@ -206,6 +235,8 @@ struct VcpuState {
     listed: usize,
     /// The redistributor's power state (GICR_WAKER.ProcessorSleep on v3).
     asleep: bool,
+    /// Bit n: private interrupt n may be pending or active (see `hint`).
+    hint: u32,
 }
 
 impl VcpuState {
@@ -215,13 +246,16 @@ impl VcpuState {
             irq.edge = (intid as u32) < SGI_COUNT; // SGIs are always edge
             irq.active_on = index as u8;
         }
-        Self { private, slots: [Slot::default(); MAX_LIST_REGISTERS], listed: 0, asleep: true }
+        let slots = [Slot::default(); MAX_LIST_REGISTERS];
+        Self { private, slots, listed: 0, asleep: true, hint: 0 }
     }
 }
 
 /// The virtual GIC of one VM.
 #[derive(Clone, Debug)]
 pub struct Vgic {
+    /// The front end the guest sees.
+    front_end: GicVersion,
     vcpus: usize,
     /// Group 1 forwarding enabled in the distributor.
     enabled: bool,
@@ -229,13 +263,31 @@ pub struct Vgic {
     spis: [Irq; SPIS],
     routes: [Route; SPIS],
     kicks: u32,
+    /// Bit n of word w: SPI 64 * w + n may be pending or active.
+    ///
+    /// The hints let every guest entry skip the interrupts that are surely
+    /// idle. The rule: an interrupt that is pending or active has its bit
+    /// set. Every change to an interrupt's state goes through `irq_mut` or
+    /// `signal_sgi`, which set the bit; only `any_pending_or_active` clears
+    /// bits, of interrupts it finds idle.
+    spi_hint: [u64; SPIS.div_ceil(64)],
 }
+
+// Private interrupts' hints fit one u32.
+const _: () = assert!(PRIVATE <= 32);
 
 impl Vgic {
     /// A GIC in its reset state for a VM with `vcpus` vCPUs: everything
     /// disabled, inactive and not pending, priorities 0, SPIs level-sensitive
     /// and routed to vCPU 0.
     pub fn new(vcpus: usize) -> Result<Self, VgicError> {
+        Self::with_front_end(vcpus, GicVersion::V3)
+    }
+
+    /// The same, seen by the guest through the `front_end` version's
+    /// registers. On GICv2 the SPIs' target registers start out naming
+    /// vCPU 0, where the model routes them.
+    pub fn with_front_end(vcpus: usize, front_end: GicVersion) -> Result<Self, VgicError> {
         if vcpus == 0 || vcpus > layout::MAX_VCPUS {
             return Err(VgicError::BadVcpuCount { count: vcpus });
         }
@@ -243,20 +295,56 @@ impl Vgic {
         for (index, cpu) in cpus.iter_mut().enumerate() {
             *cpu = VcpuState::reset(index);
         }
-        let route = Route { raw: 0, target: Some(0) };
+        let raw = match front_end {
+            GicVersion::V2 => 1,
+            GicVersion::V3 => 0,
+        };
+        let route = Route { raw, target: Some(0) };
         Ok(Self {
+            front_end,
             vcpus,
             enabled: false,
             cpus,
             spis: [Irq::reset(false); SPIS],
             routes: [route; SPIS],
             kicks: 0,
+            spi_hint: [0; SPIS.div_ceil(64)],
         })
     }
 
     /// The number of vCPUs.
     pub fn vcpu_count(&self) -> usize {
         self.vcpus
+    }
+
+    /// The GIC version the guest sees.
+    pub fn front_end(&self) -> GicVersion {
+        self.front_end
+    }
+
+    /// [`Vgic::fill_lrs`] in the hardware's list-register format for this
+    /// front end (ICH_LR<n>_EL2 for v3, GICH_LR<n> for v2, widened to u64).
+    pub fn fill_list_registers(&mut self, vcpu: usize, lrs: &mut [u64]) -> Fill {
+        match self.front_end {
+            GicVersion::V3 => self.fill_lrs::<v3::IchLr>(vcpu, lrs),
+            GicVersion::V2 => self.fill_lrs::<v2::GichLr>(vcpu, lrs),
+        }
+    }
+
+    /// [`Vgic::sync_lrs`] in the format of [`Vgic::fill_list_registers`].
+    pub fn sync_from_list_registers(&mut self, vcpu: usize, lrs: &[u64]) {
+        match self.front_end {
+            GicVersion::V3 => self.sync_lrs::<v3::IchLr>(vcpu, lrs),
+            GicVersion::V2 => self.sync_lrs::<v2::GichLr>(vcpu, lrs),
+        }
+    }
+
+    /// The distributor of this front end, for one MMIO access.
+    pub fn distributor(&mut self) -> Distributor<'_> {
+        match self.front_end {
+            GicVersion::V3 => Distributor::V3(v3::GicDistributor::new(self)),
+            GicVersion::V2 => Distributor::V2(v2::GicDistributor::new(self)),
+        }
     }
 
     /// Drives the input line of PPI `intid` of vCPU `vcpu`, or of SPI
@@ -311,7 +399,8 @@ impl Vgic {
         if vcpu >= self.vcpus {
             return None;
         }
-        (0..INTID_LIMIT)
+        // Only a pending interrupt is deliverable, and those are hinted.
+        self.hinted(vcpu)
             .filter(|&intid| self.deliverable_to(vcpu, intid) == Some(vcpu))
             .filter_map(|intid| self.irq(vcpu, intid).map(|irq| irq.priority))
             .min()
@@ -328,9 +417,16 @@ impl Vgic {
             return Fill::default();
         }
         self.unlist_as_written(vcpu);
+        // Every guest entry fills, and usually nothing waits: see that with
+        // one cheap pass before building and sorting the candidates.
+        if !self.any_pending_or_active(vcpu) {
+            return Fill::default();
+        }
         let mut candidates = [(0u32, 0u32); INTIDS];
         let mut count = 0;
-        for intid in 0..INTID_LIMIT {
+        // Only pending or active interrupts are candidates, and just now
+        // `any_pending_or_active` left exactly those hinted.
+        for intid in self.hinted(vcpu) {
             if let Some(key) = self.lr_candidate(vcpu, intid) {
                 candidates[count] = (key, intid);
                 count += 1;
@@ -376,6 +472,7 @@ impl Vgic {
         }
         for vcpu in (0..self.vcpus).filter(|&vcpu| targets & (1 << vcpu) != 0) {
             self.cpus[vcpu].private[intid as usize].latch = true;
+            self.cpus[vcpu].hint |= 1 << intid;
             self.changed(vcpu, intid, Some(sender));
         }
     }
@@ -392,11 +489,18 @@ impl Vgic {
         }
     }
 
+    /// The interrupt, to change: its hint bit is set (see `spi_hint`).
     fn irq_mut(&mut self, bank: usize, intid: u32) -> Option<&mut Irq> {
         if intid < SPI_BASE {
-            self.cpus[..self.vcpus].get_mut(bank)?.private.get_mut(intid as usize)
+            let cpu = self.cpus[..self.vcpus].get_mut(bank)?;
+            let irq = cpu.private.get_mut(intid as usize)?;
+            cpu.hint |= 1 << intid;
+            Some(irq)
         } else {
-            self.spis.get_mut((intid - SPI_BASE) as usize)
+            let spi = (intid - SPI_BASE) as usize;
+            let irq = self.spis.get_mut(spi)?;
+            self.spi_hint[spi / 64] |= 1 << (spi % 64);
+            Some(irq)
         }
     }
 
@@ -471,6 +575,11 @@ impl Vgic {
     /// What `vcpu`'s list register would say about `intid`, if it gets one.
     fn lr_state(&self, vcpu: usize, intid: u32) -> Option<LrState> {
         let irq = self.irq(vcpu, intid)?;
+        // Most interrupts are idle: rule them out before the routing
+        // lookup, since every guest entry asks this of every INTID.
+        if !(irq.active || irq.pending()) {
+            return None;
+        }
         if irq.listed_on.is_some() || self.home(vcpu, intid) != Some(vcpu) {
             return None;
         }
@@ -481,6 +590,33 @@ impl Vgic {
         let pending = self.enabled && irq.enabled && irq.pending() && may_pend;
         let state = LrState { pending, active: irq.active };
         (state.pending || state.active).then_some(state)
+    }
+
+    /// Whether any interrupt `vcpu` could be given (its own SGIs and PPIs,
+    /// and every SPI) is pending or active: a superset of what
+    /// [`Self::lr_state`] lists.
+    /// The INTIDs whose hint bit is set: `vcpu`'s private ones, then SPIs.
+    /// Every pending or active interrupt `vcpu` could see is among them.
+    fn hinted(&self, vcpu: usize) -> impl Iterator<Item = u32> + '_ {
+        let private = set_bits(self.cpus[vcpu].hint.into()).map(|n| n as u32);
+        let spis = self.spi_hint.iter().enumerate().flat_map(|(word, &hint)| {
+            set_bits(hint).map(move |n| SPI_BASE + (64 * word + n) as u32)
+        });
+        private.chain(spis)
+    }
+
+    /// Only the interrupts whose hint bit is set are looked at; the bits
+    /// of those found idle are cleared.
+    fn any_pending_or_active(&mut self, vcpu: usize) -> bool {
+        let busy = |irq: &Irq| irq.active || irq.pending();
+        let cpu = &mut self.cpus[vcpu];
+        cpu.hint = keep_busy(cpu.hint.into(), |n| busy(&cpu.private[n])) as u32;
+        let mut any = cpu.hint != 0;
+        for (word, hint) in self.spi_hint.iter_mut().enumerate() {
+            *hint = keep_busy(*hint, |n| self.spis.get(64 * word + n).is_some_and(busy));
+            any |= *hint != 0;
+        }
+        any
     }
 
     /// Moves `intid` into the next list register of `vcpu`.
@@ -537,6 +673,20 @@ impl Vgic {
         }
         self.cpus[vcpu].listed = 0;
     }
+}
+
+/// The indexes of the bits set in `bits`, lowest first.
+fn set_bits(mut bits: u64) -> impl Iterator<Item = usize> {
+    core::iter::from_fn(move || {
+        let n = bits.trailing_zeros() as usize;
+        bits &= bits.checked_sub(1)?;
+        Some(n)
+    })
+}
+
+/// The bits of `hint` whose index `busy` says yes to.
+fn keep_busy(hint: u64, busy: impl Fn(usize) -> bool) -> u64 {
+    set_bits(hint).filter(|&n| busy(n)).fold(0, |kept, n| kept | 1 << n)
 }
 
 /// The guest-visible state, for the front ends' registers.

@@ -849,3 +849,32 @@ fn assert_no_spi_listed_twice(gic: &mut Vgic) {
         }
     }
 }
+
+/// Each way an interrupt becomes pending or active, after a fill that found
+/// nothing (which clears the hints of idle interrupts), still lists it.
+#[test]
+fn whatever_makes_an_interrupt_pending_after_an_empty_fill_lists_it() {
+    let fresh = || {
+        let mut gic = Vgic::new(2).unwrap();
+        gicd_write(&mut gic, 0, GICD_CTLR, CTLR_ARE | CTLR_ENABLE_G1 | 1);
+        enabled_spi(&mut gic, UART_SPI, 0);
+        enable_private(&mut gic, 0, VTIMER);
+        enable_private(&mut gic, 0, 1);
+        for _ in 0..2 {
+            assert_eq!(fill(&mut gic, 0).1.used, 0);
+        }
+        gic
+    };
+    let listed_after = |change: &dyn Fn(&mut Vgic), intid: u32| {
+        let mut gic = fresh();
+        change(&mut gic);
+        assert_eq!(listed(&fill(&mut gic, 0).0), [intid], "INTID {intid}");
+    };
+    listed_after(&|gic| gic.raise(VTIMER, 0).unwrap(), VTIMER);
+    listed_after(&|gic| gic.set_level(UART_SPI, 0, true).unwrap(), UART_SPI);
+    listed_after(&|gic| gic.signal_sgi(1, 1, 1 << 0), 1);
+    listed_after(&|gic| set_spi(gic, 0, GICD_ISPENDR, UART_SPI), UART_SPI);
+    listed_after(&|gic| set_spi(gic, 0, GICD_ISACTIVER, UART_SPI), UART_SPI);
+    listed_after(&|gic| gicr_write(gic, 0, GICR_ISPENDR0, 1 << VTIMER), VTIMER);
+    listed_after(&|gic| gicr_write(gic, 0, GICR_ISACTIVER0, 1 << VTIMER), VTIMER);
+}

@@ -18,6 +18,12 @@ pub enum Unit {
     Count,
     /// Kibibytes.
     Kib,
+    /// Instructions executed (with QEMU's icount).
+    Instructions,
+    /// Nanoseconds of the guest's counter.
+    Nanoseconds,
+    /// A percentage.
+    Percent,
 }
 
 impl Unit {
@@ -26,6 +32,9 @@ impl Unit {
             Unit::Seconds | Unit::CpuSeconds => format!("{value:.2} s"),
             Unit::Count => format!("{value:.0}"),
             Unit::Kib => format!("{value:.0} KiB"),
+            Unit::Instructions => format!("{value:.0}"),
+            Unit::Nanoseconds => format!("{value:.0} ns"),
+            Unit::Percent => format!("{value:.1} %"),
         }
     }
 }
@@ -110,6 +119,16 @@ impl Row {
     }
 }
 
+/// How far apart the samples are: (max - min) / min; 0 for fewer than two.
+pub fn relative_spread(samples: &[f64]) -> f64 {
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if samples.len() < 2 || min <= 0.0 {
+        return 0.0;
+    }
+    (max - min) / min
+}
+
 const HEADERS: [&str; 5] = ["scenario", "native", "under Duet", "ratio", "target"];
 
 /// The rows as an aligned plain-text table.
@@ -178,6 +197,13 @@ mod tests {
         assert_eq!(row.met(), Some(true));
         assert_eq!(rows()[1].ratio, None);
         assert_eq!(rows()[2].met(), Some(false));
+    }
+
+    #[test]
+    fn spreads() {
+        assert_eq!(relative_spread(&[100.0, 100.0]), 0.0);
+        assert!((relative_spread(&[100.0, 103.0]) - 0.03).abs() < 1e-12);
+        assert_eq!(relative_spread(&[5.0]), 0.0);
     }
 
     #[test]

@@ -116,6 +116,18 @@ pub fn search_names(pattern: &str) -> Result<String> {
 
 /// Downloads `package` for arm64 into `dir` and returns the `.deb`.
 pub fn download(package: &str, dir: &Path) -> Result<PathBuf> {
+    download_as(&format!("{package}:{ARCH}"), package, dir)
+}
+
+/// Downloads `package`, one of the architecture-independent packages
+/// (`Architecture: all`, such as `raspi-firmware`), into `dir`.
+pub fn download_all(package: &str, dir: &Path) -> Result<PathBuf> {
+    download_as(package, package, dir)
+}
+
+/// Downloads what apt calls `spec` (`package` with or without an
+/// architecture) into `dir`.
+fn download_as(spec: &str, package: &str, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     remove_debs(dir, package)?;
     let mut apt = Command::new("apt-get");
@@ -127,12 +139,12 @@ pub fn download(package: &str, dir: &Path) -> Result<PathBuf> {
         apt.args(["-o", "APT::Sandbox::User=root"]);
     }
     let status = apt
-        .arg(format!("{package}:{ARCH}"))
+        .arg(spec)
         .stdin(Stdio::null())
         .stdout(std::io::stderr())
         .status()
         .context("cannot run apt-get")?;
-    ensure!(status.success(), "`apt-get download {package}:{ARCH}` failed ({status})");
+    ensure!(status.success(), "`apt-get download {spec}` failed ({status})");
     find_deb(dir, package)?
         .with_context(|| format!("apt-get downloaded no {package} .deb into {}", dir.display()))
 }

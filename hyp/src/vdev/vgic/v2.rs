@@ -1,0 +1,298 @@
+//! The GICv2 front end of the virtual GIC: the distributor registers a guest
+//! reaches through MMIO (GICD_SGIR included, through which it sends SGIs)
+//! and the GICH_LR<n> list-register encoding. The guest's CPU interface is
+//! the hardware's virtual one (GICV, mapped into its stage 2), so it has no
+//! emulation here.
+//!
+//! No interrupt state lives here: every access becomes a call on the model
+//! ([`Vgic`]). The guest sees a GICv2 without security extensions, every
+//! interrupt in Group 0 (GICD_IGROUPR reads as zero and ignores writes: a
+//! Linux guest keeps Group 0 and enables only it), SGIs and PPIs banked per
+//! accessing vCPU, and SPIs routed by GICD_ITARGETSR<n>. A target byte naming
+//! several vCPUs routes to the lowest of them (the model delivers each SPI to
+//! one vCPU; Linux always names one). SGIs carry no source CPU: an SGI sent
+//! by several vCPUs at once is taken once, with source 0.
+//!
+//! Access sizes follow the architecture: 32-bit accesses everywhere, bytes
+//! also to the priority, target and SGI pending bytes. Anything else is
+//! refused with an [`MmioError`] so that Duet can inject an abort; offsets
+//! with no register read as zero and ignore writes.
+
+use super::bank::{check_access, offsets, BankReg, Width};
+use super::{ListRegisterFormat, LrEntry, LrState, Vgic, INTID_LIMIT, PRIVATE_COUNT, SGI_COUNT};
+use crate::vm::layout;
+use crate::vm::mmio::{MmioDevice, MmioError, Size};
+
+/// Distributor register offsets, from `layout::GICD_BASE`, beyond the banks.
+mod gicd {
+    pub const CTLR: u64 = 0x0000;
+    pub const TYPER: u64 = 0x0004;
+    pub const IIDR: u64 = 0x0008;
+    pub const SGIR: u64 = 0x0f00;
+    pub const CPENDSGIR: u64 = 0x0f10;
+    pub const SPENDSGIR_END: u64 = 0x0f30;
+    pub const PIDR2: u64 = 0x0fe8;
+}
+
+/// GICD_CTLR.Enable: forward interrupts to the CPU interfaces.
+const CTLR_ENABLE: u32 = 1 << 0;
+/// GICD_TYPER.CPUNumber [7:5]: CPU interfaces - 1.
+const TYPER_CPUS_SHIFT: u32 = 5;
+/// PIDR2.ArchRev [7:4] = 2: GICv2.
+const PIDR2_GICV2: u32 = 0x2 << 4;
+/// GICD_ICFGR0: SGIs are edge-triggered (bit 1 of each 2-bit field).
+const ICFGR_ALL_EDGE: u32 = 0xaaaa_aaaa;
+// GICD_SGIR fields.
+const SGIR_FILTER_SHIFT: u32 = 24;
+const SGIR_TARGETS_SHIFT: u32 = 16;
+const SGIR_INTID: u32 = 0xf;
+
+/// Who a GICD_SGIR write targets (its TargetListFilter field).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgirTargets {
+    /// 0b00: the CPU interfaces in the list (bit n = vCPU n).
+    List(u8),
+    /// 0b01: every vCPU but the sender.
+    Others,
+    /// 0b10: the sender only.
+    Myself,
+    /// 0b11: reserved; the write does nothing.
+    Reserved,
+}
+
+/// A decoded write to GICD_SGIR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SgirRequest {
+    pub intid: u32,
+    pub targets: SgirTargets,
+}
+
+impl SgirRequest {
+    pub fn decode(value: u32) -> Self {
+        let targets = match (value >> SGIR_FILTER_SHIFT) & 0b11 {
+            0b00 => SgirTargets::List((value >> SGIR_TARGETS_SHIFT) as u8),
+            0b01 => SgirTargets::Others,
+            0b10 => SgirTargets::Myself,
+            _ => SgirTargets::Reserved,
+        };
+        Self { intid: value & SGIR_INTID, targets }
+    }
+
+    /// The vCPUs targeted (bit n = vCPU n) in a VM of `vcpus` vCPUs.
+    pub fn target_mask(&self, vcpus: usize, sender: usize) -> u32 {
+        let all = cpu_mask(vcpus);
+        match self.targets {
+            SgirTargets::List(list) => u32::from(list) & all,
+            SgirTargets::Others => all & !(1 << sender),
+            SgirTargets::Myself => (1 << sender) & all,
+            SgirTargets::Reserved => 0,
+        }
+    }
+}
+
+/// One bit per vCPU of a VM with `vcpus` vCPUs (at most 8 on GICv2).
+fn cpu_mask(vcpus: usize) -> u32 {
+    (1u32 << vcpus.min(8)) - 1
+}
+
+/// A distributor register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DistReg {
+    Ctlr,
+    Typer,
+    Iidr,
+    Pidr2,
+    Bank(BankReg),
+    /// GICD_ITARGETSR<n>, from byte `first` (one byte per INTID).
+    Targets {
+        first: u32,
+    },
+    Sgir,
+    RazWi(Width),
+}
+
+impl DistReg {
+    fn decode(offset: u64) -> Self {
+        match offset {
+            gicd::CTLR => DistReg::Ctlr,
+            gicd::TYPER => DistReg::Typer,
+            gicd::IIDR => DistReg::Iidr,
+            gicd::PIDR2 => DistReg::Pidr2,
+            gicd::SGIR => DistReg::Sgir,
+            // GICD_CPENDSGIR and GICD_SPENDSGIR: SGI sources are not kept.
+            gicd::CPENDSGIR..gicd::SPENDSGIR_END => DistReg::RazWi(Width::ByteOrWord),
+            offsets::ITARGETSR..offsets::ICFGR => {
+                DistReg::Targets { first: (offset - offsets::ITARGETSR) as u32 }
+            }
+            _ => match BankReg::decode(offset) {
+                // Every interrupt is Group 0.
+                Some(BankReg::Group { .. }) => DistReg::RazWi(Width::Word),
+                Some(reg) => DistReg::Bank(reg),
+                None => DistReg::RazWi(Width::Word),
+            },
+        }
+    }
+
+    fn width(self) -> Width {
+        match self {
+            DistReg::Bank(reg) => reg.width(),
+            DistReg::Targets { .. } => Width::ByteOrWord,
+            DistReg::RazWi(width) => width,
+            _ => Width::Word,
+        }
+    }
+}
+
+/// The GICv2 distributor of a VM, at `layout::GICD_BASE`. Its SGI and PPI
+/// registers are those of the vCPU that accesses them.
+pub struct GicDistributor<'a> {
+    vgic: &'a mut Vgic,
+}
+
+impl<'a> GicDistributor<'a> {
+    pub fn new(vgic: &'a mut Vgic) -> Self {
+        Self { vgic }
+    }
+
+    fn decode(offset: u64, size: Size) -> Result<DistReg, MmioError> {
+        check_access(offset, size)?;
+        if offset >= layout::GICD_SIZE {
+            return Err(MmioError::NoRegister { offset });
+        }
+        let reg = DistReg::decode(offset);
+        reg.width().check(offset, size)?;
+        Ok(reg)
+    }
+
+    fn typer(&self) -> u32 {
+        let lines = INTID_LIMIT / 32 - 1;
+        (self.vgic.vcpu_count() as u32 - 1) << TYPER_CPUS_SHIFT | lines
+    }
+
+    /// The target byte of `intid` as `vcpu` reads it: SGIs and PPIs name
+    /// the reader, SPIs their routing, unimplemented INTIDs nothing.
+    fn target_byte(&self, vcpu: usize, intid: u32) -> u32 {
+        if intid >= INTID_LIMIT {
+            0
+        } else if intid < PRIVATE_COUNT {
+            1 << vcpu
+        } else {
+            self.vgic.route(intid) as u32 & 0xff
+        }
+    }
+
+    fn read_targets(&self, vcpu: usize, first: u32, size: Size) -> u64 {
+        let word = (0..u32::from(size))
+            .fold(0, |word, lane| word | self.target_byte(vcpu, first + lane) << (8 * lane));
+        u64::from(word)
+    }
+
+    /// Routes each SPI of the access to the lowest vCPU its byte names;
+    /// bits of vCPUs the VM lacks read back as zero, as on hardware.
+    fn write_targets(&mut self, actor: usize, first: u32, size: Size, value: u64) {
+        let implemented = cpu_mask(self.vgic.vcpu_count());
+        for lane in 0..u32::from(size) {
+            let intid = first + lane;
+            if !(PRIVATE_COUNT..INTID_LIMIT).contains(&intid) {
+                continue;
+            }
+            let byte = (value >> (8 * lane)) as u32 & implemented;
+            let target = (byte != 0).then(|| byte.trailing_zeros() as usize);
+            self.vgic.set_route(actor, intid, u64::from(byte), target);
+        }
+    }
+
+    fn send_sgi(&mut self, sender: usize, value: u32) {
+        let request = SgirRequest::decode(value);
+        let targets = request.target_mask(self.vgic.vcpu_count(), sender);
+        self.vgic.signal_sgi(sender, request.intid, targets);
+    }
+}
+
+impl MmioDevice for GicDistributor<'_> {
+    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
+        Ok(match Self::decode(offset, size)? {
+            DistReg::Ctlr => {
+                u64::from(if self.vgic.distributor_enabled() { CTLR_ENABLE } else { 0 })
+            }
+            DistReg::Typer => u64::from(self.typer()),
+            DistReg::Iidr => u64::from(super::v3::IIDR),
+            DistReg::Pidr2 => u64::from(PIDR2_GICV2),
+            DistReg::Bank(BankReg::Config { first: 0 }) => u64::from(ICFGR_ALL_EDGE),
+            DistReg::Bank(reg) => self.vgic.bank_read(vcpu, reg, size),
+            DistReg::Targets { first } => self.read_targets(vcpu, first, size),
+            DistReg::Sgir | DistReg::RazWi(_) => 0,
+        })
+    }
+
+    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
+        match Self::decode(offset, size)? {
+            DistReg::Ctlr => {
+                let enable = value as u32 & CTLR_ENABLE != 0;
+                self.vgic.set_distributor_enabled(vcpu, enable);
+            }
+            DistReg::Bank(reg) => self.vgic.bank_write(vcpu, vcpu, reg, size, value),
+            DistReg::Targets { first } => self.write_targets(vcpu, first, size, value),
+            DistReg::Sgir => self.send_sgi(vcpu, value as u32),
+            DistReg::Typer | DistReg::Iidr | DistReg::Pidr2 | DistReg::RazWi(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The GICH_LR<n> format (for virtual interrupts, HW = 0), held in a u64 so
+/// both front ends pass list registers around alike.
+pub struct GichLr;
+
+// GICH_LR<n> fields.
+const LR_VIRTUAL_ID: u64 = 0x3ff;
+/// With HW = 0, bit 19 of the PhysicalID field asks for an EOI maintenance
+/// interrupt.
+const LR_EOI: u64 = 1 << 19;
+/// Priority [27:23]: the top five bits of the 8-bit priority.
+const LR_PRIORITY_SHIFT: u32 = 23 - 3;
+const LR_PRIORITY: u64 = 0x1f << 23;
+const LR_PENDING: u64 = 1 << 28;
+const LR_ACTIVE: u64 = 1 << 29;
+
+impl GichLr {
+    pub fn encode(entry: LrEntry) -> u64 {
+        let priority = (u64::from(entry.priority) << LR_PRIORITY_SHIFT) & LR_PRIORITY;
+        let mut lr = priority | (u64::from(entry.intid) & LR_VIRTUAL_ID);
+        if entry.state.pending {
+            lr |= LR_PENDING;
+        }
+        if entry.state.active {
+            lr |= LR_ACTIVE;
+        }
+        if entry.eoi_maintenance {
+            lr |= LR_EOI;
+        }
+        lr
+    }
+
+    pub fn decode(lr: u64) -> LrEntry {
+        LrEntry {
+            intid: (lr & LR_VIRTUAL_ID) as u32,
+            priority: ((lr & LR_PRIORITY) >> LR_PRIORITY_SHIFT) as u8,
+            state: Self::state(lr),
+            eoi_maintenance: lr & LR_EOI != 0,
+        }
+    }
+}
+
+impl ListRegisterFormat for GichLr {
+    type Word = u64;
+    const EMPTY: u64 = 0;
+
+    fn encode(entry: LrEntry) -> u64 {
+        GichLr::encode(entry)
+    }
+
+    fn state(lr: u64) -> LrState {
+        LrState { pending: lr & LR_PENDING != 0, active: lr & LR_ACTIVE != 0 }
+    }
+}
+
+// SGIs are INTIDs 0..16 on both versions; GICD_SGIR's INTID field has 4 bits.
+const _: () = assert!(SGI_COUNT == 16);

@@ -66,6 +66,27 @@ pub fn ensure_qemu() -> Result<(u32, u32)> {
     require_qemu()
 }
 
+/// The mail guest's integration tests (tests/mail.rs) run their own
+/// throwaway Dovecot and openssl servers on the loopback: installs Debian's
+/// `dovecot-imapd` and `openssl` where it can (the tests never use the
+/// system's Dovecot service), otherwise says how.
+pub fn ensure_mail_servers() -> Result<()> {
+    let present =
+        || Path::new("/usr/sbin/dovecot").exists() && Path::new("/usr/bin/openssl").exists();
+    if present() {
+        return Ok(());
+    }
+    if !can_install_debian_packages() {
+        bail!(
+            "the mail tests need Dovecot and openssl: sudo apt-get install dovecot-imapd openssl"
+        );
+    }
+    eprintln!("xtask: installing dovecot-imapd, postfix and openssl for the mail tests...");
+    apt(&["install", "-y", "-q", "dovecot-imapd", "postfix", "openssl"])?;
+    ensure!(present(), "the mail servers were installed, but a program is missing");
+    Ok(())
+}
+
 /// Whether this host is Debian with apt and dpkg.
 /// Makes sure rustup has the standard library for `target` in the toolchain
 /// `rust-toolchain.toml` names. rustup adds the file's targets only when it

@@ -75,6 +75,13 @@ pub fn build_probe() -> Result<Image> {
     build_guest("duet-probe", "probe")
 }
 
+/// Builds the mail guest (`guests/mail`, the corporate persona) and writes
+/// its flat image, `target/guests/mail/mail.bin` (what guests/mail.toml
+/// names).
+pub fn build_mail() -> Result<Image> {
+    build_guest("duet-mail", "mail")
+}
+
 /// Builds the microbenchmark guest (`guests/bench`) and writes its flat image.
 pub fn build_bench_guest() -> Result<Image> {
     build_guest("duet-bench-guest", "bench")

@@ -125,6 +125,9 @@ fn run(task: Task) -> Result<ExitCode> {
             let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
+            // Manifests may name the mail guest (guests/mail.toml does);
+            // building it when nothing changed takes a moment.
+            image::build_mail()?;
             let manifest = match manifest {
                 Some(manifest) => manifest,
                 None => guest::default_manifest()?,
@@ -170,6 +173,7 @@ fn run(task: Task) -> Result<ExitCode> {
             cargo(&["test", "--quiet"])?;
             if !unit {
                 deps::ensure_qemu()?;
+                deps::ensure_mail_servers()?;
                 let mut args = vec!["test", "--quiet", "--package", "duet-tests", "--"];
                 args.extend(filter.iter().map(String::as_str));
                 cargo(&args)?;

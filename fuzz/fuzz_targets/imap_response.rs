@@ -1,0 +1,25 @@
+//! The mail guest's IMAP response parser (guests/mail/src/imap): any bytes,
+//! with small limits so that they are reached. It must never panic, never
+//! say it used more bytes than it had, and give the same answer for a
+//! complete response however much more input follows it.
+#![no_main]
+
+use duet_mail::imap::{parse, Limits};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let limits = Limits { line: 512, literal: 256, literals: 512, depth: 6, items: 32 };
+    let mut at = 0;
+    while at < data.len() {
+        match parse(&data[at..], &limits) {
+            Ok(Some((response, used))) => {
+                assert!(used > 0 && at + used <= data.len());
+                // The same response from exactly its own bytes.
+                let alone = parse(&data[at..at + used], &limits);
+                assert_eq!(alone, Ok(Some((response, used))));
+                at += used;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+});

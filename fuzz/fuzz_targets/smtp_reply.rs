@@ -1,0 +1,23 @@
+//! The mail guest's SMTP reply parser (guests/mail/src/smtp.rs): any bytes.
+//! It must never panic, never claim more bytes than it had, keep within
+//! its line limits, and give the same reply from exactly its own bytes.
+#![no_main]
+
+use duet_mail::smtp::{parse_reply, LINES_LIMIT};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut at = 0;
+    while at < data.len() {
+        match parse_reply(&data[at..]) {
+            Ok(Some((reply, used))) => {
+                assert!(used > 0 && at + used <= data.len());
+                assert!(!reply.lines.is_empty() && reply.lines.len() <= LINES_LIMIT);
+                assert!((200..600).contains(&reply.code));
+                assert_eq!(parse_reply(&data[at..at + used]), Ok(Some((reply, used))));
+                at += used;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+});

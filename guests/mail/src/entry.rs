@@ -1,0 +1,199 @@
+//! The first instructions: an arm64 `Image` header (Duet loads the guest
+//! like a Linux kernel), `.bss` cleared, the stack set, then Rust. `main`
+//! sets up the heap and the MMU, reads the device tree Duet passed in x0,
+//! and brings up the devices it lists.
+
+use crate::{console, devices, disk, heap, mmu, net, psci, screen};
+use core::arch::global_asm;
+use duet_mail::bootargs;
+use duet_mail::provision::Provision;
+use virtio_drivers::device::blk::VirtIOBlk;
+use virtio_drivers::device::console::VirtIOConsole;
+use virtio_drivers::device::net::VirtIONet;
+use virtio_drivers::device::rng::VirtIORng;
+use virtio_drivers::transport::DeviceType;
+
+global_asm!(
+    r#"
+.section .text.head, "ax"
+.global _start
+_start:
+    b       1f
+    .long   0
+    .quad   0x200000            // text_offset: 2 MiB into RAM (see link.ld)
+    .quad   __image_size
+    .quad   2                   // little endian, 4 KiB pages
+    .quad   0, 0, 0
+    .ascii  "ARM\x64"
+    .long   0
+    // x0 holds the device tree's address until `main` takes it.
+1:  adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+2:  cmp     x1, x2
+    b.hs    3f
+    str     xzr, [x1], #8
+    b       2b
+3:  adrp    x1, __stack_top
+    add     sp, x1, :lo12:__stack_top
+    bl      {main}
+    b       .
+"#,
+    main = sym main,
+);
+
+extern "C" fn main(device_tree: usize) -> ! {
+    mmu::enable();
+    heap::init();
+    // SAFETY: Duet placed a device tree at `device_tree` in this guest's
+    // RAM (mapped by the identity map); the crate reads its size from the
+    // header and checks it, and nothing writes it while the guest runs.
+    let tree = match unsafe { fdt::Fdt::from_ptr(device_tree as *const u8) } {
+        Ok(tree) => tree,
+        Err(e) => stop(format_args!("no device tree at {device_tree:#x}: {e:?}")),
+    };
+    let ram: u64 = tree.memory().regions().filter_map(|r| r.size).map(|s| s as u64).sum();
+    let cmdline = tree.chosen().bootargs().unwrap_or("");
+    let config = match bootargs::parse(cmdline) {
+        Ok(config) => config,
+        Err(e) => stop(format_args!("bad command line {cmdline:?}: {e}")),
+    };
+    let mut nic = None;
+    let mut salt = None;
+    let mut rng = None;
+    let mut store = None;
+    for found in devices::find(&tree) {
+        let address = found.address;
+        match found.kind {
+            DeviceType::Console => match VirtIOConsole::<devices::Hal, _>::new(found.transport) {
+                Ok(virtio) => {
+                    console::use_virtio(virtio);
+                    say!("mail: virtio console at {address:#x}");
+                }
+                Err(e) => say!("mail: virtio console at {address:#x} failed: {e}"),
+            },
+            DeviceType::EntropySource => match VirtIORng::<devices::Hal, _>::new(found.transport) {
+                Ok(mut device) => {
+                    let mut bytes = [0; 4];
+                    match device.request_entropy(&mut bytes) {
+                        Ok(4) => {
+                            salt = Some(u32::from_le_bytes(bytes));
+                            say!("mail: virtio rng at {address:#x}");
+                            rng = Some(device);
+                        }
+                        other => say!("mail: virtio rng at {address:#x} gave {other:?}"),
+                    }
+                }
+                Err(e) => say!("mail: virtio rng at {address:#x} failed: {e}"),
+            },
+            DeviceType::Block => match VirtIOBlk::<devices::Hal, _>::new(found.transport) {
+                // A new disk is formatted with a random salt (see the
+                // store's log); without entropy it is left alone.
+                Ok(blk) => match salt {
+                    Some(salt) => store = disk::open(address, blk, salt),
+                    None => say!("mail: no entropy for the store's salt; disk left alone"),
+                },
+                Err(e) => say!("mail: virtio disk at {address:#x} failed: {e}"),
+            },
+            DeviceType::Network => {
+                match VirtIONet::<devices::Hal, _, { net::QUEUE }>::new(
+                    found.transport,
+                    net::BUFFER,
+                ) {
+                    Ok(net) => {
+                        let m = net.mac_address();
+                        say!(
+                            "mail: virtio nic at {address:#x}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                            m[0], m[1], m[2], m[3], m[4], m[5]
+                        );
+                        nic = Some(net);
+                    }
+                    Err(e) => say!("mail: virtio nic at {address:#x} failed: {e}"),
+                }
+            }
+            other => say!("mail: virtio {other:?} at {address:#x}: not used"),
+        }
+    }
+    let provision = read_provision(&tree);
+    say!(
+        "mail: started; {} MiB of RAM, heap {} KiB of {} KiB in use",
+        ram >> 20,
+        heap::in_use() >> 10,
+        heap::HEAP_SIZE >> 10
+    );
+    let action = match (config.sync || config.send, config.tls_hello, store.as_mut()) {
+        (true, _, Some(store)) if config.send => Some(net::TlsAction::Send(store)),
+        (true, _, Some(store)) => Some(net::TlsAction::Sync(store)),
+        (true, _, None) => {
+            say!("mail: sync and send need the store");
+            None
+        }
+        (false, true, _) => Some(net::TlsAction::Hello),
+        (false, false, _) => None,
+    };
+    let tls_work = match (action, provision.as_ref(), rng.as_mut()) {
+        (None, _, _) => None,
+        (Some(action), Some(provision), Some(rng)) => Some(net::TlsWork { provision, rng, action }),
+        (Some(_), _, _) => {
+            say!("mail: tls: needs provisioning and the entropy device");
+            None
+        }
+    };
+    let address = nic.and_then(|nic| net::run(nic, config.hello, tls_work));
+    if config.sync {
+        if let Some(store) = store.as_mut() {
+            screen::list(store);
+        }
+    }
+    if config.ui {
+        let network = address.unwrap_or_else(|| "no address".into());
+        match store.as_mut() {
+            Some(store) => {
+                screen::run(store, &network);
+                stop(format_args!("interface closed"))
+            }
+            None => say!("mail: no store, no interface"),
+        }
+    }
+    stop(format_args!("nothing more to do yet"))
+}
+
+/// The provisioning file Duet loaded as this guest's initrd, checked.
+fn read_provision(tree: &fdt::Fdt) -> Option<Provision> {
+    let chosen = tree.find_node("/chosen")?;
+    let start = chosen.property("linux,initrd-start").and_then(|p| p.as_usize());
+    let end = chosen.property("linux,initrd-end").and_then(|p| p.as_usize());
+    let (Some(start), Some(end)) = (start, end) else {
+        say!("mail: not provisioned (no provisioning file); offline only");
+        return None;
+    };
+    let ram = tree.memory().regions().next().map(|r| {
+        let base = r.starting_address as usize;
+        base..base + r.size.unwrap_or(0)
+    })?;
+    if start >= end || !ram.contains(&start) || end > ram.end {
+        say!("mail: provisioning at {start:#x}..{end:#x} is not in RAM; offline only");
+        return None;
+    }
+    // SAFETY: Duet loaded the provisioning file at start..end, inside this
+    // guest's RAM (checked just above against the device tree's memory
+    // node, all of which the identity map covers), and nothing writes it.
+    let bytes = unsafe { core::slice::from_raw_parts(start as *const u8, end - start) };
+    match Provision::parse(bytes) {
+        Ok(provision) => {
+            say!("mail: provisioned: {provision:?}");
+            Some(provision)
+        }
+        Err(e) => {
+            say!("mail: bad provisioning: {e}; offline only");
+            None
+        }
+    }
+}
+
+/// Says why the guest stops, and powers off.
+pub fn stop(why: core::fmt::Arguments) -> ! {
+    say!("mail: {why}; powering off");
+    psci::power_off()
+}

@@ -214,8 +214,14 @@ impl Machine {
         let mark = self.mark();
         self.send("poweroff -f\n");
         self.expect_since(mark, "duet: vm personal powered off", timeout);
+        let focus = self.mark();
         self.send("\x1dn");
-        self.expect_since(mark, "duet: console input now goes to vm corporate", timeout);
+        self.expect_since(focus, "duet: console input now goes to vm corporate", timeout);
+        // The corporate VM runs in the background on a CPU budget, so beside
+        // a busy personal VM it may still be booting: bytes typed before its
+        // shell opens the serial port are dropped by Linux. Its prompt shows
+        // once it has one (at once if it already had).
+        self.expect_since(focus, "[corporate] / # ", timeout);
         self.send("poweroff -f\n");
         let exit = self.wait(timeout);
         self.require(&[

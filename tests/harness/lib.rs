@@ -204,7 +204,7 @@ impl Machine {
         let after_echo =
             mark + echoed.find(&format!("{command}\n")).unwrap_or(0) + command.len() + 1;
         let output = self.expect_since(after_echo, prompt, timeout);
-        output[..output.find(prompt).unwrap_or(output.len())].to_string()
+        undo_reprints(&output[..output.find(prompt).unwrap_or(output.len())])
     }
 
     /// Ends a run of the default persona pair: `poweroff -f` in the personal
@@ -260,5 +260,72 @@ impl Machine {
     /// Stops the process and its group; dropping the machine does the same.
     fn stop(&mut self) {
         self.console.kill();
+    }
+}
+
+/// Undoes the console's reprints: when another VM's line (or one of Duet's)
+/// breaks a line a VM was still writing, the console prints that line again
+/// from its start once it goes on (see `hyp/src/vm/console_mux.rs`). The
+/// broken first copy is dropped here, so that what a command printed can be
+/// parsed without seeing some of it twice.
+pub fn undo_reprints(text: &str) -> String {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut keep = vec![true; lines.len()];
+    // Per tag: the index of its last line.
+    let mut last: std::collections::HashMap<&str, usize> = Default::default();
+    for (index, line) in lines.iter().enumerate() {
+        let Some((tag, content)) = split_tag(line) else { continue };
+        if let Some(&previous) = last.get(tag) {
+            let (_, earlier) = split_tag(lines[previous]).expect("tagged");
+            // Only a line with something in it can have been cut short;
+            // an empty one is a blank line of its own.
+            let broken = previous + 1 < index;
+            if broken && !earlier.trim().is_empty() && content.starts_with(earlier) {
+                keep[previous] = false;
+            }
+        }
+        last.insert(tag, index);
+    }
+    lines.iter().zip(keep).filter(|(_, keep)| *keep).map(|(line, _)| *line).collect()
+}
+
+/// `[vm] text` as `("[vm]", text)`, without the line's ending.
+fn split_tag(line: &str) -> Option<(&str, &str)> {
+    if !line.starts_with('[') {
+        return None;
+    }
+    let end = line.find("] ")?;
+    let content = line[end + 2..].trim_end_matches(['\r', '\n']);
+    Some((&line[..=end], content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::undo_reprints;
+
+    #[test]
+    fn a_line_broken_by_another_vm_is_kept_once() {
+        let console = "[personal]  3f a8\n[personal]  6\r\n[corporate] \n[personal]  6f 5a\r\n\
+                       [corporate] BusyBox\n[personal]  6f 5a 07\n[personal]  c1\n";
+        assert_eq!(
+            undo_reprints(console),
+            "[personal]  3f a8\n[corporate] \n[corporate] BusyBox\n[personal]  6f 5a 07\n[personal]  c1\n"
+        );
+    }
+
+    #[test]
+    fn a_line_broken_by_duet_is_kept_once() {
+        let console =
+            "[personal] / # ec\r\nduet: vm corporate is restarting\n[personal] / # echo\n";
+        assert_eq!(
+            undo_reprints(console),
+            "duet: vm corporate is restarting\n[personal] / # echo\n"
+        );
+    }
+
+    #[test]
+    fn lines_that_follow_each_other_are_all_kept() {
+        let console = "[personal] a\n[personal] ab\n[corporate] a\n";
+        assert_eq!(undo_reprints(console), console);
     }
 }

@@ -175,14 +175,20 @@ impl Cpus for SystemCpus {
     }
 }
 
-/// Turns the screen off (every persona in the background) or on again,
-/// and makes every CPU look at its vCPUs again under the new scene.
+/// Turns the screen off (every persona in the background) or on again.
 fn toggle_screen() {
     let scene = crate::sched::power::SCENE.load();
-    let scene = Scene { screen_on: !scene.screen_on, ..scene };
+    change_scene(Scene { screen_on: !scene.screen_on, ..scene });
+}
+
+/// Sets the scene (which persona is in the foreground, whether the screen
+/// is on), says so on the console, and makes every CPU look at its vCPUs
+/// again under it. Console keys, the lock screen and persona switches all
+/// come through here.
+pub fn change_scene(scene: Scene) {
     crate::sched::power::SCENE.set(scene);
+    let Some(vms) = VMS.get() else { return };
     if scene.screen_on {
-        let vms = VMS.get().expect("VMs exist while one runs");
         println!("duet: screen on: vm {} is in the foreground", vms[scene.foreground].name);
     } else {
         println!("duet: screen off: every VM is in the background");

@@ -284,12 +284,14 @@ fn random_secret() -> u64 {
 
 /// What the probe VM `vm` printed, line by line, without the console's
 /// `[vm] ` tags. The console breaks a guest's line when another VM prints
-/// in the middle of it, and tags the rest again; every line the probe
-/// prints starts with `probe: `, so a tagged piece that does not is joined
-/// to the line before it.
+/// in the middle of it and prints it again from its start once it goes on;
+/// `undo_reprints` drops the broken copy. Every line the probe prints
+/// starts with `probe: `, so a tagged piece that does not (a line longer
+/// than the console holds back) is joined to the line before it.
 fn probe_lines(console: &str, vm: &str) -> Vec<String> {
     let tag = format!("[{vm}] ");
     let mut lines: Vec<String> = Vec::new();
+    let console = duet_tests::undo_reprints(console);
     for piece in console.lines().filter_map(|line| line.strip_prefix(&tag)) {
         match lines.last_mut() {
             Some(last) if !piece.starts_with("probe: ") => last.push_str(piece),
@@ -323,4 +325,6 @@ fn report_parsers_read_the_probe_s_lines() {
                    [attack] empt b: ok\n[listen] probe: x\n";
     assert_eq!(probe_lines(console, "attack"), ["probe: attempt a: ok", "probe: attempt b: ok"]);
     assert_eq!(probe_lines(console, "listen"), ["probe: x"]);
+    let reprinted = "[attack] probe: att\nduet: a line of Duet's\n[attack] probe: attempt c: ok\n";
+    assert_eq!(probe_lines(reprinted, "attack"), ["probe: attempt c: ok"]);
 }

@@ -147,7 +147,7 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
     let archive = initramfs::personal(&busybox, &init, &modules)?;
     let path = guests_dir().join("personal-initramfs.cpio");
     if fs::read(&path).ok().as_deref() != Some(archive.as_slice()) {
-        write_atomically(&path, &archive)?;
+        crate::write_whole(&path, &archive)?;
     }
     Ok(path)
 }
@@ -211,7 +211,7 @@ fn install_kernel(cache: &Path, staging: &Path) -> Result<String> {
     let dir = cache.join(&release);
     fs::rename(staging, &dir)
         .with_context(|| format!("cannot move {} to {}", staging.display(), dir.display()))?;
-    write_atomically(&cache.join("current"), format!("{release}\n").as_bytes())?;
+    crate::write_whole(&cache.join("current"), format!("{release}\n").as_bytes())?;
     Ok(release)
 }
 
@@ -289,7 +289,7 @@ fn busybox() -> Result<PathBuf> {
     let data = fs::read(&binary).with_context(|| format!("cannot read {}", binary.display()))?;
     check_static_arm64(&data)
         .with_context(|| format!("{BUSYBOX_PACKAGE}'s busybox is not usable"))?;
-    write_atomically(&path, &data)?;
+    crate::write_whole(&path, &data)?;
     remove_dir_if_present(&staging)?;
     fs::remove_file(&deb).with_context(|| format!("cannot remove {}", deb.display()))?;
     Ok(path)
@@ -297,16 +297,6 @@ fn busybox() -> Result<PathBuf> {
 
 fn downloads_dir() -> PathBuf {
     guests_dir().join("downloads")
-}
-
-/// Writes through a temporary file and a rename, so a reader (or a run
-/// that is interrupted) never sees half a file.
-fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().expect("cache files sit in a directory");
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temporary = path.with_extension("partial");
-    fs::write(&temporary, data).with_context(|| format!("cannot write {}", temporary.display()))?;
-    fs::rename(&temporary, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn remove_dir_if_present(dir: &Path) -> Result<()> {

@@ -114,7 +114,7 @@ pub fn write_flat_image(elf: &Path, out: &Path) -> Result<()> {
     let data = std::fs::read(elf).with_context(|| format!("cannot read {}", elf.display()))?;
     let flat =
         flatten(&data).with_context(|| format!("{} is not a usable Duet image", elf.display()))?;
-    std::fs::write(out, flat).with_context(|| format!("cannot write {}", out.display()))
+    crate::write_whole(out, &flat)
 }
 
 fn flatten(data: &[u8]) -> Result<Vec<u8>> {

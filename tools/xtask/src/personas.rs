@@ -19,6 +19,6 @@ pub fn package(manifest: &Path, board: &Board) -> Result<PathBuf> {
     let stem =
         manifest.origin.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let out = dir.join(format!("{stem}.pkg"));
-    std::fs::write(&out, bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    crate::write_whole(&out, &bytes)?;
     Ok(out)
 }

@@ -101,7 +101,7 @@ pub fn write(board: &Board, inputs: &Inputs, out: &Path) -> Result<()> {
     files.push((rpi4::PACKAGE_FILE.into(), read_file(&inputs.package)?));
     files.push((CONFIG_FILE.into(), config_txt().into_bytes()));
     let image = build(&files)?;
-    std::fs::write(out, image).with_context(|| format!("cannot write {}", out.display()))
+    crate::write_whole(out, &image)
 }
 
 /// Where an arm64 `Image` header keeps the image's size in memory (a

@@ -762,10 +762,14 @@ mod tests {
     /// Where test pixels live.
     const PIXELS: u64 = BASE + 0x10_0000;
 
-    /// What the sink saw: each flush with the rows it read, and offs.
+    /// One flush as the sink saw it: the rectangle, the frame's width and
+    /// height, and the rectangle's first row of pixels.
+    type Flush = (Rect, u32, u32, Vec<u32>);
+
+    /// What the sink saw: each flush, and how often the scanout went off.
     #[derive(Clone, Default)]
     struct Screen {
-        flushes: Arc<Mutex<Vec<(Rect, u32, u32, Vec<u32>)>>>,
+        flushes: Arc<Mutex<Vec<Flush>>>,
         offs: Arc<Mutex<u32>>,
     }
 

@@ -288,7 +288,7 @@ mod tests {
     fn ask(transport: &mut Transport, select: u8, subsel: u8) -> Vec<u8> {
         transport.write(0, 0x100, 1, u64::from(select)).unwrap();
         transport.write(0, 0x101, 1, u64::from(subsel)).unwrap();
-        let size = transport.read(0, 0x102, 1).unwrap() as u64;
+        let size = transport.read(0, 0x102, 1).unwrap();
         (0..size).map(|i| transport.read(0, 0x108 + i, 1).unwrap() as u8).collect()
     }
 

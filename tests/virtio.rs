@@ -63,8 +63,9 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
 
 /// The display flushes Duet counted for VM `vm` in a counters dump.
 fn display_flushes(counters: &str, vm: &str) -> Option<u64> {
-    let line = counters.lines().find(|l| l.contains(&format!("duet: vm {vm}: guest time")))?;
-    line.split("display flushes ").nth(1)?.trim().parse().ok()
+    let prefix = format!("duet: vm {vm}: display flushes ");
+    let line = counters.lines().find(|l| l.starts_with(&prefix))?;
+    line.strip_prefix(&prefix)?.trim().parse().ok()
 }
 
 /// Asks Duet for its counters; VM `vm`'s display flushes.

@@ -2,7 +2,9 @@
 //! guest (the default persona pair of `cargo xtask run`): the virtio
 //! console (`/dev/hvc0`) reaches Duet's console tagged with the VM, also
 //! after the VM restarts, and virtio-rng is the guest's hardware RNG and
-//! gives bytes; and a probe guest
+//! gives bytes; virtio-gpu is its framebuffer, of the display's size, and
+//! filling it makes flushes Duet counts; keyboard and touchscreen are its
+//! input devices; and a probe guest
 //! that abuses its virtio devices every way it knows is refused each time,
 //! logged, while Linux beside it goes on using its own.
 
@@ -59,6 +61,68 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
     run.power_off_personal_then_corporate(COMMAND * 2);
 }
 
+/// The display flushes Duet counted for VM `vm` in a counters dump.
+fn display_flushes(counters: &str, vm: &str) -> Option<u64> {
+    let prefix = format!("duet: vm {vm}: display flushes ");
+    let line = counters.lines().find(|l| l.starts_with(&prefix))?;
+    line.strip_prefix(&prefix)?.trim().parse().ok()
+}
+
+/// Asks Duet for its counters; VM `vm`'s display flushes.
+fn flushes_now(run: &mut Machine, vm: &str) -> u64 {
+    let mark = run.mark();
+    run.send("\x1ds");
+    let counters = run.expect_since(mark, "duet: heap", COMMAND);
+    match display_flushes(&counters, vm) {
+        Some(flushes) => flushes,
+        None => run.fail(&format!("no display flushes for vm {vm} in {counters:?}")),
+    }
+}
+
+#[test]
+fn linux_gets_a_virtual_display_and_input_devices() {
+    let mut run = Machine::xtask(&["run"]);
+    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
+
+    // Debian's virtio-gpu driver made a framebuffer of the display's size.
+    let size = run.shell("cat /sys/class/graphics/fb0/virtual_size", PROMPT, COMMAND);
+    if !size.contains("720,1232") {
+        run.fail(&format!("the framebuffer's size is {size:?}"));
+    }
+    // The keyboard and the touchscreen are input devices with event nodes.
+    let names = run.shell("grep Name /proc/bus/input/devices", PROMPT, COMMAND);
+    for name in ["N: Name=\"Duet keyboard\"", "N: Name=\"Duet touchscreen\""] {
+        if !names.contains(name) {
+            run.fail(&format!("no {name} among the input devices: {names:?}"));
+        }
+    }
+    let nodes = run.shell("ls /dev/input", PROMPT, COMMAND);
+    if !(nodes.contains("event0") && nodes.contains("event1")) {
+        run.fail(&format!("/dev/input holds {nodes:?}"));
+    }
+
+    // Filling the framebuffer (3.4 MiB of 0x40) makes the guest flush its
+    // scanout, and Duet counts the flushes.
+    let before = flushes_now(&mut run, "personal");
+    let fill = "dd if=/dev/zero bs=4096 count=866 | tr '\\000' @ > /dev/fb0";
+    let output = run.shell(fill, PROMPT, COMMAND);
+    if !output.contains("866+0 records out") {
+        run.fail(&format!("filling /dev/fb0 said {output:?}"));
+    }
+    run.shell("sleep 1", PROMPT, COMMAND);
+    let after = flushes_now(&mut run, "personal");
+    eprintln!(
+        "display flushes of the personal VM: {before} before filling /dev/fb0, {after} after"
+    );
+    if after <= before {
+        run.fail(&format!("display flushes went from {before} to {after}"));
+    }
+    run.forbid("virtio-gpu: command");
+
+    run.power_off_personal_then_corporate(COMMAND * 2);
+}
+
 /// The probe's abuses (`guests/probe/src/virtio.rs`), each of which must
 /// be rejected by every device.
 const ABUSES: [&str; 20] = [
@@ -84,6 +148,16 @@ const ABUSES: [&str; 20] = [
     "queue-ring-misaligned",
 ];
 
+/// The probe's well-formed but wrong display commands, with the error
+/// response each must get (`guests/probe/src/virtio.rs`, module `gpu`).
+const GPU_ABUSES: [(&str, &str); 5] = [
+    ("gpu-backing-outside-ram", "0x1205"),
+    ("gpu-resource-too-large", "0x1205"),
+    ("gpu-rectangle-outside-resource", "0x1205"),
+    ("gpu-unknown-resource", "0x1203"),
+    ("gpu-too-many-resources", "0x1201"),
+];
+
 #[test]
 fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     let manifest = duet_tests::manifest(
@@ -99,7 +173,7 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     let console = run.expect("duet: vm abuser powered off", LINUX_BOOT);
     let lines: Vec<&str> =
         console.lines().filter_map(|l| l.strip_prefix("[abuser] probe: virtio ")).collect();
-    for device in ["console", "rng", "blk", "net"] {
+    for device in ["console", "rng", "blk", "net", "gpu", "keyboard", "touch"] {
         for abuse in ABUSES {
             let line = format!("{device} {abuse}: rejected");
             if !lines.contains(&line.as_str()) {
@@ -107,18 +181,34 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
             }
         }
     }
+    for (abuse, response) in GPU_ABUSES {
+        let line = format!("gpu {abuse}: rejected ({response})");
+        if !lines.contains(&line.as_str()) {
+            run.fail(&format!("no {line:?} among the probe's lines {lines:#?}"));
+        }
+    }
     run.require(&[
-        "[abuser] probe: virtio done: 4 devices, 20 abuses each, 0 not rejected",
+        "[abuser] probe: virtio done: 7 devices, 20 abuses each, 5 more for the gpu, 0 not rejected",
         "[abuser] probe: virtio rng good-request: served (16 bytes)",
         "[abuser] probe: virtio console good-request: served (0 bytes)",
         // A read of the disk's first sector: 512 bytes and the status byte.
         "[abuser] probe: virtio blk good-request: served (513 bytes)",
         "[abuser] probe: virtio net good-request: served",
+        // GET_DISPLAY_INFO: the header and 16 scanouts of 24 bytes.
+        "[abuser] probe: virtio gpu good-request: served (408 bytes)",
+        "[abuser] probe: virtio keyboard good-request: served (0 bytes)",
+        "[abuser] probe: virtio touch good-request: served (0 bytes)",
         "[abuser] probe: hvc line\n",
         // Duet says what it refused.
         "vm abuser: virtio-rng: queue 0: the chain loops back to descriptor 0; the device needs a reset",
         "vm abuser: virtio-console: DRIVER_OK set before FEATURES_OK; the device needs a reset",
         "vm abuser: virtio-rng: driver did not accept VIRTIO_F_VERSION_1 (legacy); refused",
+        "vm abuser: virtio-gpu: command 0x106 refused: backing entry 0 (1024 bytes at ",
+        "vm abuser: virtio-gpu: command 0x101 refused: a 4097x16 resource (1 to 4096 pixels a side)",
+        "vm abuser: virtio-gpu: command 0x104 refused: rectangle 16x16 at (8, 8) is not inside the 16x16 resource",
+        "vm abuser: virtio-gpu: command 0x103 refused: there is no resource 77",
+        "vm abuser: virtio-gpu: command 0x104 refused: there is no resource 78",
+        "vm abuser: virtio-gpu: command 0x101 refused: more than 16 resources",
     ]);
     run.forbid("HALTED");
 

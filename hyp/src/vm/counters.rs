@@ -1,7 +1,8 @@
 //! What each VM costs, counted as it runs: time its vCPUs spent in the
-//! guest, exits by reason, and wakeups from waiting. Read on request from
+//! guest, exits by reason, wakeups from waiting, and display flushes. Read on request from
 //! the console (`Ctrl-] s`) and printed when Duet powers off.
 
+use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +53,9 @@ pub struct Counters {
     exits: [AtomicU64; 6],
     /// Times a waiting vCPU was woken.
     pub wakeups: AtomicU64,
+    /// Flushes of its virtual display's scanout that reached the
+    /// compositor (shared with the display's sink, which counts them).
+    pub display_flushes: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -69,6 +73,11 @@ impl Counters {
 
     pub fn wakeup(&self) {
         self.wakeups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Display flushes that reached the compositor so far.
+    pub fn display_flushes(&self) -> u64 {
+        self.display_flushes.load(Ordering::Relaxed)
     }
 
     /// A line for VM `name`, with times from a counter of `frequency` Hz.

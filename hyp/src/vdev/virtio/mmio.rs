@@ -10,6 +10,7 @@
 //! until the driver resets it by writing 0 to Status. The device models
 //! behind it implement [`Device`].
 
+use super::backend::Frame;
 use super::guest_memory::GuestMemory;
 use super::queue::{Chain, Queue, QueueError, MAX_QUEUE_SIZE};
 use crate::vm::mmio::{MmioDevice, MmioError, Size};
@@ -65,12 +66,19 @@ mod reg {
     pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
     pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
     pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
+    pub const SHM_SEL: u64 = 0x0ac;
     pub const SHM_LEN_LOW: u64 = 0x0b0;
     pub const SHM_LEN_HIGH: u64 = 0x0b4;
     pub const CONFIG_GENERATION: u64 = 0x0fc;
     pub const CONFIG: u64 = 0x100;
     pub const END: u64 = 0x200;
 }
+
+/// Bytes of configuration space a device may have (0x100 to the window's end).
+pub const CONFIG_BYTES: usize = (reg::END - reg::CONFIG) as usize;
+
+/// A device's configuration space, little-endian, as the driver reads it.
+pub type ConfigSpace = [u8; CONFIG_BYTES];
 
 /// Log lines per device before Duet stops logging its guest's mistakes.
 const LOG_LIMIT: u32 = 32;
@@ -124,14 +132,25 @@ pub trait Device: Send {
     fn features(&self) -> u64;
     /// How many virtqueues it has.
     fn queue_count(&self) -> usize;
-    /// Its configuration space, little-endian, as the driver reads it.
-    fn config(&self, out: &mut [u8; 64]) -> usize;
+    /// Its configuration space, little-endian, as the driver reads it;
+    /// returns its length.
+    fn config(&self, out: &mut ConfigSpace) -> usize;
+    /// The driver wrote `bytes` at `offset` of the configuration space;
+    /// false if that is not a writable field (the write is then ignored
+    /// and logged).
+    fn write_config(&mut self, _offset: usize, _bytes: &[u8]) -> bool {
+        false
+    }
     /// Queue `queue` has something new (a notification, or the transport
     /// polling on Duet's behalf). An error is the guest's fault and sets
     /// DEVICE_NEEDS_RESET.
     fn service(&mut self, queue: usize, env: &mut Env) -> Result<(), QueueError>;
     /// Back to the state after power-on.
     fn reset(&mut self) {}
+    /// What a display device (`gpu`) shows now, if anything.
+    fn frame(&self) -> Option<Box<dyn Frame + '_>> {
+        None
+    }
 }
 
 /// Register window of one virtio-mmio device.
@@ -230,6 +249,44 @@ impl Transport {
         }
         if let Err(error) = result {
             self.needs_reset(format_args!("queue {queue}: {error}"));
+        }
+    }
+
+    /// Lets Duet put something of its own into queue `queue` (input
+    /// events): runs `f` if the driver is up and the queue live, and
+    /// interrupts the driver if `f` used buffers. Returns what `f` did, or
+    /// false if it could not run or the guest's queue was bad (the device
+    /// then needs a reset).
+    pub fn deliver(
+        &mut self,
+        queue: usize,
+        f: impl FnOnce(&mut Env) -> Result<bool, QueueError>,
+    ) -> bool {
+        let live = self.status & status::DRIVER_OK != 0
+            && self.status & status::DEVICE_NEEDS_RESET == 0
+            && self.queues.get(queue).is_some_and(|q| q.ready);
+        if !live {
+            return false;
+        }
+        let mut env = Env {
+            memory: &self.memory,
+            queues: &mut self.queues,
+            vm: self.vm,
+            device: self.device.name(),
+            logged: &mut self.logged,
+            used: false,
+        };
+        let result = f(&mut env);
+        let used = env.used;
+        if used && self.queues[queue].wants_interrupt(&self.memory) {
+            self.interrupt(INTERRUPT_USED_BUFFER);
+        }
+        match result {
+            Ok(done) => done,
+            Err(error) => {
+                self.needs_reset(format_args!("queue {queue}: {error}"));
+                false
+            }
         }
     }
 
@@ -381,7 +438,7 @@ impl Transport {
     }
 
     fn read_config(&self, offset: u64, size: Size) -> u64 {
-        let mut config = [0u8; 64];
+        let mut config = [0u8; CONFIG_BYTES];
         let length = self.device.config(&mut config);
         let mut bytes = [0u8; 8];
         for (i, byte) in bytes.iter_mut().take(usize::from(size)).enumerate() {
@@ -439,6 +496,7 @@ impl MmioDevice for Transport {
             | reg::QUEUE_SEL
             | reg::QUEUE_NUM
             | reg::QUEUE_NOTIFY
+            | reg::SHM_SEL
             | reg::INTERRUPT_ACK => return Err(MmioError::Direction { offset }),
             reg::QUEUE_DESC_LOW..=reg::QUEUE_DEVICE_HIGH => {
                 let q = queue.cloned().unwrap_or_default();
@@ -466,11 +524,11 @@ impl MmioDevice for Transport {
     ) -> Result<(), MmioError> {
         check_access(offset, size)?;
         if offset >= reg::CONFIG {
-            // No device here has a writable configuration field.
-            self.log(format_args!(
-                "writes configuration byte {:#x}; ignored",
-                offset - reg::CONFIG
-            ));
+            let at = (offset - reg::CONFIG) as usize;
+            let bytes = value.to_le_bytes();
+            if !self.device.write_config(at, &bytes[..usize::from(size)]) {
+                self.log(format_args!("writes configuration byte {at:#x}; ignored"));
+            }
             return Ok(());
         }
         let value = value as u32;
@@ -489,6 +547,9 @@ impl MmioDevice for Transport {
             reg::QUEUE_READY => self.write_queue_ready(value),
             reg::QUEUE_NOTIFY => self.notify(value),
             reg::INTERRUPT_ACK => self.interrupt_status &= !value,
+            // No shared memory regions: any one selected has length "none"
+            // (virtio-gpu's driver asks).
+            reg::SHM_SEL => {}
             reg::STATUS => self.write_status(value),
             reg::MAGIC
             | reg::VERSION
@@ -569,7 +630,7 @@ mod tests {
         fn queue_count(&self) -> usize {
             1
         }
-        fn config(&self, out: &mut [u8; 64]) -> usize {
+        fn config(&self, out: &mut ConfigSpace) -> usize {
             out[..4].copy_from_slice(&0x1122_3344u32.to_le_bytes());
             4
         }
@@ -608,6 +669,10 @@ mod tests {
         assert_eq!(t.read(0, 0x100, 2), Ok(0x3344));
         assert_eq!(t.read(0, 0x102, 1), Ok(0x22));
         assert_eq!(t.read(0, 0x108, 4), Ok(0));
+        // Shared memory region 0 does not exist (length all ones).
+        t.write(0, reg::SHM_SEL, 4, 0).unwrap();
+        assert_eq!(read(&mut t, reg::SHM_LEN_LOW), u32::MAX);
+        assert_eq!(read(&mut t, reg::SHM_LEN_HIGH), u32::MAX);
     }
 
     #[test]

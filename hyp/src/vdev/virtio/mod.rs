@@ -6,7 +6,9 @@
 pub mod backend;
 pub mod blk;
 pub mod console;
+pub mod gpu;
 pub mod guest_memory;
+pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod queue;

@@ -71,6 +71,34 @@ pub trait EntropySource: Send {
     fn fill(&mut self, buffer: &mut [u8]) -> bool;
 }
 
+/// A rectangle of pixels: columns `x..x + width`, rows `y..y + height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a VM shows on its scanout, read in place from its RAM (Duet keeps
+/// no copy of a guest's pixels).
+pub trait Frame {
+    fn width(&self) -> u32;
+    fn height(&self) -> u32;
+    /// Reads pixels x..x+out.len() of row y as 0x00RRGGBB; false if the
+    /// backing does not cover them (then `out` is left as is).
+    fn read_row(&self, y: u32, x: u32, out: &mut [u32]) -> bool;
+}
+
+/// Where a VM's virtual display goes: the compositor, which shows it or
+/// not (a background VM's flush should cost nothing).
+pub trait DisplaySink: Send {
+    /// The VM flushed `rect` of its scanout `frame`.
+    fn flushed(&mut self, frame: &dyn Frame, rect: Rect);
+    /// The VM turned its scanout off (or reset the device).
+    fn scanout_off(&mut self);
+}
+
 /// What backs one VM's virtio devices, as chosen for it when it is built
 /// (`vm::virtio::backends_for`). Every VM gets a console and an entropy
 /// device; a disk and a NIC only where a backend exists.

@@ -1,0 +1,16 @@
+//! The phone's screen as Duet owns it: the lock screen, the gestures that
+//! pick a persona on it, and the input that must not leak across a switch.
+//! Everything here is plain logic, tested on the host.
+//!
+//! - `layout`: where things sit on the physical screen (the indicator strip,
+//!   each persona's card on the lock screen), shared by drawing and
+//!   hit-testing so that they agree.
+//! - `gesture`: taps and swipes recognised from raw touch events.
+//! - `lock`: the lock screen's state machine (gestures, keys, idle timeout).
+//! - `held_keys`: keys held down, so a switch can release them where they
+//!   were pressed.
+
+pub mod gesture;
+pub mod held_keys;
+pub mod layout;
+pub mod lock;

@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use font8x8::legacy::BASIC_LEGACY;
 
 /// Rows at the top of the screen that only Duet draws.
-pub const STRIP_HEIGHT: u32 = 48;
+pub use super::layout::STRIP_HEIGHT;
 
 /// The alpha byte Duet sets on every pixel it writes: opaque, for a
 /// framebuffer whose format has alpha (virtio-gpu's B8G8R8A8); formats

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod blk;
 pub mod console;
 pub mod guest_memory;
+pub mod input;
 pub mod mmio;
 pub mod net;
 pub mod queue;

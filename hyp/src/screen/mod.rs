@@ -20,3 +20,4 @@ pub mod gesture;
 pub mod held_keys;
 pub mod layout;
 pub mod lock;
+pub mod route;

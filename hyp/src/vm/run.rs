@@ -138,7 +138,7 @@ pub fn set_uart_line(vm: &Vm, level: bool, cpus: &impl Cpus) {
     kick_all(vm, kicks, cpus);
 }
 
-pub(super) fn kick_all(vm: &Vm, mask: u32, cpus: &impl Cpus) {
+pub(super) fn kick_all(vm: &Vm, mask: u32, cpus: &(impl Cpus + ?Sized)) {
     for vcpu in (0..vm.vcpu_count()).filter(|v| mask & (1 << v) != 0) {
         cpus.kick(vm, vcpu);
     }

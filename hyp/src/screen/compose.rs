@@ -32,6 +32,8 @@ const BLACK: u32 = 0;
 /// Font8x8 glyphs are 8x8; scaled by these for the strip and the cards.
 const STRIP_TEXT_SCALE: u32 = 4;
 const HINT_TEXT_SCALE: u32 = 2;
+/// The white frame around the lock screen card the keyboard selected.
+const SELECTED_FRAME: u32 = 6;
 
 /// The physical screen's pixels, rows packed: `width` x `height`, each
 /// `0xAARRGGBB` (Duet writes them opaque).
@@ -103,6 +105,17 @@ pub fn intersect(a: Rect, b: Rect) -> Option<Rect> {
     let right = a.x.saturating_add(a.width).min(b.x.saturating_add(b.width));
     let bottom = a.y.saturating_add(a.height).min(b.y.saturating_add(b.height));
     (x < right && y < bottom).then(|| Rect { x, y, width: right - x, height: bottom - y })
+}
+
+/// Draws a frame `thickness` pixels wide just inside `rect`'s edges.
+fn frame(screen: &mut Pixels, rect: Rect, thickness: u32, rgb: u32) {
+    let t = thickness.min(rect.width / 2).min(rect.height / 2);
+    let right = rect.x + rect.width - t;
+    let bottom = rect.y + rect.height - t;
+    screen.fill(Rect { height: t, ..rect }, rgb);
+    screen.fill(Rect { y: bottom, height: t, ..rect }, rgb);
+    screen.fill(Rect { width: t, ..rect }, rgb);
+    screen.fill(Rect { x: right, width: t, ..rect }, rgb);
 }
 
 /// Black or white, whichever reads better on `rgb`.
@@ -210,18 +223,35 @@ impl Compositor {
     }
 
     /// Shows the lock screen: Duet's strip, and in `areas` (screen
-    /// rectangles, one per persona) each persona's name on its colour.
-    /// Nothing of any persona's content. Returns the rectangle to flush.
-    pub fn show_lock(&mut self, screen: &mut Pixels, areas: &[Rect]) -> Rect {
+    /// rectangles, one per persona) each persona's name on its colour, the
+    /// `selected` one (the keyboard's choice) framed in white. Nothing of
+    /// any persona's content. Returns the rectangle to flush.
+    pub fn show_lock(
+        &mut self,
+        screen: &mut Pixels,
+        areas: &[Rect],
+        selected: Option<usize>,
+    ) -> Rect {
         self.showing = Showing::Lock;
         self.draw_strip(screen, "Duet - locked", LOCK_STRIP);
         let below = self.persona_area();
         screen.fill(below, LOCK_BACKGROUND);
         let hint_y = STRIP_HEIGHT + below.height / 4;
         screen.centred_text("swipe up to unlock", below, hint_y, HINT_TEXT_SCALE, WHITE);
-        for (look, &area) in self.looks.iter().zip(areas) {
+        let keys_y = hint_y + 8 * HINT_TEXT_SCALE * 2;
+        screen.centred_text(
+            "or keys 1-9, or arrows + Enter",
+            below,
+            keys_y,
+            HINT_TEXT_SCALE,
+            WHITE,
+        );
+        for (index, (look, &area)) in self.looks.iter().zip(areas).enumerate() {
             let Some(area) = intersect(area, below) else { continue };
             screen.fill(area, look.colour);
+            if selected == Some(index) {
+                frame(screen, area, SELECTED_FRAME, WHITE);
+            }
             let ink = ink_on(look.colour);
             let name_y = area.y + area.height / 3;
             screen.centred_text(look.name, area, name_y, STRIP_TEXT_SCALE, ink);
@@ -384,7 +414,7 @@ mod tests {
             Rect { x: 2, y: 64, width: 32, height: 64 },
             Rect { x: 38, y: 64, width: 32, height: 64 },
         ];
-        compositor.show_lock(&mut screen, &areas);
+        compositor.show_lock(&mut screen, &areas, Some(1));
         assert_eq!(compositor.showing(), Showing::Lock);
         assert_eq!(compositor.flushed(&mut screen, 0, &frame, whole), None);
         assert!(buffer.iter().all(|&p| p & 0xff_ffff != 0xabcdef));
@@ -392,7 +422,9 @@ mod tests {
         assert_eq!(at(&buffer, 1, 50), LOCK_BACKGROUND);
         // Each card is its persona's colour (away from its text).
         assert_eq!(at(&buffer, 3, 126), 0x1e6fd9);
-        assert_eq!(at(&buffer, 39, 126), 0xe8730c);
+        assert_eq!(at(&buffer, 44, 120), 0xe8730c);
+        // Only the selected card is framed.
+        assert_eq!(at(&buffer, 39, 126), WHITE);
     }
 
     #[test]

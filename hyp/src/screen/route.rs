@@ -309,15 +309,13 @@ impl Router {
                         events.push(key(BTN_TOUCH, 1));
                     }
                 }
-                (EV_ABS, ABS_MT_POSITION_X | ABS_MT_POSITION_Y) => {
-                    if !self.slots[self.slot].withheld {
-                        events.extend(self.position(*event));
-                    }
+                (EV_ABS, ABS_MT_POSITION_X | ABS_MT_POSITION_Y)
+                    if !self.slots[self.slot].withheld =>
+                {
+                    events.extend(self.position(*event));
                 }
-                (EV_ABS, ABS_X | ABS_Y) => {
-                    if !self.single.withheld {
-                        events.extend(self.position(*event));
-                    }
+                (EV_ABS, ABS_X | ABS_Y) if !self.single.withheld => {
+                    events.extend(self.position(*event));
                 }
                 _ => {}
             }

@@ -27,7 +27,7 @@ fn two_personas() -> PathBuf {
     let vm = |name: &str, colour: u32| {
         format!(
             "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {:?}\ninitrd = {:?}\n\
-             cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 128\nvcpus = 1\n\
+             cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 192\nvcpus = 1\n\
              colour = \"#{colour:06x}\"\n\n",
             guests.join("Image"),
             guests.join("initramfs.cpio"),

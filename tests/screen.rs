@@ -1,8 +1,9 @@
 //! The phone's screen as Duet drives it, seen through QEMU's monitor (QMP):
 //! at boot the lock screen shows each persona's colour and Duet's own strip;
 //! a key on the keyboard unlocks into a persona, whose indicator then
-//! fills the strip in its colour; the power key locks again; the switch
-//! latency appears in Duet's counters.
+//! fills the strip in its colour; the power key locks again; a swipe up on
+//! the other persona's card unlocks into that one; the switch latency
+//! appears in Duet's counters.
 
 use duet_tests::{manifest, Machine};
 use std::io::{BufRead, BufReader, Write};
@@ -93,6 +94,31 @@ impl Qmp {
             ));
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends one frame of multitouch events for slot 0 (QEMU's axes run
+    /// 0..=0x7fff): `begin` (a new contact), `data` or `end`, with
+    /// positions in screen pixels of a 720x1280 screen.
+    fn touch(&mut self, kind: &str, at: Option<(u32, u32)>) {
+        let tracking = if kind == "end" { -1 } else { 1 };
+        let event = |kind: &str, axis: &str, value: u32| {
+            format!(
+                r#"{{"type":"mtt","data":{{"type":"{kind}","slot":0,"tracking-id":{tracking},"axis":"{axis}","value":{value}}}}}"#
+            )
+        };
+        let mut events = Vec::new();
+        if kind != "data" {
+            events.push(event(kind, "x", 0));
+        }
+        if let Some((x, y)) = at {
+            events.push(event("data", "x", x * 0x8000 / 720));
+            events.push(event("data", "y", y * 0x8000 / 1280));
+        }
+        self.execute(&format!(
+            r#"{{"execute":"input-send-event","arguments":{{"events":[{}]}}}}"#,
+            events.join(",")
+        ));
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     /// The screen as QEMU shows it.
@@ -204,9 +230,21 @@ fn the_lock_screen_shows_both_personas_and_a_key_unlocks_into_one() {
     let locked = qmp.screendump(&dir.join("locked-again.ppm"));
     assert_eq!(locked.at(0, 0), LOCK_STRIP);
 
+    // A swipe up on the personal card (the left one) unlocks into it.
+    let mark = run.mark();
+    qmp.touch("begin", Some((180, 1200)));
+    for y in [1000, 800, 600] {
+        qmp.touch("data", Some((180, y)));
+    }
+    qmp.touch("end", None);
+    run.expect_since(mark, "duet: screen: unlocked into vm personal", STEP);
+    let front = qmp.screendump(&dir.join("personal.ppm"));
+    assert_eq!(front.at(719, 0), PERSONAL, "the indicator in personal's colour");
+    assert_eq!(front.count(48..1280, CORPORATE), 0, "nothing of corporate");
+
     let mark = run.mark();
     run.send(COUNTERS);
-    let counters = run.expect_since(mark, "duet: screen: 1 switches, latency last", STEP);
-    let line = counters.lines().find(|l| l.contains("duet: screen: 1 switches")).unwrap();
+    let counters = run.expect_since(mark, "duet: screen: 2 switches, latency last", STEP);
+    let line = counters.lines().find(|l| l.contains("duet: screen: 2 switches")).unwrap();
     println!("{line}");
 }

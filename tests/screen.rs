@@ -18,6 +18,9 @@ const COUNTERS: &str = "\x1ds";
 
 const PERSONAL: u32 = 0x00aa55;
 const CORPORATE: u32 = 0xcc3300;
+/// The manifest's idle timeout: long enough for the steps between inputs
+/// on a busy host, short enough to wait for once.
+const IDLE_SECONDS: u64 = 20;
 /// The lock screen's strip (`screen::compose`).
 const LOCK_STRIP: u32 = 0x202020;
 
@@ -35,7 +38,7 @@ fn two_personas() -> PathBuf {
         )
     };
     let text = format!(
-        "[screen]\nlock_after_idle_seconds = 0\n\n{}{}",
+        "[screen]\nlock_after_idle_seconds = {IDLE_SECONDS}\n\n{}{}",
         vm("personal", PERSONAL),
         vm("corporate", CORPORATE)
     );
@@ -241,6 +244,13 @@ fn the_lock_screen_shows_both_personas_and_a_key_unlocks_into_one() {
     let front = qmp.screendump(&dir.join("personal.ppm"));
     assert_eq!(front.at(719, 0), PERSONAL, "the indicator in personal's colour");
     assert_eq!(front.count(48..1280, CORPORATE), 0, "nothing of corporate");
+
+    // Left alone, the screen locks after the manifest's idle time.
+    let idle = std::time::Instant::now();
+    run.expect_since(mark, "duet: screen: locked", STEP);
+    let waited = idle.elapsed();
+    println!("locked by itself after {waited:?} more (idle time {IDLE_SECONDS} s)");
+    assert!(waited > Duration::from_secs(IDLE_SECONDS / 2), "locked too soon: {waited:?}");
 
     let mark = run.mark();
     run.send(COUNTERS);

@@ -42,6 +42,10 @@ enum Task {
         /// with a new one; without this an existing image is kept.
         #[arg(long)]
         new_disk: bool,
+        /// Open a QMP socket at this path (QEMU's machine protocol: tests
+        /// take screenshots and send touches and keys through it).
+        #[arg(long)]
+        qmp: Option<PathBuf>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -121,7 +125,7 @@ fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, manifest, new_disk, qemu_args } => {
+        Task::Run { board, smp, append, manifest, new_disk, qmp, qemu_args } => {
             let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
@@ -147,6 +151,7 @@ fn run(task: Task) -> Result<ExitCode> {
                 dtb,
                 disk,
                 nic,
+                qmp,
                 extra_args: qemu_args,
             };
             let (status, ending) =

@@ -27,6 +27,9 @@ pub struct Options {
     pub disk: Option<PathBuf>,
     /// A virtio-net device on QEMU's user network (the host is 10.0.2.2).
     pub nic: bool,
+    /// A QMP socket at this path (`-qmp unix:PATH,server=on,wait=off`),
+    /// through which tests take screenshots and send touches and keys.
+    pub qmp: Option<PathBuf>,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
@@ -99,6 +102,12 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     }
     if options.nic {
         command.args(["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0"]);
+    }
+    if let Some(qmp) = &options.qmp {
+        let mut socket = std::ffi::OsString::from("unix:");
+        socket.push(qmp);
+        socket.push(",server=on,wait=off");
+        command.arg("-qmp").arg(socket);
     }
     command.args(&options.extra_args);
     command
@@ -236,6 +245,7 @@ mod tests {
             dtb: None,
             disk: Some("/tmp/d.img".into()),
             nic: true,
+            qmp: Some("/tmp/q.sock".into()),
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         assert!(has_virtio_mmio(board));
@@ -255,7 +265,7 @@ mod tests {
                  -drive if=none,format=raw,id=disk0,file=/tmp/d.img \
                  -device virtio-blk-device,drive=disk0 \
                  -netdev user,id=net0 -device virtio-net-device,netdev=net0 \
-                 -machine virtualization=off"
+                 -qmp unix:/tmp/q.sock,server=on,wait=off -machine virtualization=off"
             ),
             "{joined}"
         );

@@ -1,6 +1,6 @@
-//! What backs each VM's disk and NIC on this boot: its partition of the
-//! physical disk and its port on Duet's switch (`vm::virtio` adds the
-//! entropy source). Built
+//! What backs each VM's disk, NIC and display on this boot: its partition
+//! of the physical disk, its port on Duet's switch, and where its virtual
+//! display goes (`vm::virtio` adds the entropy source). Built
 //! once, when the VMs are ([`start`]); a VM whose disk cannot be had (no
 //! physical disk, a bad partition table, no partition of its name, one too
 //! small) gets no disk, with a line saying why, and the others go on.
@@ -11,7 +11,7 @@ use crate::drivers::{virtio_blk, virtio_net};
 use crate::net::{mac_for, Network, Switch, NETWORK};
 use crate::personas::{Net, PersonaPackage, VmSpec};
 use crate::println;
-use crate::vdev::virtio::backend::{BlockStore, NetPort};
+use crate::vdev::virtio::backend::{BlockStore, DisplaySink, NetPort};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use spin::Once;
@@ -21,6 +21,7 @@ static PARTITIONS: Once<Result<Vec<Partition>, GptError>> = Once::new();
 
 /// Reads the partition table (if a VM wants a disk) and builds the switch.
 pub fn start(package: &PersonaPackage) {
+    super::screen::start(package);
     let vms = package.vms();
     if vms.iter().any(|vm| vm.disk_mib.is_some()) {
         match virtio_blk::DISK.get() {
@@ -82,4 +83,16 @@ pub fn net_for(spec: &VmSpec) -> Option<Box<dyn NetPort>> {
     let network = NETWORK.get()?;
     let port = network.port_with_mac(mac_for(spec.name))?;
     Some(Box::new(port))
+}
+
+/// The size (width, height) of every VM's virtual display: the screen
+/// less Duet's strip (720x1232 on a board without a screen).
+pub fn display_size() -> (u32, u32) {
+    super::screen::display_size()
+}
+
+/// Where VM `vm_index`'s virtual display goes: the compositor, which
+/// shows it while the VM is in front.
+pub fn display_for(vm_index: usize) -> Box<dyn DisplaySink> {
+    super::screen::sink(vm_index)
 }

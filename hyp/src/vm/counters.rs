@@ -1,7 +1,8 @@
 //! What each VM costs, counted as it runs: time its vCPUs spent in the
-//! guest, exits by reason, and wakeups from waiting. Read on request from
+//! guest, exits by reason, wakeups from waiting, and display flushes. Read on request from
 //! the console (`Ctrl-] s`) and printed when Duet powers off.
 
+use alloc::sync::Arc;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -52,6 +53,9 @@ pub struct Counters {
     exits: [AtomicU64; 6],
     /// Times a waiting vCPU was woken.
     pub wakeups: AtomicU64,
+    /// Flushes of its virtual display's scanout that reached the
+    /// compositor (shared with the display's sink, which counts them).
+    pub display_flushes: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -92,7 +96,8 @@ impl fmt::Display for Report<'_> {
         for reason in ExitReason::ALL {
             write!(f, " {} {}", reason.name(), self.counters.exits(reason))?;
         }
-        write!(f, ", wakeups {}", self.counters.wakeups.load(Ordering::Relaxed))
+        write!(f, ", wakeups {}", self.counters.wakeups.load(Ordering::Relaxed))?;
+        write!(f, ", display flushes {}", self.counters.display_flushes.load(Ordering::Relaxed))
     }
 }
 
@@ -108,10 +113,11 @@ mod tests {
         c.exit(ExitReason::Wait);
         c.add_guest_ticks(2_500_000);
         c.wakeup();
+        c.display_flushes.fetch_add(3, Ordering::Relaxed);
         let line = c.report("personal", 1_000_000).to_string();
         assert_eq!(
             line,
-            "vm personal: guest time 2.500 s, exits call 0 mmio 2 sysreg 0 wfi 1 irq 0 fault 0, wakeups 1"
+            "vm personal: guest time 2.500 s, exits call 0 mmio 2 sysreg 0 wfi 1 irq 0 fault 0, wakeups 1, display flushes 3"
         );
     }
 }

@@ -121,7 +121,9 @@ impl Vm {
         // mapped read-write in Duet's own map and lives as long as the VM.
         let memory =
             unsafe { GuestMemory::new(layout::RAM_BASE, ram.start as *mut u8, ram.size()) };
-        let backends = super::virtio::backends_for(spec);
+        let backends = super::virtio::backends_for(index, spec);
+        let counters = Counters::default();
+        let flushes = counters.display_flushes.clone();
         let vm = Vm {
             name: spec.name,
             spec: *spec,
@@ -136,10 +138,10 @@ impl Vm {
             in_guest: (0..vcpus).map(|_| AtomicBool::new(false)).collect(),
             vgic: Mutex::new(Vgic::with_front_end(vcpus, gic).map_err(VmError::Vgic)?),
             uart: Mutex::new(Pl011::new()),
-            virtio: super::virtio::devices(index, spec.name, memory, backends),
+            virtio: super::virtio::devices(index, spec.name, memory, backends, flushes),
             running: AtomicBool::new(true),
             faults_logged: AtomicU32::new(0),
-            counters: Counters::default(),
+            counters,
             restarts: AtomicU32::new(0),
             started_at: AtomicU64::new(crate::arch::aarch64::cpu::counter()),
         };

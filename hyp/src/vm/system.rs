@@ -73,10 +73,12 @@ pub fn start(package: Option<Region>) -> bool {
     console::set_vm_count(vms.len());
     crate::sched::power::SCENE.set(Scene { foreground: package.foreground(), screen_on: true });
     println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
-    VMS.call_once(|| vms);
+    let vms = VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     STARTED_AT.call_once(cpu::counter);
     print_energy_model();
+    // With a screen, the lock screen shows from now on.
+    super::screen::boot(vms, &SystemCpus { me: cpu::id() });
     for other in 1..smp::online() {
         gic::send_sgi(KICK_SGI, other);
     }
@@ -106,6 +108,10 @@ pub fn cpu_loop(me: usize) -> ! {
             if Some(intid) == crate::drivers::virtio_net::intid() {
                 crate::drivers::virtio_net::interrupt();
                 SystemCpus { me }.frames_waiting();
+            }
+            // So do the touch panel's and the keyboard's.
+            if super::screen::owns_interrupt(intid) {
+                SystemCpus { me }.screen_input(intid);
             }
             gic::end_of_interrupt(intid);
         }
@@ -164,6 +170,16 @@ impl Cpus for SystemCpus {
         console::set_input_interrupt(true);
     }
 
+    fn screen_input(&self, intid: u32) {
+        let Some(vms) = VMS.get() else { return };
+        super::screen::input_interrupt(intid, vms, self);
+    }
+
+    fn screen_tick(&self) {
+        let Some(vms) = VMS.get() else { return };
+        super::screen::tick(vms, self);
+    }
+
     fn frames_waiting(&self) {
         let (Some(network), Some(vms)) = (crate::net::NETWORK.get(), VMS.get()) else { return };
         let pending = network.take_pending();
@@ -173,6 +189,11 @@ impl Cpus for SystemCpus {
             }
         }
     }
+}
+
+/// The name of VM `index`, once the VMs exist.
+pub fn vm_name(index: usize) -> Option<&'static str> {
+    Some(VMS.get()?.get(index)?.name)
 }
 
 /// Turns the screen off (every persona in the background) or on again.
@@ -229,6 +250,7 @@ pub fn print_counters() {
             drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
         );
     }
+    super::screen::print_counters();
     print_energy();
     // The heap line comes last: readers (xtask bench) take it as the end.
     let (used, total) = crate::mm::heap::usage();

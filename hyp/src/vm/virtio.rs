@@ -1,11 +1,13 @@
 //! A VM's virtio devices: which backends it gets, the slots they sit in,
 //! and the glue between the transports and the VM (MMIO routing, the
-//! vGIC interrupt, frames arriving from the switch). Bare metal only; the
-//! devices themselves are in `vdev::virtio`.
+//! vGIC interrupt, frames arriving from the switch, input events from
+//! Duet, the scanout for the compositor). Bare metal only; the devices
+//! themselves are in `vdev::virtio`.
 //!
 //! Slots are fixed, so a guest's device names do not depend on which
 //! other devices it has: console in slot 0, entropy in 1, disk in 2,
-//! network in 3 (`layout::VIRTIO_BASE + n * VIRTIO_STRIDE`, interrupt
+//! network in 3, display (virtio-gpu) in 4, keyboard in 5, touchscreen in
+//! 6 (`layout::VIRTIO_BASE + n * VIRTIO_STRIDE`, interrupt
 //! `VIRTIO_FIRST_INTID + n`).
 
 use super::instance::Vm;
@@ -14,27 +16,35 @@ use super::mmio::{Access, MmioError};
 use super::run::{kick_all, perform, Cpus};
 use crate::arch::aarch64::{cpu, random};
 use crate::personas::VmSpec;
-use crate::vdev::virtio::backend::{Backends, EntropySource};
+use crate::vdev::virtio::backend::{Backends, DisplaySink, EntropySource, Frame, Rect};
 use crate::vdev::virtio::guest_memory::GuestMemory;
+use crate::vdev::virtio::input::{self, Flavour, InputEvent};
 use crate::vdev::virtio::mmio::{Device, Transport};
-use crate::vdev::virtio::{blk, console, net, rng};
+use crate::vdev::virtio::{blk, console, gpu, net, rng};
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 pub const CONSOLE_SLOT: u32 = 0;
 pub const RNG_SLOT: u32 = 1;
 pub const BLK_SLOT: u32 = 2;
 pub const NET_SLOT: u32 = 3;
+pub const GPU_SLOT: u32 = 4;
+pub const KEYBOARD_SLOT: u32 = 5;
+pub const TOUCH_SLOT: u32 = 6;
 
-/// The backends of the VM built from `spec`: its partition of the physical
-/// disk and its switch port where the manifest gives it a disk and a NIC
-/// (see `vm::backends`), and the CPU's entropy.
-pub fn backends_for(spec: &VmSpec) -> Backends {
+/// The backends of VM number `index`, built from `spec`: its partition of
+/// the physical disk and its switch port where the manifest gives it a
+/// disk and a NIC (see `vm::backends`), the CPU's entropy, and its display.
+pub fn backends_for(index: usize, spec: &VmSpec) -> Backends {
     Backends {
         disk: super::backends::disk_for(spec),
         net: super::backends::net_for(spec),
         entropy: entropy_source(spec),
+        display: super::backends::display_for(index),
+        display_size: super::backends::display_size(),
     }
 }
 
@@ -69,12 +79,14 @@ pub struct VirtioSlot {
     pub transport: Mutex<Transport>,
 }
 
-/// The VM's virtio devices, in slot order, for RAM `memory`.
+/// The VM's virtio devices, in slot order, for RAM `memory`; display
+/// flushes are counted in `flushes`.
 pub fn devices(
     index: usize,
     name: &'static str,
     memory: GuestMemory,
     backends: Backends,
+    flushes: Arc<AtomicU64>,
 ) -> Vec<VirtioSlot> {
     let output = Box::new(move |bytes: &[u8]| crate::console::guest_output(index, name, bytes));
     let mut devices: Vec<(u32, Box<dyn Device>)> = Vec::new();
@@ -86,6 +98,11 @@ pub fn devices(
     if let Some(port) = backends.net {
         devices.push((NET_SLOT, Box::new(net::Net::new(port))));
     }
+    let (width, height) = backends.display_size;
+    let display = Box::new(CountingSink { inner: backends.display, flushes });
+    devices.push((GPU_SLOT, Box::new(gpu::Gpu::new((width, height), display, memory))));
+    devices.push((KEYBOARD_SLOT, Box::new(input::Input::new(Flavour::Keyboard))));
+    devices.push((TOUCH_SLOT, Box::new(input::Input::new(Flavour::Touch { width, height }))));
     devices
         .into_iter()
         .map(|(slot, device)| VirtioSlot {
@@ -117,8 +134,73 @@ pub(super) fn access(
     Some(result)
 }
 
+/// Counts the flushes that reach the VM's display sink.
+struct CountingSink {
+    inner: Box<dyn DisplaySink>,
+    flushes: Arc<AtomicU64>,
+}
+
+impl DisplaySink for CountingSink {
+    fn flushed(&mut self, frame: &dyn Frame, rect: Rect) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.inner.flushed(frame, rect);
+    }
+
+    fn scanout_off(&mut self) {
+        self.inner.scanout_off();
+    }
+}
+
+/// Which of a VM's input devices events are for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputKind {
+    Keyboard,
+    Touch,
+}
+
+/// Gives `events` to the VM's keyboard or touchscreen and interrupts it.
+/// False if the driver is not ready or has posted fewer buffers than
+/// there are events: then they are all dropped.
+pub fn push_input(vm: &Vm, kind: InputKind, events: &[InputEvent], cpus: &dyn Cpus) -> bool {
+    let slot = match kind {
+        InputKind::Keyboard => KEYBOARD_SLOT,
+        InputKind::Touch => TOUCH_SLOT,
+    };
+    let Some(device) = vm.virtio.iter().find(|d| d.slot == slot) else { return false };
+    let mut transport = device.transport.lock();
+    let delivered = transport.deliver(input::EVENT_QUEUE, |env| input::deliver(env, events));
+    let raise = transport.take_interrupt();
+    drop(transport);
+    if raise {
+        interrupt(vm, slot, cpus);
+    }
+    delivered
+}
+
+/// Calls `f` with what the VM's display shows now (None if its scanout is
+/// off), read from its RAM without asking it to redraw. The VM's display
+/// device stays locked meanwhile: `f` must not wait for a lock that a
+/// `DisplaySink` of this VM takes.
+pub fn with_scanout<R>(vm: &Vm, f: impl FnOnce(Option<&dyn Frame>) -> R) -> R {
+    let mut f = Some(f);
+    let mut result = None;
+    if let Some(device) = vm.virtio.iter().find(|d| d.slot == GPU_SLOT) {
+        let mut transport = device.transport.lock();
+        transport.device().with_frame(&mut |frame| {
+            if let Some(f) = f.take() {
+                result = Some(f(Some(frame)));
+            }
+        });
+    }
+    match (result, f) {
+        (Some(result), _) => result,
+        (None, Some(f)) => f(None),
+        (None, None) => unreachable!("f runs exactly once"),
+    }
+}
+
 /// Signals slot `slot`'s interrupt (edge-triggered) to the VM.
-fn interrupt(vm: &Vm, slot: u32, cpus: &impl Cpus) {
+fn interrupt(vm: &Vm, slot: u32, cpus: &(impl Cpus + ?Sized)) {
     let mut vgic = vm.vgic.lock();
     // Cannot fail: the virtio SPIs exist in every VM.
     let _ = vgic.raise(layout::VIRTIO_FIRST_INTID + slot, 0);

@@ -1,6 +1,6 @@
 //! The contract between Duet's virtual virtio devices (what a guest sees)
 //! and what backs them on the real board (a partition of the physical disk,
-//! a port of Duet's network switch, an entropy source). The device models in
+//! a port of Duet's network switch, an entropy source, the screen). The device models in
 //! `vdev::virtio` use only these traits, so they are host-tested against
 //! in-memory fakes and run on any board whose drivers implement them.
 
@@ -71,11 +71,46 @@ pub trait EntropySource: Send {
     fn fill(&mut self, buffer: &mut [u8]) -> bool;
 }
 
+/// A rectangle of pixels: columns `x..x + width`, rows `y..y + height`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a VM shows on its scanout, read in place from its RAM (Duet keeps
+/// no copy of a guest's pixels).
+pub trait Frame {
+    fn width(&self) -> u32;
+    fn height(&self) -> u32;
+    /// Reads pixels x..x+out.len() of row y as 0x00RRGGBB; false if the
+    /// backing does not cover them (then `out` is left as is).
+    fn read_row(&self, y: u32, x: u32, out: &mut [u32]) -> bool;
+}
+
+/// Where a VM's virtual display goes: the compositor, which shows it or
+/// not (a background VM's flush should cost nothing).
+///
+/// `flushed` and `scanout_off` are called with the VM's virtio-gpu device
+/// locked; `vm::virtio::with_scanout` takes the same lock. So a sink must
+/// not wait for a lock that is held around a call to `with_scanout`.
+pub trait DisplaySink: Send {
+    /// The VM flushed `rect` of its scanout `frame`.
+    fn flushed(&mut self, frame: &dyn Frame, rect: Rect);
+    /// The VM turned its scanout off (or reset the device).
+    fn scanout_off(&mut self);
+}
+
 /// What backs one VM's virtio devices, as chosen for it when it is built
 /// (`vm::virtio::backends_for`). Every VM gets a console and an entropy
-/// device; a disk and a NIC only where a backend exists.
+/// device, a display of `display_size` (width, height) and input devices;
+/// a disk and a NIC only where a backend exists.
 pub struct Backends {
     pub disk: Option<alloc::boxed::Box<dyn BlockStore>>,
     pub net: Option<alloc::boxed::Box<dyn NetPort>>,
     pub entropy: alloc::boxed::Box<dyn EntropySource>,
+    pub display: alloc::boxed::Box<dyn DisplaySink>,
+    pub display_size: (u32, u32),
 }

@@ -10,7 +10,7 @@
 //! the status byte cannot even be answered and is returned empty.
 
 use super::backend::{BlockStore, SECTOR_SIZE};
-use super::mmio::{Device, Env};
+use super::mmio::{ConfigSpace, Device, Env};
 use super::queue::{Chain, QueueError};
 use crate::vdev::virtio::guest_memory::GuestMemory;
 use alloc::boxed::Box;
@@ -201,7 +201,7 @@ impl Device for Blk {
     }
 
     /// capacity (u64), size_max (u32, not offered), seg_max (u32).
-    fn config(&self, out: &mut [u8; 64]) -> usize {
+    fn config(&self, out: &mut ConfigSpace) -> usize {
         out[0..8].copy_from_slice(&self.store.sectors().to_le_bytes());
         out[12..16].copy_from_slice(&SEG_MAX.to_le_bytes());
         16
@@ -237,7 +237,7 @@ mod tests {
     use crate::vdev::virtio::backend::BackendError;
     use crate::vdev::virtio::guest_memory::TestRam;
     use crate::vdev::virtio::mmio::testing::{bring_up, notify};
-    use crate::vdev::virtio::mmio::{Transport, VIRTIO_F_VERSION_1};
+    use crate::vdev::virtio::mmio::{Transport, CONFIG_BYTES, VIRTIO_F_VERSION_1};
     use crate::vdev::virtio::queue::driver::TestDriver;
     use crate::vdev::virtio::queue::{VIRTQ_DESC_F_NEXT as N, VIRTQ_DESC_F_WRITE as W};
     use alloc::sync::Arc;
@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn honours_read_only() {
         let mut s = setup(true);
-        let mut config = [0u8; 64];
+        let mut config = [0u8; CONFIG_BYTES];
         assert_ne!(s.transport.device().features() & VIRTIO_BLK_F_RO, 0);
         s.transport.device().config(&mut config);
         assert_eq!(u64::from_le_bytes(config[..8].try_into().unwrap()), 64);

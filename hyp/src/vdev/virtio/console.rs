@@ -6,7 +6,7 @@
 //! PL011, the guest's main console. Buffers the guest posts on the
 //! receive queue simply stay there.
 
-use super::mmio::{Device, Env};
+use super::mmio::{ConfigSpace, Device, Env};
 use super::queue::QueueError;
 use alloc::boxed::Box;
 
@@ -47,7 +47,7 @@ impl Device for Console {
     }
 
     /// cols, rows, max_nr_ports, emerg_wr: all zero (none offered).
-    fn config(&self, _out: &mut [u8; 64]) -> usize {
+    fn config(&self, _out: &mut ConfigSpace) -> usize {
         12
     }
 

@@ -10,6 +10,7 @@
 //! until the driver resets it by writing 0 to Status. The device models
 //! behind it implement [`Device`].
 
+use super::backend::Frame;
 use super::guest_memory::GuestMemory;
 use super::queue::{Chain, Queue, QueueError, MAX_QUEUE_SIZE};
 use crate::vm::mmio::{MmioDevice, MmioError, Size};
@@ -72,6 +73,12 @@ mod reg {
     pub const END: u64 = 0x200;
 }
 
+/// Bytes of configuration space a device may have (0x100 to the window's end).
+pub const CONFIG_BYTES: usize = (reg::END - reg::CONFIG) as usize;
+
+/// A device's configuration space, little-endian, as the driver reads it.
+pub type ConfigSpace = [u8; CONFIG_BYTES];
+
 /// Log lines per device before Duet stops logging its guest's mistakes.
 const LOG_LIMIT: u32 = 32;
 
@@ -124,14 +131,24 @@ pub trait Device: Send {
     fn features(&self) -> u64;
     /// How many virtqueues it has.
     fn queue_count(&self) -> usize;
-    /// Its configuration space, little-endian, as the driver reads it.
-    fn config(&self, out: &mut [u8; 64]) -> usize;
+    /// Its configuration space, little-endian, as the driver reads it;
+    /// returns its length.
+    fn config(&self, out: &mut ConfigSpace) -> usize;
+    /// The driver wrote `bytes` at `offset` of the configuration space;
+    /// false if that is not a writable field (the write is then ignored
+    /// and logged).
+    fn write_config(&mut self, _offset: usize, _bytes: &[u8]) -> bool {
+        false
+    }
     /// Queue `queue` has something new (a notification, or the transport
     /// polling on Duet's behalf). An error is the guest's fault and sets
     /// DEVICE_NEEDS_RESET.
     fn service(&mut self, queue: usize, env: &mut Env) -> Result<(), QueueError>;
     /// Back to the state after power-on.
     fn reset(&mut self) {}
+    /// Calls `f` with what a display device shows now, if it shows
+    /// anything (`gpu`); other devices never call it.
+    fn with_frame(&self, _f: &mut dyn FnMut(&dyn Frame)) {}
 }
 
 /// Register window of one virtio-mmio device.
@@ -230,6 +247,44 @@ impl Transport {
         }
         if let Err(error) = result {
             self.needs_reset(format_args!("queue {queue}: {error}"));
+        }
+    }
+
+    /// Lets Duet put something of its own into queue `queue` (input
+    /// events): runs `f` if the driver is up and the queue live, and
+    /// interrupts the driver if `f` used buffers. Returns what `f` did, or
+    /// false if it could not run or the guest's queue was bad (the device
+    /// then needs a reset).
+    pub fn deliver(
+        &mut self,
+        queue: usize,
+        f: impl FnOnce(&mut Env) -> Result<bool, QueueError>,
+    ) -> bool {
+        let live = self.status & status::DRIVER_OK != 0
+            && self.status & status::DEVICE_NEEDS_RESET == 0
+            && self.queues.get(queue).is_some_and(|q| q.ready);
+        if !live {
+            return false;
+        }
+        let mut env = Env {
+            memory: &self.memory,
+            queues: &mut self.queues,
+            vm: self.vm,
+            device: self.device.name(),
+            logged: &mut self.logged,
+            used: false,
+        };
+        let result = f(&mut env);
+        let used = env.used;
+        if used && self.queues[queue].wants_interrupt(&self.memory) {
+            self.interrupt(INTERRUPT_USED_BUFFER);
+        }
+        match result {
+            Ok(done) => done,
+            Err(error) => {
+                self.needs_reset(format_args!("queue {queue}: {error}"));
+                false
+            }
         }
     }
 
@@ -381,7 +436,7 @@ impl Transport {
     }
 
     fn read_config(&self, offset: u64, size: Size) -> u64 {
-        let mut config = [0u8; 64];
+        let mut config = [0u8; CONFIG_BYTES];
         let length = self.device.config(&mut config);
         let mut bytes = [0u8; 8];
         for (i, byte) in bytes.iter_mut().take(usize::from(size)).enumerate() {
@@ -466,11 +521,11 @@ impl MmioDevice for Transport {
     ) -> Result<(), MmioError> {
         check_access(offset, size)?;
         if offset >= reg::CONFIG {
-            // No device here has a writable configuration field.
-            self.log(format_args!(
-                "writes configuration byte {:#x}; ignored",
-                offset - reg::CONFIG
-            ));
+            let at = (offset - reg::CONFIG) as usize;
+            let bytes = value.to_le_bytes();
+            if !self.device.write_config(at, &bytes[..usize::from(size)]) {
+                self.log(format_args!("writes configuration byte {at:#x}; ignored"));
+            }
             return Ok(());
         }
         let value = value as u32;
@@ -569,7 +624,7 @@ mod tests {
         fn queue_count(&self) -> usize {
             1
         }
-        fn config(&self, out: &mut [u8; 64]) -> usize {
+        fn config(&self, out: &mut ConfigSpace) -> usize {
             out[..4].copy_from_slice(&0x1122_3344u32.to_le_bytes());
             4
         }

@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod blk;
 pub mod console;
+pub mod gpu;
 pub mod guest_memory;
 pub mod input;
 pub mod mmio;

@@ -9,7 +9,7 @@
 //! guest posts buffers: the port, not this device, holds the backlog.
 
 use super::backend::NetPort;
-use super::mmio::{Device, Env};
+use super::mmio::{ConfigSpace, Device, Env};
 use super::queue::QueueError;
 use alloc::boxed::Box;
 use alloc::vec;
@@ -100,7 +100,7 @@ impl Device for Net {
     }
 
     /// mac[6], then status (not offered).
-    fn config(&self, out: &mut [u8; 64]) -> usize {
+    fn config(&self, out: &mut ConfigSpace) -> usize {
         out[..6].copy_from_slice(&self.port.mac());
         8
     }
@@ -118,7 +118,7 @@ mod tests {
     use super::*;
     use crate::vdev::virtio::guest_memory::TestRam;
     use crate::vdev::virtio::mmio::testing::{bring_up, notify};
-    use crate::vdev::virtio::mmio::{Transport, VIRTIO_F_VERSION_1};
+    use crate::vdev::virtio::mmio::{Transport, CONFIG_BYTES, VIRTIO_F_VERSION_1};
     use crate::vdev::virtio::queue::driver::TestDriver;
     use crate::vdev::virtio::queue::{VIRTQ_DESC_F_NEXT as N, VIRTQ_DESC_F_WRITE as W};
     use alloc::collections::VecDeque;
@@ -162,7 +162,7 @@ mod tests {
     #[test]
     fn reports_its_mac() {
         let (_ram, mut transport, ..) = setup();
-        let mut config = [0u8; 64];
+        let mut config = [0u8; CONFIG_BYTES];
         transport.device().config(&mut config);
         assert_eq!(&config[..6], &[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
         assert_ne!(transport.device().features() & VIRTIO_NET_F_MAC, 0);

@@ -282,6 +282,24 @@ impl Queue {
         Ok(Some(chain))
     }
 
+    /// How many chains the driver has offered that the device has not
+    /// taken yet.
+    pub fn available(&self, memory: &GuestMemory) -> Result<u16, QueueError> {
+        if !self.ready || self.size == 0 || self.size > MAX_QUEUE_SIZE {
+            return Err(QueueError::NotReady);
+        }
+        let avail_index = memory.read_u16(self.avail + 2)?;
+        let waiting = avail_index.wrapping_sub(self.last_avail);
+        if waiting > self.size {
+            return Err(QueueError::AvailIndex {
+                avail: avail_index,
+                last_seen: self.last_avail,
+                size: self.size,
+            });
+        }
+        Ok(waiting)
+    }
+
     /// Gives back the chain `pop` just returned, unused (a device that had
     /// nothing to put in it yet).
     pub fn undo_pop(&mut self) {

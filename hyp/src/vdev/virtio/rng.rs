@@ -13,7 +13,7 @@
 //! but is not a source of keys on its own.
 
 use super::backend::EntropySource;
-use super::mmio::{Device, Env};
+use super::mmio::{ConfigSpace, Device, Env};
 use super::queue::QueueError;
 use alloc::boxed::Box;
 use rand_chacha::ChaCha20Rng;
@@ -50,7 +50,7 @@ impl Device for Rng {
         1
     }
 
-    fn config(&self, _out: &mut [u8; 64]) -> usize {
+    fn config(&self, _out: &mut ConfigSpace) -> usize {
         0
     }
 

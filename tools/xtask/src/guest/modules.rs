@@ -15,11 +15,22 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the guest loads, besides their dependencies: the virtio-mmio
-/// transport and the drivers for Duet's devices, ext4 for the disk tests,
-/// and crc32c (ext4 and jbd2 ask the crypto API for it by name, which
+/// transport and the drivers for Duet's devices (the display, `/dev/fb0`
+/// through DRM's fbdev emulation, and the keyboard and touch screen, read
+/// through evdev's `/dev/input/event*`), ext4 for the disk tests, and
+/// crc32c (ext4 and jbd2 ask the crypto API for it by name, which
 /// `depends=` does not show).
-pub const WANTED: &[&str] =
-    &["virtio_mmio", "virtio_blk", "virtio_net", "virtio_rng", "crc32c_generic", "ext4"];
+pub const WANTED: &[&str] = &[
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_rng",
+    "virtio_gpu",
+    "virtio_input",
+    "evdev",
+    "crc32c_generic",
+    "ext4",
+];
 
 /// A module ready for the initramfs.
 #[derive(Debug)]

@@ -71,6 +71,7 @@ fn boot(name: &str) -> Machine {
     let socket = socket_path(name);
     let mut run = Machine::xtask(&[
         "run",
+        "--screen",
         "--manifest",
         path.to_str().unwrap(),
         "--qmp",

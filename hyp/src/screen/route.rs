@@ -11,7 +11,7 @@
 use super::gesture::Recognizer;
 use super::held_keys::HeldKeys;
 use super::layout::{persona_areas, Area, STRIP_HEIGHT};
-use super::lock::{Action, LockScreen, KEY_POWER};
+use super::lock::{Action, LockScreen, KEY_ENTER, KEY_POWER};
 use crate::vdev::virtio::input::{
     InputEvent, ABS_MT_POSITION_X, ABS_MT_POSITION_Y, ABS_MT_SLOT, ABS_MT_TRACKING_ID, ABS_X,
     ABS_Y, BTN_TOUCH, EV_ABS, EV_KEY, EV_SYN, SYN_REPORT,
@@ -125,6 +125,19 @@ impl Router {
     /// Locks now (the power key of a board without a keyboard, a test).
     pub fn lock(&mut self) -> Vec<Out> {
         let action = self.lock.lock();
+        self.act(action)
+    }
+
+    /// The console's screen key: locks if unlocked, else unlocks into the
+    /// persona the keyboard has selected (the one used last, unless the
+    /// arrows moved it).
+    pub fn toggle(&mut self, now_us: u64) -> Vec<Out> {
+        if self.front.is_some() {
+            return self.lock();
+        }
+        // Enter, pressed and released, on the lock screen's state machine.
+        let _ = self.lock.on_key(KEY_ENTER, true, now_us);
+        let action = self.lock.on_key(KEY_ENTER, false, now_us);
         self.act(action)
     }
 
@@ -554,6 +567,16 @@ mod tests {
         type_key(&mut router, KEY_1, 62_000_000);
         let out = router.key(key(KEY_A, 1), 200_000_000);
         assert_eq!(out, vec![Out::Lock], "the late key locks and goes nowhere");
+    }
+
+    #[test]
+    fn the_console_key_unlocks_into_the_last_used_and_locks() {
+        let mut router = Router::new((720, 1280), (MAX, MAX), 2, 1, None);
+        assert_eq!(router.toggle(0), vec![Out::Unlock { persona: 1 }]);
+        assert_eq!(router.toggle(1), vec![Out::Lock]);
+        type_key(&mut router, KEY_1, 2);
+        router.lock();
+        assert_eq!(router.toggle(3), vec![Out::Unlock { persona: 0 }]);
     }
 
     #[test]

@@ -62,10 +62,6 @@ static INPUT: Once<Mutex<Inputs>> = Once::new();
 /// a background persona's flush returns on this load, copying nothing.
 static FRONT: AtomicUsize = AtomicUsize::new(NOBODY);
 
-/// A switch waiting for its persona's first frame on the screen: the
-/// persona, and the counter at the gesture's last event (0: none).
-static SWITCH_TO: AtomicUsize = AtomicUsize::new(NOBODY);
-static SWITCH_AT: AtomicU64 = AtomicU64::new(0);
 /// Switch latency, microseconds: the last, the longest, how many.
 static SWITCH_LAST_US: AtomicU64 = AtomicU64::new(0);
 static SWITCH_MAX_US: AtomicU64 = AtomicU64::new(0);
@@ -146,6 +142,16 @@ pub fn input_interrupt(intid: u32, vms: &[Vm], cpus: &dyn Cpus) {
     }
 }
 
+/// The console's screen key (`Ctrl-] o`): with a screen, locks it or
+/// unlocks it into the persona used last; returns false without a screen.
+pub fn toggle(vms: &[Vm], cpus: &dyn Cpus) -> bool {
+    let Some(input) = INPUT.get() else { return false };
+    let now = cpu::counter();
+    let out = input.lock().router.toggle(micros(now));
+    perform(out, now, vms, cpus);
+    true
+}
+
 /// Duet's timer fired on this CPU: the idle timeout may be due.
 pub fn tick(vms: &[Vm], cpus: &dyn Cpus) {
     let Some(input) = INPUT.get() else { return };
@@ -198,7 +204,6 @@ fn perform(out: Vec<Out>, at: u64, vms: &[Vm], cpus: &dyn Cpus) {
 
 fn lock() {
     FRONT.store(NOBODY, Ordering::Release);
-    SWITCH_TO.store(NOBODY, Ordering::Release);
     let (areas, selected) = match INPUT.get() {
         Some(input) => {
             let input = input.lock();
@@ -220,26 +225,20 @@ fn unlock(persona: usize, at: u64, vms: &[Vm]) {
     let Some(display) = DISPLAY.get() else { return };
     println!("duet: screen: unlocked into vm {}", vm.name);
     super::system::change_scene(Scene { foreground: persona, screen_on: true });
-    SWITCH_AT.store(at, Ordering::Release);
-    SWITCH_TO.store(persona, Ordering::Release);
     FRONT.store(persona, Ordering::Release);
     // The VM's display lock, then the screen's: the order a flush takes.
-    let shown = with_scanout(vm, |frame| {
+    // What its scanout holds now is its first frame (black if it never
+    // set one): no redraw is asked of it.
+    with_scanout(vm, |frame| {
         display.lock().draw_mut(|c, pixels| Some(c.show_persona(pixels, persona, frame)));
-        frame.is_some()
     });
-    if shown {
-        switch_done(persona, vm.name);
-    }
+    switch_done(vm.name, at);
 }
 
-/// The persona's first frame since its switch is on the screen.
-fn switch_done(persona: usize, name: &str) {
-    if SWITCH_TO.compare_exchange(persona, NOBODY, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return;
-    }
-    let ticks = cpu::counter().wrapping_sub(SWITCH_AT.load(Ordering::Acquire));
-    let us = micros(ticks);
+/// The switch whose gesture ended at counter `at` has its persona's first
+/// frame on the screen.
+fn switch_done(name: &str, at: u64) {
+    let us = micros(cpu::counter().wrapping_sub(at));
     SWITCH_LAST_US.store(us, Ordering::Relaxed);
     SWITCH_MAX_US.fetch_max(us, Ordering::Relaxed);
     SWITCHES.fetch_add(1, Ordering::Relaxed);
@@ -257,16 +256,7 @@ impl DisplaySink for Sink {
             return;
         }
         let Some(display) = DISPLAY.get() else { return };
-        let mut copied = false;
-        display.lock().draw(|c, pixels| {
-            let changed = c.flushed(pixels, self.persona, frame, rect);
-            copied = changed.is_some();
-            changed
-        });
-        if copied && SWITCH_TO.load(Ordering::Acquire) == self.persona {
-            let name = vm_name(self.persona);
-            switch_done(self.persona, name);
-        }
+        display.lock().draw(|c, pixels| c.flushed(pixels, self.persona, frame, rect));
     }
 
     fn scanout_off(&mut self) {
@@ -277,10 +267,6 @@ impl DisplaySink for Sink {
             display.lock().draw(|c, pixels| c.scanout_off(pixels, self.persona));
         }
     }
-}
-
-fn vm_name(index: usize) -> &'static str {
-    super::system::vm_name(index).unwrap_or("?")
 }
 
 fn rect(area: Area) -> Rect {

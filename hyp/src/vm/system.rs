@@ -163,7 +163,11 @@ impl Cpus for SystemCpus {
                     console::show_focused_line();
                 }
                 Input::ShowCounters => print_counters(),
-                Input::ToggleScreen => toggle_screen(),
+                Input::ToggleScreen => {
+                    if !super::screen::toggle(vms, self) {
+                        toggle_screen();
+                    }
+                }
                 Input::Nothing => {}
             }
         }
@@ -191,12 +195,9 @@ impl Cpus for SystemCpus {
     }
 }
 
-/// The name of VM `index`, once the VMs exist.
-pub fn vm_name(index: usize) -> Option<&'static str> {
-    Some(VMS.get()?.get(index)?.name)
-}
-
-/// Turns the screen off (every persona in the background) or on again.
+/// Without a screen Duet drives: turns the screen off (every persona in
+/// the background) or on again. With one, the console key locks and
+/// unlocks it instead (`vm::screen::toggle`).
 fn toggle_screen() {
     let scene = crate::sched::power::SCENE.load();
     change_scene(Scene { screen_on: !scene.screen_on, ..scene });

@@ -2,7 +2,9 @@
 //! guest (the default persona pair of `cargo xtask run`): the virtio
 //! console (`/dev/hvc0`) reaches Duet's console tagged with the VM, also
 //! after the VM restarts, and virtio-rng is the guest's hardware RNG and
-//! gives bytes; and a probe guest
+//! gives bytes; virtio-gpu is its framebuffer, of the display's size, and
+//! filling it makes flushes Duet counts; keyboard and touchscreen are its
+//! input devices; and a probe guest
 //! that abuses its virtio devices every way it knows is refused each time,
 //! logged, while Linux beside it goes on using its own.
 
@@ -55,6 +57,64 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
     let mark = run.mark();
     run.shell("echo after-restart-$((6 * 7)) > /dev/hvc0", PROMPT, COMMAND);
     run.expect_since(mark, "[personal] after-restart-42\n", COMMAND);
+
+    run.power_off_personal_then_corporate(COMMAND * 2);
+}
+
+/// The display flushes Duet counted for VM `vm` in a counters dump.
+fn display_flushes(counters: &str, vm: &str) -> Option<u64> {
+    let line = counters.lines().find(|l| l.contains(&format!("duet: vm {vm}: guest time")))?;
+    line.split("display flushes ").nth(1)?.trim().parse().ok()
+}
+
+/// Asks Duet for its counters; VM `vm`'s display flushes.
+fn flushes_now(run: &mut Machine, vm: &str) -> u64 {
+    let mark = run.mark();
+    run.send("\x1ds");
+    let counters = run.expect_since(mark, "duet: heap", COMMAND);
+    match display_flushes(&counters, vm) {
+        Some(flushes) => flushes,
+        None => run.fail(&format!("no display flushes for vm {vm} in {counters:?}")),
+    }
+}
+
+#[test]
+fn linux_gets_a_virtual_display_and_input_devices() {
+    let mut run = Machine::xtask(&["run"]);
+    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
+    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
+
+    // Debian's virtio-gpu driver made a framebuffer of the display's size.
+    let size = run.shell("cat /sys/class/graphics/fb0/virtual_size", PROMPT, COMMAND);
+    if !size.contains("720,1232") {
+        run.fail(&format!("the framebuffer's size is {size:?}"));
+    }
+    // The keyboard and the touchscreen are input devices with event nodes.
+    let names = run.shell("grep Name /proc/bus/input/devices", PROMPT, COMMAND);
+    for name in ["N: Name=\"Duet keyboard\"", "N: Name=\"Duet touchscreen\""] {
+        if !names.contains(name) {
+            run.fail(&format!("no {name} among the input devices: {names:?}"));
+        }
+    }
+    let nodes = run.shell("ls /dev/input", PROMPT, COMMAND);
+    if !(nodes.contains("event0") && nodes.contains("event1")) {
+        run.fail(&format!("/dev/input holds {nodes:?}"));
+    }
+
+    // Filling the framebuffer (3.4 MiB of 0x40) makes the guest flush its
+    // scanout, and Duet counts the flushes.
+    let before = flushes_now(&mut run, "personal");
+    let fill = "dd if=/dev/zero bs=4096 count=866 | tr '\\000' @ > /dev/fb0";
+    let output = run.shell(fill, PROMPT, COMMAND);
+    if !output.contains("866+0 records out") {
+        run.fail(&format!("filling /dev/fb0 said {output:?}"));
+    }
+    run.shell("sleep 1", PROMPT, COMMAND);
+    let after = flushes_now(&mut run, "personal");
+    if after <= before {
+        run.fail(&format!("display flushes went from {before} to {after}"));
+    }
+    run.forbid("virtio-gpu: command");
 
     run.power_off_personal_then_corporate(COMMAND * 2);
 }

@@ -48,6 +48,10 @@ enum Task {
         /// on QEMU `virt`.
         #[arg(long)]
         screen: bool,
+        /// Open a QMP socket at this path (QEMU's machine protocol: tests
+        /// take screenshots and send touches and keys through it).
+        #[arg(long)]
+        qmp: Option<PathBuf>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -127,7 +131,7 @@ fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, manifest, new_disk, screen, qemu_args } => {
+        Task::Run { board, smp, append, manifest, new_disk, screen, qmp, qemu_args } => {
             let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
@@ -155,6 +159,7 @@ fn run(task: Task) -> Result<ExitCode> {
                 nic,
                 // The phone's screen, touch panel and keyboard.
                 screen: screen && physical_virtio,
+                qmp,
                 extra_args: qemu_args,
             };
             let (status, ending) =

@@ -31,6 +31,9 @@ pub struct Options {
     /// ([`SCREEN_DEVICES`]). QEMU stays headless; QMP `screendump` shows
     /// the screen.
     pub screen: bool,
+    /// A QMP socket at this path (`-qmp unix:PATH,server=on,wait=off`),
+    /// through which tests take screenshots and send touches and keys.
+    pub qmp: Option<PathBuf>,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
@@ -113,6 +116,12 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
         for device in SCREEN_DEVICES {
             command.args(["-device", device]);
         }
+    }
+    if let Some(qmp) = &options.qmp {
+        let mut socket = std::ffi::OsString::from("unix:");
+        socket.push(qmp);
+        socket.push(",server=on,wait=off");
+        command.arg("-qmp").arg(socket);
     }
     command.args(&options.extra_args);
     command
@@ -251,6 +260,7 @@ mod tests {
             disk: Some("/tmp/d.img".into()),
             nic: true,
             screen: true,
+            qmp: Some("/tmp/q.sock".into()),
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         assert!(has_virtio_mmio(board));
@@ -272,7 +282,7 @@ mod tests {
                  -netdev user,id=net0 -device virtio-net-device,netdev=net0 \
                  -device virtio-gpu-device,xres=720,yres=1280 \
                  -device virtio-multitouch-device -device virtio-keyboard-device \
-                 -machine virtualization=off"
+                 -qmp unix:/tmp/q.sock,server=on,wait=off -machine virtualization=off"
             ),
             "{joined}"
         );

@@ -66,6 +66,7 @@ mod reg {
     pub const QUEUE_DRIVER_HIGH: u64 = 0x094;
     pub const QUEUE_DEVICE_LOW: u64 = 0x0a0;
     pub const QUEUE_DEVICE_HIGH: u64 = 0x0a4;
+    pub const SHM_SEL: u64 = 0x0ac;
     pub const SHM_LEN_LOW: u64 = 0x0b0;
     pub const SHM_LEN_HIGH: u64 = 0x0b4;
     pub const CONFIG_GENERATION: u64 = 0x0fc;
@@ -494,6 +495,7 @@ impl MmioDevice for Transport {
             | reg::QUEUE_SEL
             | reg::QUEUE_NUM
             | reg::QUEUE_NOTIFY
+            | reg::SHM_SEL
             | reg::INTERRUPT_ACK => return Err(MmioError::Direction { offset }),
             reg::QUEUE_DESC_LOW..=reg::QUEUE_DEVICE_HIGH => {
                 let q = queue.cloned().unwrap_or_default();
@@ -544,6 +546,9 @@ impl MmioDevice for Transport {
             reg::QUEUE_READY => self.write_queue_ready(value),
             reg::QUEUE_NOTIFY => self.notify(value),
             reg::INTERRUPT_ACK => self.interrupt_status &= !value,
+            // No shared memory regions: any one selected has length "none"
+            // (virtio-gpu's driver asks).
+            reg::SHM_SEL => {}
             reg::STATUS => self.write_status(value),
             reg::MAGIC
             | reg::VERSION
@@ -663,6 +668,10 @@ mod tests {
         assert_eq!(t.read(0, 0x100, 2), Ok(0x3344));
         assert_eq!(t.read(0, 0x102, 1), Ok(0x22));
         assert_eq!(t.read(0, 0x108, 4), Ok(0));
+        // Shared memory region 0 does not exist (length all ones).
+        t.write(0, reg::SHM_SEL, 4, 0).unwrap();
+        assert_eq!(read(&mut t, reg::SHM_LEN_LOW), u32::MAX);
+        assert_eq!(read(&mut t, reg::SHM_LEN_HIGH), u32::MAX);
     }
 
     #[test]

@@ -15,11 +15,22 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// What the guest loads, besides their dependencies: the virtio-mmio
-/// transport and the drivers for Duet's devices, ext4 for the disk tests,
-/// and crc32c (ext4 and jbd2 ask the crypto API for it by name, which
-/// `depends=` does not show).
-pub const WANTED: &[&str] =
-    &["virtio_mmio", "virtio_blk", "virtio_net", "virtio_rng", "crc32c_generic", "ext4"];
+/// transport and the drivers for Duet's devices (the display through DRM,
+/// whose fbdev emulation gives `/dev/fb0`; keyboard and touchscreen, with
+/// evdev for `/dev/input/event*`), ext4 for the disk tests, and crc32c
+/// (ext4 and jbd2 ask the crypto API for it by name, which `depends=` does
+/// not show).
+pub const WANTED: &[&str] = &[
+    "virtio_mmio",
+    "virtio_blk",
+    "virtio_net",
+    "virtio_rng",
+    "virtio_gpu",
+    "virtio_input",
+    "evdev",
+    "crc32c_generic",
+    "ext4",
+];
 
 /// A module ready for the initramfs.
 #[derive(Debug)]
@@ -142,6 +153,8 @@ mod tests {
         assert!(position("mbcache") < position("ext4"));
         assert!(position("net_failover") < position("virtio_net"));
         assert!(position("failover") < position("net_failover"));
+        assert!(position("drm") < position("drm_kms_helper"));
+        assert!(position("drm_kms_helper") < position("virtio_gpu"));
     }
 
     #[test]

@@ -154,4 +154,7 @@ fn the_lock_screen_shows_both_personas_and_a_key_unlocks_into_one() {
     let counters = run.expect_since(mark, "duet: screen: 2 switches, latency last", STEP);
     let line = counters.lines().find(|l| l.contains("duet: screen: 2 switches")).unwrap();
     println!("{line}");
+    for switch in run.console().lines().filter(|l| l.contains("duet: screen: switch to vm")) {
+        println!("{switch}");
+    }
 }

@@ -37,13 +37,17 @@ struct Display {
 }
 
 impl Display {
-    /// Draws with the compositor into the panel and flushes what changed.
-    fn draw(&mut self, draw: impl FnOnce(&mut Compositor, &mut Pixels) -> Option<Rect>) {
+    /// Draws with the compositor into the panel and flushes what changed;
+    /// returns the counter when the drawing was done (before the flush).
+    fn draw(&mut self, draw: impl FnOnce(&mut Compositor, &mut Pixels) -> Option<Rect>) -> u64 {
         let (width, height) = self.panel.size();
         let mut pixels = Pixels { pixels: self.panel.framebuffer(), width, height };
-        if let Some(rect) = draw(&mut self.compositor, &mut pixels) {
+        let changed = draw(&mut self.compositor, &mut pixels);
+        let drawn = cpu::counter();
+        if let Some(rect) = changed {
             self.panel.flush(rect);
         }
+        drawn
     }
 }
 
@@ -225,8 +229,8 @@ fn unlock(persona: usize, at: u64, vms: &[Vm]) {
     // set one): no redraw is asked of it. The screen first, then the
     // console and the scheduler, so neither delays what the user sees.
     let drawing = cpu::counter();
-    with_scanout(vm, |frame| {
-        display.lock().draw(|c, pixels| Some(c.show_persona(pixels, persona, frame)));
+    let drawn = with_scanout(vm, |frame| {
+        display.lock().draw(|c, pixels| Some(c.show_persona(pixels, persona, frame)))
     });
     let shown = cpu::counter();
     let us = micros(shown.wrapping_sub(at));
@@ -235,9 +239,10 @@ fn unlock(persona: usize, at: u64, vms: &[Vm]) {
     SWITCHES.fetch_add(1, Ordering::Relaxed);
     println!("duet: screen: unlocked into vm {}", vm.name);
     println!(
-        "duet: screen: switch to vm {} took {us} us ({} us of it copying and flushing)",
+        "duet: screen: switch to vm {} took {us} us (drawing {} us, flushing {} us)",
         vm.name,
-        micros(shown.wrapping_sub(drawing))
+        micros(drawn.wrapping_sub(drawing)),
+        micros(shown.wrapping_sub(drawn))
     );
     super::system::change_scene(Scene { foreground: persona, screen_on: true });
 }

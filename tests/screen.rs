@@ -2,8 +2,9 @@
 //! at boot the lock screen shows each persona's colour and Duet's own strip;
 //! a key on the keyboard unlocks into a persona, whose indicator then
 //! fills the strip in its colour; the power key locks again; a swipe up on
-//! the other persona's card unlocks into that one; the switch latency
-//! appears in Duet's counters.
+//! the other persona's card unlocks into that one; left alone it locks
+//! after the manifest's idle time; Duet's console key unlocks and locks;
+//! the switch latency appears in Duet's counters.
 
 use duet_tests::qmp::{socket_path, Picture};
 use duet_tests::{manifest, Machine};
@@ -14,6 +15,8 @@ const LINUX_BOOT: Duration = Duration::from_secs(300);
 const STEP: Duration = Duration::from_secs(60);
 /// Asks Duet to print its counters.
 const COUNTERS: &str = "\x1ds";
+/// Duet's console key for the screen: lock, or unlock into the last used.
+const TOGGLE_SCREEN: &str = "\x1do";
 
 const PERSONAL: [u8; 3] = [0x00, 0xaa, 0x55];
 const CORPORATE: [u8; 3] = [0xcc, 0x33, 0x00];
@@ -149,10 +152,18 @@ fn the_lock_screen_shows_both_personas_and_a_key_unlocks_into_one() {
         &format!("locked too soon: {waited:?}"),
     );
 
+    // Duet's console key unlocks into the persona used last, and locks.
+    let mark = run.mark();
+    run.send(TOGGLE_SCREEN);
+    run.expect_since(mark, "duet: screen: switch to vm personal took", STEP);
+    let mark = run.mark();
+    run.send(TOGGLE_SCREEN);
+    run.expect_since(mark, "duet: screen: locked", STEP);
+
     let mark = run.mark();
     run.send(COUNTERS);
-    let counters = run.expect_since(mark, "duet: screen: 2 switches, latency last", STEP);
-    let line = counters.lines().find(|l| l.contains("duet: screen: 2 switches")).unwrap();
+    let counters = run.expect_since(mark, "duet: screen: 3 switches, latency last", STEP);
+    let line = counters.lines().find(|l| l.contains("duet: screen: 3 switches")).unwrap();
     println!("{line}");
     for switch in run.console().lines().filter(|l| l.contains("duet: screen: switch to vm")) {
         println!("{switch}");

@@ -42,8 +42,8 @@ const TOLERANCE: u8 = 8;
 
 /// The manifest of two Linux personas, Debian's kernel with the busybox
 /// initramfs, the console's cursor off (so fbcon draws nothing over the
-/// patterns), and no idle lock (the test decides when to lock).
-fn two_personas(name: &str) -> PathBuf {
+/// patterns), and an idle lock after `idle_seconds` (0: never).
+fn two_personas(name: &str, idle_seconds: u32) -> PathBuf {
     let default = xtask::guest::default_manifest().expect("the default guest is available");
     let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
     let vm = |name: &str, role: &str, vcpus: u32, colour: [u8; 3]| {
@@ -58,7 +58,7 @@ fn two_personas(name: &str) -> PathBuf {
             colour[2],
         )
     };
-    let text = "[screen]\nlock_after_idle_seconds = 0\n\n".to_string()
+    let text = format!("[screen]\nlock_after_idle_seconds = {idle_seconds}\n\n")
         + &vm("personal", "personal", 1, PERSONAL_COLOUR)
         + &vm("corporate", "corporate", 1, CORPORATE_COLOUR);
     manifest(name, &text)
@@ -66,8 +66,8 @@ fn two_personas(name: &str) -> PathBuf {
 
 /// Boots the two personas with a QMP socket, and waits for both shells and
 /// the lock screen. The personal persona has the console's focus.
-fn boot(name: &str) -> Machine {
-    let path = two_personas(name);
+fn boot(name: &str, idle_seconds: u32) -> Machine {
+    let path = two_personas(name, idle_seconds);
     let socket = socket_path(name);
     let mut run = Machine::xtask(&[
         "run",
@@ -246,7 +246,7 @@ fn qmp_screendumps_and_sends_touches_and_keys_to_qemu() {
 
 #[test]
 fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
-    let mut run = boot("display-personas");
+    let mut run = boot("display-personas", 0);
     paint(&mut run, "personal", "100");
     focus(&mut run, "corporate");
     paint(&mut run, "corporate", "300");
@@ -371,6 +371,7 @@ fn key_codes(text: &str) -> Vec<u16> {
             'o' => 24,
             'x' => 45,
             'y' => 21,
+            'a' => 30,
             other => panic!("no key code for {other:?}"),
         })
         .collect()
@@ -378,7 +379,7 @@ fn key_codes(text: &str) -> Vec<u16> {
 
 #[test]
 fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_order() {
-    let mut run = boot("display-keylogger");
+    let mut run = boot("display-keylogger", 0);
     log_input(&mut run, "personal", "mine");
     focus(&mut run, "corporate");
     log_input(&mut run, "corporate", "spy");
@@ -396,6 +397,15 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
     qmp(&mut run, "keys", |q| q.type_text("hello"));
     qmp(&mut run, "tap", |q| q.tap(200, 600));
     qmp(&mut run, "swipe", |q| q.swipe((100, 700), (600, 700), 5));
+    // A key held down when the power key locks: the persona that had its
+    // press gets its release at the lock; the real release, later, and
+    // the keys typed on the lock screen again go to nobody.
+    let mark = run.mark();
+    qmp(&mut run, "hold a", |q| q.key("a", true));
+    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.expect_since(mark, "duet: screen: locked", COMMAND);
+    qmp(&mut run, "release a", |q| q.key("a", false));
+    qmp(&mut run, "keys", |q| q.type_text("yx"));
     std::thread::sleep(Duration::from_secs(3));
 
     // The spy, in the background (its shell has the console), saw nothing.
@@ -405,8 +415,8 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
         run.fail(&format!("the background keylogger got input: {sizes:?}"));
     }
 
-    // The personal persona got the keys, in order, and both touches (and
-    // nothing from the lock screen).
+    // The personal persona got the keys, in order (the held one released),
+    // and both touches, and nothing from the lock screen.
     focus(&mut run, "personal");
     let dump = run.shell("od -An -v -tx1 /tmp/mine.*", PROMPT, COMMAND);
     let dump: Vec<&str> = dump.lines().filter_map(|l| l.strip_prefix("[personal]")).collect();
@@ -418,7 +428,7 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
         .map(|e| (e.code, e.value))
         .collect();
     let expected: Vec<(u16, i32)> =
-        key_codes("hello").into_iter().flat_map(|code| [(code, 1), (code, 0)]).collect();
+        key_codes("helloa").into_iter().flat_map(|code| [(code, 1), (code, 0)]).collect();
     if keys != expected {
         run.fail(&format!("the personal persona got keys {keys:?}, not {expected:?}"));
     }
@@ -432,6 +442,31 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
     if touches != 2 {
         run.fail(&format!("the personal persona got {touches} touches, not 2: {events:?}"));
     }
+    run.power_off_personal_then_corporate(COMMAND);
+}
+
+#[test]
+fn the_keyboard_unlocks_and_idle_time_locks_again() {
+    let mut run = boot("display-idle", 5);
+    // Right moves the selection from the boot persona's card to the
+    // corporate one; Enter, on its release, unlocks into it.
+    let mark = run.mark();
+    qmp(&mut run, "right", |q| q.press_key("right"));
+    qmp(&mut run, "enter", |q| q.press_key("ret"));
+    run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
+    let unlocked = Instant::now();
+    expect_screen(&mut run, "corporate-by-keyboard", |p| {
+        mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)
+    });
+    // Then nothing: 5 s after the last key the screen locks by itself.
+    let mark = run.mark();
+    run.expect_since(mark, "duet: screen: locked", COMMAND);
+    let idle = unlocked.elapsed();
+    println!("locked after {idle:?} without input (lock_after_idle_seconds = 5)");
+    if idle < Duration::from_secs(4) {
+        run.fail(&format!("the screen locked after {idle:?}, before the idle time"));
+    }
+    expect_screen(&mut run, "locked-by-idle", lock_screen);
     run.power_off_personal_then_corporate(COMMAND);
 }
 

@@ -454,13 +454,12 @@ fn the_keyboard_unlocks_and_idle_time_locks_again() {
     qmp(&mut run, "right", |q| q.press_key("right"));
     qmp(&mut run, "enter", |q| q.press_key("ret"));
     run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
-    let unlocked = Instant::now();
+    let (unlocked, since_unlock) = (Instant::now(), run.mark());
     expect_screen(&mut run, "corporate-by-keyboard", |p| {
         mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)
     });
     // Then nothing: 5 s after the last key the screen locks by itself.
-    let mark = run.mark();
-    run.expect_since(mark, "duet: screen: locked", COMMAND);
+    run.expect_since(since_unlock, "duet: screen: locked", COMMAND);
     let idle = unlocked.elapsed();
     println!("locked after {idle:?} without input (lock_after_idle_seconds = 5)");
     if idle < Duration::from_secs(4) {

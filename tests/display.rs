@@ -125,6 +125,22 @@ fn qmp<T>(
     result.unwrap_or_else(|e| run.fail(&format!("QMP {what}: {e}")))
 }
 
+/// Where the tests leave their screenshots: target/test-screens/.
+fn screens_dir() -> PathBuf {
+    let dir = xtask::target_dir().join("test-screens");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// Keeps `picture` as target/test-screens/NAME.png (docs/persona-switch.md
+/// shows these).
+fn keep(run: &mut Machine, picture: &Picture, name: &str) {
+    let path = screens_dir().join(format!("{name}.png"));
+    if let Err(e) = picture.save_png(&path) {
+        run.fail(&format!("{e}"));
+    }
+}
+
 /// Takes screenshots until `check` accepts one; fails the test with the
 /// last one saved (target/test-screens/NAME.ppm) and `check`'s complaint.
 fn expect_screen(
@@ -143,9 +159,7 @@ fn expect_screen(
         match verdict {
             Ok(()) => return picture,
             Err(complaint) if Instant::now() > deadline => {
-                let dir = xtask::target_dir().join("test-screens");
-                let _ = std::fs::create_dir_all(&dir);
-                let path = dir.join(format!("{name}.ppm"));
+                let path = screens_dir().join(format!("{name}.ppm"));
                 let _ = picture.save(&path);
                 run.fail(&format!("{name}: {complaint} (picture: {})", path.display()));
             }
@@ -252,18 +266,20 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
     paint(&mut run, "corporate", "300");
 
     // Both painted, the screen is still locked.
-    expect_screen(&mut run, "lock-screen", lock_screen);
+    let picture = expect_screen(&mut run, "lock-screen", lock_screen);
+    keep(&mut run, &picture, "lock-screen");
 
     // A swipe up on the personal card: its grey, its indicator.
     let mark = run.mark();
     swipe_up_on_card(&mut run, 0);
     run.expect_since(mark, "duet: screen: unlocked into vm personal", COMMAND);
     report_switch(&mut run, mark, "personal");
-    expect_screen(&mut run, "personal", |p| {
+    let picture = expect_screen(&mut run, "personal", |p| {
         mostly(p, "the personal area", PERSONA_AREA, PERSONAL_GREY, 0.95)?;
         mostly(p, "the strip", STRIP, PERSONAL_COLOUR, 0.5)?;
         nowhere(p, "the personal screen shows the corporate pattern", CORPORATE_GREY)
     });
+    keep(&mut run, &picture, "personal");
 
     // The power key locks; a swipe up on the corporate card shows it.
     let mark = run.mark();
@@ -279,6 +295,7 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
         mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)?;
         nowhere(p, "the corporate screen shows the personal pattern", PERSONAL_GREY)
     });
+    keep(&mut run, &before, "corporate");
 
     // The corporate persona, in front, paints the personal colour over its
     // whole framebuffer (XRGB8888: bytes B, G, R, X): a fake indicator.
@@ -294,6 +311,7 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
     let after = expect_screen(&mut run, "fake-indicator", |p| {
         mostly(p, "the corporate area", PERSONA_AREA, PERSONAL_COLOUR, 0.95)
     });
+    keep(&mut run, &after, "fake-indicator");
     let changed = (0..STRIP_HEIGHT)
         .flat_map(|y| (0..SCREEN.0).map(move |x| (x, y)))
         .filter(|&(x, y)| before.pixel(x, y) != after.pixel(x, y))

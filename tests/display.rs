@@ -42,8 +42,8 @@ const TOLERANCE: u8 = 8;
 
 /// The manifest of two Linux personas, Debian's kernel with the busybox
 /// initramfs, the console's cursor off (so fbcon draws nothing over the
-/// patterns), and no idle lock (the test decides when to lock).
-fn two_personas(name: &str) -> PathBuf {
+/// patterns), and an idle lock after `idle_seconds` (0: never).
+fn two_personas(name: &str, idle_seconds: u32) -> PathBuf {
     let default = xtask::guest::default_manifest().expect("the default guest is available");
     let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
     let vm = |name: &str, role: &str, vcpus: u32, colour: [u8; 3]| {
@@ -58,7 +58,7 @@ fn two_personas(name: &str) -> PathBuf {
             colour[2],
         )
     };
-    let text = "[screen]\nlock_after_idle_seconds = 0\n\n".to_string()
+    let text = format!("[screen]\nlock_after_idle_seconds = {idle_seconds}\n\n")
         + &vm("personal", "personal", 1, PERSONAL_COLOUR)
         + &vm("corporate", "corporate", 1, CORPORATE_COLOUR);
     manifest(name, &text)
@@ -66,8 +66,8 @@ fn two_personas(name: &str) -> PathBuf {
 
 /// Boots the two personas with a QMP socket, and waits for both shells and
 /// the lock screen. The personal persona has the console's focus.
-fn boot(name: &str) -> Machine {
-    let path = two_personas(name);
+fn boot(name: &str, idle_seconds: u32) -> Machine {
+    let path = two_personas(name, idle_seconds);
     let socket = socket_path(name);
     let mut run = Machine::xtask(&[
         "run",
@@ -125,6 +125,22 @@ fn qmp<T>(
     result.unwrap_or_else(|e| run.fail(&format!("QMP {what}: {e}")))
 }
 
+/// Where the tests leave their screenshots: target/test-screens/.
+fn screens_dir() -> PathBuf {
+    let dir = xtask::target_dir().join("test-screens");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// Keeps `picture` as target/test-screens/NAME.png (docs/persona-switch.md
+/// shows these).
+fn keep(run: &mut Machine, picture: &Picture, name: &str) {
+    let path = screens_dir().join(format!("{name}.png"));
+    if let Err(e) = picture.save_png(&path) {
+        run.fail(&format!("{e}"));
+    }
+}
+
 /// Takes screenshots until `check` accepts one; fails the test with the
 /// last one saved (target/test-screens/NAME.ppm) and `check`'s complaint.
 fn expect_screen(
@@ -143,9 +159,7 @@ fn expect_screen(
         match verdict {
             Ok(()) => return picture,
             Err(complaint) if Instant::now() > deadline => {
-                let dir = xtask::target_dir().join("test-screens");
-                let _ = std::fs::create_dir_all(&dir);
-                let path = dir.join(format!("{name}.ppm"));
+                let path = screens_dir().join(format!("{name}.ppm"));
                 let _ = picture.save(&path);
                 run.fail(&format!("{name}: {complaint} (picture: {})", path.display()));
             }
@@ -246,24 +260,26 @@ fn qmp_screendumps_and_sends_touches_and_keys_to_qemu() {
 
 #[test]
 fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
-    let mut run = boot("display-personas");
+    let mut run = boot("display-personas", 0);
     paint(&mut run, "personal", "100");
     focus(&mut run, "corporate");
     paint(&mut run, "corporate", "300");
 
     // Both painted, the screen is still locked.
-    expect_screen(&mut run, "lock-screen", lock_screen);
+    let picture = expect_screen(&mut run, "lock-screen", lock_screen);
+    keep(&mut run, &picture, "lock-screen");
 
     // A swipe up on the personal card: its grey, its indicator.
     let mark = run.mark();
     swipe_up_on_card(&mut run, 0);
     run.expect_since(mark, "duet: screen: unlocked into vm personal", COMMAND);
     report_switch(&mut run, mark, "personal");
-    expect_screen(&mut run, "personal", |p| {
+    let picture = expect_screen(&mut run, "personal", |p| {
         mostly(p, "the personal area", PERSONA_AREA, PERSONAL_GREY, 0.95)?;
         mostly(p, "the strip", STRIP, PERSONAL_COLOUR, 0.5)?;
         nowhere(p, "the personal screen shows the corporate pattern", CORPORATE_GREY)
     });
+    keep(&mut run, &picture, "personal");
 
     // The power key locks; a swipe up on the corporate card shows it.
     let mark = run.mark();
@@ -279,6 +295,7 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
         mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)?;
         nowhere(p, "the corporate screen shows the personal pattern", PERSONAL_GREY)
     });
+    keep(&mut run, &before, "corporate");
 
     // The corporate persona, in front, paints the personal colour over its
     // whole framebuffer (XRGB8888: bytes B, G, R, X): a fake indicator.
@@ -294,6 +311,7 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
     let after = expect_screen(&mut run, "fake-indicator", |p| {
         mostly(p, "the corporate area", PERSONA_AREA, PERSONAL_COLOUR, 0.95)
     });
+    keep(&mut run, &after, "fake-indicator");
     let changed = (0..STRIP_HEIGHT)
         .flat_map(|y| (0..SCREEN.0).map(move |x| (x, y)))
         .filter(|&(x, y)| before.pixel(x, y) != after.pixel(x, y))
@@ -371,6 +389,7 @@ fn key_codes(text: &str) -> Vec<u16> {
             'o' => 24,
             'x' => 45,
             'y' => 21,
+            'a' => 30,
             other => panic!("no key code for {other:?}"),
         })
         .collect()
@@ -378,7 +397,7 @@ fn key_codes(text: &str) -> Vec<u16> {
 
 #[test]
 fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_order() {
-    let mut run = boot("display-keylogger");
+    let mut run = boot("display-keylogger", 0);
     log_input(&mut run, "personal", "mine");
     focus(&mut run, "corporate");
     log_input(&mut run, "corporate", "spy");
@@ -396,6 +415,15 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
     qmp(&mut run, "keys", |q| q.type_text("hello"));
     qmp(&mut run, "tap", |q| q.tap(200, 600));
     qmp(&mut run, "swipe", |q| q.swipe((100, 700), (600, 700), 5));
+    // A key held down when the power key locks: the persona that had its
+    // press gets its release at the lock; the real release, later, and
+    // the keys typed on the lock screen again go to nobody.
+    let mark = run.mark();
+    qmp(&mut run, "hold a", |q| q.key("a", true));
+    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.expect_since(mark, "duet: screen: locked", COMMAND);
+    qmp(&mut run, "release a", |q| q.key("a", false));
+    qmp(&mut run, "keys", |q| q.type_text("yx"));
     std::thread::sleep(Duration::from_secs(3));
 
     // The spy, in the background (its shell has the console), saw nothing.
@@ -405,8 +433,8 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
         run.fail(&format!("the background keylogger got input: {sizes:?}"));
     }
 
-    // The personal persona got the keys, in order, and both touches (and
-    // nothing from the lock screen).
+    // The personal persona got the keys, in order (the held one released),
+    // and both touches, and nothing from the lock screen.
     focus(&mut run, "personal");
     let dump = run.shell("od -An -v -tx1 /tmp/mine.*", PROMPT, COMMAND);
     let dump: Vec<&str> = dump.lines().filter_map(|l| l.strip_prefix("[personal]")).collect();
@@ -418,7 +446,7 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
         .map(|e| (e.code, e.value))
         .collect();
     let expected: Vec<(u16, i32)> =
-        key_codes("hello").into_iter().flat_map(|code| [(code, 1), (code, 0)]).collect();
+        key_codes("helloa").into_iter().flat_map(|code| [(code, 1), (code, 0)]).collect();
     if keys != expected {
         run.fail(&format!("the personal persona got keys {keys:?}, not {expected:?}"));
     }
@@ -432,6 +460,30 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
     if touches != 2 {
         run.fail(&format!("the personal persona got {touches} touches, not 2: {events:?}"));
     }
+    run.power_off_personal_then_corporate(COMMAND);
+}
+
+#[test]
+fn the_keyboard_unlocks_and_idle_time_locks_again() {
+    let mut run = boot("display-idle", 5);
+    // Right moves the selection from the boot persona's card to the
+    // corporate one; Enter, on its release, unlocks into it.
+    let mark = run.mark();
+    qmp(&mut run, "right", |q| q.press_key("right"));
+    qmp(&mut run, "enter", |q| q.press_key("ret"));
+    run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
+    let (unlocked, since_unlock) = (Instant::now(), run.mark());
+    expect_screen(&mut run, "corporate-by-keyboard", |p| {
+        mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)
+    });
+    // Then nothing: 5 s after the last key the screen locks by itself.
+    run.expect_since(since_unlock, "duet: screen: locked", COMMAND);
+    let idle = unlocked.elapsed();
+    println!("locked after {idle:?} without input (lock_after_idle_seconds = 5)");
+    if idle < Duration::from_secs(4) {
+        run.fail(&format!("the screen locked after {idle:?}, before the idle time"));
+    }
+    expect_screen(&mut run, "locked-by-idle", lock_screen);
     run.power_off_personal_then_corporate(COMMAND);
 }
 

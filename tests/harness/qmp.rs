@@ -341,6 +341,20 @@ impl Picture {
         bytes.extend(self.pixels.iter().flatten());
         std::fs::write(path, bytes)
     }
+
+    /// Writes the picture as a PNG (screenshots for the docs).
+    pub fn save_png(&self, path: &Path) -> Result<(), QmpError> {
+        let file = std::fs::File::create(path)?;
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), self.width, self.height);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let data: Vec<u8> = self.pixels.iter().flatten().copied().collect();
+        let written = encoder.write_header().and_then(|mut writer| {
+            writer.write_image_data(&data)?;
+            writer.finish()
+        });
+        written.map_err(|e| QmpError::Picture(format!("cannot write {}: {e}", path.display())))
+    }
 }
 
 /// Whether `a` is within `tolerance` of `b` in every channel.

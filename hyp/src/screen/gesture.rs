@@ -341,6 +341,47 @@ mod tests {
         Gesture::Swipe { from, to, direction: Direction::Up }
     }
 
+    /// A real recording: what a Linux guest read from QEMU 10's
+    /// virtio-multitouch-device (`od -An -v -tx1 /dev/input/event0`, 24-byte
+    /// `struct input_event`s with their timestamps) while QMP moved one
+    /// finger from (1000, 2000) to (1000, 9000) on QEMU's 0..0x7fff axes.
+    /// Linux dropped the repeated values (the slot, the unchanged X).
+    const RECORDED_QEMU_SWIPE: &str = "
+        85 21 15 6b 00 00 00 00 cc 38 04 00 00 00 00 00 03 00 39 00 01 00 00 00
+        85 21 15 6b 00 00 00 00 cc 38 04 00 00 00 00 00 01 00 4a 01 01 00 00 00
+        85 21 15 6b 00 00 00 00 cc 38 04 00 00 00 00 00 03 00 35 00 e8 03 00 00
+        85 21 15 6b 00 00 00 00 cc 38 04 00 00 00 00 00 03 00 36 00 d0 07 00 00
+        85 21 15 6b 00 00 00 00 cc 38 04 00 00 00 00 00 00 00 00 00 00 00 00 00
+        85 21 15 6b 00 00 00 00 62 8a 04 00 00 00 00 00 03 00 36 00 28 23 00 00
+        85 21 15 6b 00 00 00 00 62 8a 04 00 00 00 00 00 00 00 00 00 00 00 00 00
+        85 21 15 6b 00 00 00 00 de dd 04 00 00 00 00 00 03 00 39 00 ff ff ff ff
+        85 21 15 6b 00 00 00 00 de dd 04 00 00 00 00 00 01 00 4a 01 00 00 00 00
+        85 21 15 6b 00 00 00 00 de dd 04 00 00 00 00 00 00 00 00 00 00 00 00 00";
+
+    #[test]
+    fn a_recorded_qemu_swipe() {
+        let bytes: Vec<u8> = RECORDED_QEMU_SWIPE
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        let mut recognizer = phone().with_axis_max(0x7fff, 0x7fff);
+        let mut gestures = Vec::new();
+        for e in bytes.chunks_exact(24) {
+            let field = |at: usize| u64::from_le_bytes(e[at..at + 8].try_into().unwrap());
+            let now_us = field(0) * 1_000_000 + field(8);
+            let event = InputEvent {
+                kind: u16::from_le_bytes([e[16], e[17]]),
+                code: u16::from_le_bytes([e[18], e[19]]),
+                value: u32::from_le_bytes([e[20], e[21], e[22], e[23]]),
+            };
+            gestures.extend(recognizer.feed(event, now_us));
+        }
+        // 7000 of 32767 down a 1280-row screen: 273 rows, in 42 ms.
+        let from = (1000 * 719 / 0x7fff, 2000 * 1279 / 0x7fff);
+        let to = (from.0, 9000 * 1279 / 0x7fff);
+        assert_eq!(gestures, [Gesture::Swipe { from, to, direction: Direction::Down }]);
+    }
+
     #[test]
     fn a_multitouch_tap() {
         let gestures = replay(

@@ -29,6 +29,7 @@ pub mod net;
 pub mod personas;
 pub mod platform;
 pub mod sched;
+pub mod screen;
 pub mod vdev;
 pub mod vm;
 

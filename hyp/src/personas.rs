@@ -21,8 +21,11 @@
 //! `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
 //! from the start of the package; and, each optional, the power settings
 //! `priority`, `background-cpu-percent`, `background-timer-slack-ms` and
-//! `background-may-use-idle` (one cell each). The root may name the VM in
-//! the foreground at boot, `duet,foreground-vm = <index>` (default 0).
+//! `background-may-use-idle` (one cell each), and `colour` (one cell,
+//! `0x00RRGGBB`; default by role). The root may name the VM in the
+//! foreground at boot, `duet,foreground-vm = <index>` (default 0), and how
+//! long the screen stays unlocked without input,
+//! `duet,lock-after-idle-seconds` (one cell, default 60, 0 = never).
 //! Names and limits live in [`format`] and [`power`].
 //!
 //! # Trust
@@ -35,6 +38,7 @@
 
 pub mod format;
 pub mod power;
+pub mod screen;
 pub mod tree;
 
 pub use tree::{Block, TreeError};
@@ -140,6 +144,8 @@ pub struct VmSpec {
     pub disk_mib: Option<u32>,
     /// The VM's NIC on Duet's switch. `None`: no NIC.
     pub net: Option<Net>,
+    /// Its colour on the trusted indicator and the lock screen.
+    pub colour: screen::Colour,
 }
 
 /// A VM's NIC: where its frames may go.
@@ -183,6 +189,7 @@ impl VmSpec {
         power: PowerSpec::DEFAULT,
         disk_mib: None,
         net: None,
+        colour: 0,
     };
 }
 
@@ -395,6 +402,8 @@ pub struct PersonaPackage {
     /// The VM in the foreground at boot.
     foreground: usize,
     vms_may_talk: bool,
+    /// Seconds without input before the screen locks; 0: never.
+    lock_after_idle_seconds: u32,
 }
 
 impl PersonaPackage {
@@ -416,6 +425,7 @@ impl PersonaPackage {
             vm_count: 0,
             foreground: 0,
             vms_may_talk: vms_may_talk(root)?,
+            lock_after_idle_seconds: lock_after_idle_seconds(root)?,
         };
         for node in root.children() {
             package.add_vm(node)?;
@@ -435,6 +445,11 @@ impl PersonaPackage {
     /// The index of the VM in the foreground at boot.
     pub fn foreground(&self) -> usize {
         self.foreground
+    }
+
+    /// Seconds without input before the screen locks (0: never).
+    pub fn lock_after_idle_seconds(&self) -> u32 {
+        self.lock_after_idle_seconds
     }
 
     /// Whether the VMs' NICs may reach each other (`duet,vms-may-talk`).
@@ -502,7 +517,8 @@ fn check_root_identity(root: FdtNode<'_, 'static>) -> Result<(), PackageError> {
     if version != format::VERSION {
         return Err(PackageError::Version { found: version });
     }
-    match unknown_property(root, &[prop::ROOT, &[power::prop::FOREGROUND_VM]]) {
+    let known = [power::prop::FOREGROUND_VM, screen::prop::LOCK_AFTER_IDLE_SECONDS];
+    match unknown_property(root, &[prop::ROOT, &known]) {
         Some(name) => Err(root_error(name, Problem::Unknown)),
         None => Ok(()),
     }
@@ -521,6 +537,25 @@ fn foreground_vm(root: FdtNode<'_, 'static>, vm_count: usize) -> Result<usize, P
         return Err(root_error(Problem::OutOfRange { value: index.into(), min: 0, max }));
     }
     Ok(index as usize)
+}
+
+/// The optional `duet,lock-after-idle-seconds`: one cell in range.
+fn lock_after_idle_seconds(root: FdtNode<'_, 'static>) -> Result<u32, PackageError> {
+    let property = screen::prop::LOCK_AFTER_IDLE_SECONDS;
+    let root_error = |problem| PackageError::Root { property, problem };
+    let Some(value) = optional(root, property).map_err(root_error)? else {
+        return Ok(screen::DEFAULT_LOCK_AFTER_IDLE_SECONDS);
+    };
+    let seconds = cell(value).map_err(root_error)?;
+    let max = screen::MAX_LOCK_AFTER_IDLE_SECONDS;
+    if seconds > max {
+        return Err(root_error(Problem::OutOfRange {
+            value: seconds.into(),
+            min: 0,
+            max: max.into(),
+        }));
+    }
+    Ok(seconds)
 }
 
 /// `duet,vms-may-talk`: absent or 0 is no, 1 is yes.
@@ -582,9 +617,10 @@ impl VmReader<'_> {
             return Err(self.error(prop::NAME, Problem::BadName(name)));
         }
         self.name = Some(name);
+        let role = self.get(prop::ROLE, role)?;
         let spec = VmSpec {
             name,
-            role: self.get(prop::ROLE, role)?,
+            role,
             memory_mib: self.get(prop::MEMORY_MIB, memory_mib)?,
             vcpus: self.get(prop::VCPUS, vcpus)?,
             cmdline: self.get(prop::CMDLINE, cmdline)?,
@@ -595,8 +631,12 @@ impl VmReader<'_> {
             power: self.power()?,
             disk_mib: self.optional(prop::DISK_MIB, disk_mib)?,
             net: self.optional(prop::NET, net)?,
+            colour: self
+                .optional(screen::prop::COLOUR, colour)?
+                .unwrap_or(screen::default_colour(role)),
         };
-        match unknown_property(self.node, &[prop::VM, power::prop::VM]) {
+        let known = [screen::prop::COLOUR];
+        match unknown_property(self.node, &[prop::VM, power::prop::VM, &known]) {
             Some(unknown) => Err(self.error(unknown, Problem::Unknown)),
             None => Ok(spec),
         }
@@ -784,6 +824,15 @@ fn disk_mib(value: &[u8]) -> Result<u32, Problem> {
     Ok(mib)
 }
 
+/// One cell, `0x00RRGGBB`.
+fn colour(value: &[u8]) -> Result<screen::Colour, Problem> {
+    let colour = cell(value)?;
+    if colour > 0x00ff_ffff {
+        return Err(Problem::OutOfRange { value: colour.into(), min: 0, max: 0x00ff_ffff });
+    }
+    Ok(colour)
+}
+
 fn net(value: &'static [u8]) -> Result<Net, Problem> {
     let name = string(value)?;
     Net::from_name(name).ok_or(Problem::BadNet(name))
@@ -873,6 +922,9 @@ mod tests {
             Problem::BadNet("wifi").to_string(),
             "unknown network \"wifi\" (expected \"local\" or \"uplink\")"
         );
+        assert_eq!(colour(&[0, 0x1e, 0x6f, 0xd9]), Ok(0x1e6fd9));
+        let too_big = Problem::OutOfRange { value: 0x0100_0000, min: 0, max: 0xff_ffff };
+        assert_eq!(colour(&[1, 0, 0, 0]), Err(too_big));
         assert_eq!(flag(&[0, 0, 0, 1]), Ok(true));
         assert_eq!(flag(&[0; 4]), Ok(false));
         assert_eq!(flag(&[0, 0, 0, 2]), Err(Problem::OutOfRange { value: 2, min: 0, max: 1 }));

@@ -87,6 +87,12 @@ pub const MAX_VIRTIO_SLOTS: usize = 32;
 /// A virtio device kind Duet drives on the board (virtio device IDs).
 pub const VIRTIO_ID_NET: u32 = 1;
 pub const VIRTIO_ID_BLOCK: u32 = 2;
+pub const VIRTIO_ID_GPU: u32 = 16;
+pub const VIRTIO_ID_INPUT: u32 = 18;
+
+/// The most input devices Duet drives (a touch panel and a keyboard, with
+/// room for a second of either).
+pub const MAX_INPUTS: usize = 4;
 
 /// One virtio-mmio node of the device tree: a slot where a device may sit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,9 +225,18 @@ impl Platform {
         self.virtio.iter().flatten().rev().find(|slot| slot.device_id == id).copied()
     }
 
-    /// The slots of the devices Duet drives (one block, one network device).
+    /// The input devices Duet drives: up to [`MAX_INPUTS`], in the order of
+    /// QEMU's command line (highest slot first, see [`Self::virtio_device`]).
+    pub fn virtio_inputs(&self) -> impl Iterator<Item = VirtioSlot> + '_ {
+        let inputs = self.virtio.iter().flatten().rev();
+        inputs.filter(|slot| slot.device_id == VIRTIO_ID_INPUT).copied().take(MAX_INPUTS)
+    }
+
+    /// The slots of the devices Duet drives: one block, one network and
+    /// one display device, and the input devices.
     pub fn driven_virtio(&self) -> impl Iterator<Item = VirtioSlot> + '_ {
-        [VIRTIO_ID_BLOCK, VIRTIO_ID_NET].into_iter().filter_map(|id| self.virtio_device(id))
+        let one_each = [VIRTIO_ID_BLOCK, VIRTIO_ID_NET, VIRTIO_ID_GPU].into_iter();
+        one_each.filter_map(|id| self.virtio_device(id)).chain(self.virtio_inputs())
     }
 
     /// The value of `key=value` on the boot command line, if present.
@@ -548,6 +563,22 @@ mod tests {
         }
         let driven: Vec<_> = p.driven_virtio().map(|s| (s.region.start, s.device_id)).collect();
         assert_eq!(driven, [(0x0a00_3e00, 2), (0x0a00_3a00, 1)]);
+        // A screen, a touch panel and a keyboard, then the disk and NIC.
+        for (slot, id) in p.virtio.iter_mut().flatten().rev().zip([16, 18, 18, 2, 1, 18]) {
+            slot.device_id = id;
+        }
+        let driven: Vec<_> = p.driven_virtio().map(|s| (s.region.start, s.device_id)).collect();
+        assert_eq!(
+            driven,
+            [
+                (0x0a00_3800, 2),
+                (0x0a00_3600, 1),
+                (0x0a00_3e00, 16),
+                (0x0a00_3c00, 18),
+                (0x0a00_3a00, 18),
+                (0x0a00_3400, 18)
+            ]
+        );
     }
 
     #[test]

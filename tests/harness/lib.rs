@@ -4,6 +4,9 @@
 //! Tests need QEMU. Without it they fail with the install instructions; they
 //! never pass by skipping.
 
+pub mod qmp;
+
+use qmp::Qmp;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
@@ -91,10 +94,20 @@ pub fn require_qemu() {
     }
 }
 
+/// The physical screen of the QEMU phone: what screenshots show and
+/// touches are scaled to.
+pub const SCREEN: (u32, u32) = (720, 1280);
+
+/// How long QEMU gets to open its QMP socket.
+const QMP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A process whose output is collected as it runs.
 pub struct Machine {
     console: Console,
     what: String,
+    /// The QMP socket QEMU was told to open, if any.
+    qmp_path: Option<PathBuf>,
+    qmp: Option<Qmp>,
 }
 
 impl Machine {
@@ -103,7 +116,7 @@ impl Machine {
         require_qemu();
         let board = duet_boards::default_board();
         let command = xtask::qemu::command(board, &image(variant), options);
-        Machine::spawn(command, "QEMU")
+        Machine::spawn(command, "QEMU").with_qmp(options.qmp.clone())
     }
 
     /// Boots the flat image at `image` on `board` with `options`.
@@ -115,6 +128,7 @@ impl Machine {
         require_qemu();
         let command = xtask::qemu::command(board, image, options);
         Machine::spawn(command, &format!("QEMU {}", board.qemu.machine))
+            .with_qmp(options.qmp.clone())
     }
 
     /// Runs `command`, a QEMU command line of the caller's (e.g. a guest
@@ -124,14 +138,17 @@ impl Machine {
         Machine::spawn(command, what)
     }
 
-    /// Runs `cargo xtask ARGS` as a user would, console and all.
+    /// Runs `cargo xtask ARGS` as a user would, console and all; with
+    /// `--qmp PATH` among them, [`Machine::qmp`] talks to that socket.
     pub fn xtask(args: &[&str]) -> Machine {
         let mut command = Command::new(env!("CARGO"));
         command
             .current_dir(xtask::workspace_root())
             .args(["run", "--quiet", "--package", "xtask", "--"])
             .args(args);
+        let qmp = args.iter().position(|&a| a == "--qmp").and_then(|i| args.get(i + 1));
         Machine::spawn(command, &format!("cargo xtask {}", args.join(" ")))
+            .with_qmp(qmp.map(PathBuf::from))
     }
 
     fn spawn(command: Command, what: &str) -> Machine {
@@ -139,7 +156,30 @@ impl Machine {
         // process is `cargo xtask`.
         let console =
             Console::spawn(command, true).unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Machine { console, what: what.to_string() }
+        Machine { console, what: what.to_string(), qmp_path: None, qmp: None }
+    }
+
+    /// Notes the QMP socket QEMU opens (when `Machine::qemu` was given a
+    /// command with `-qmp`).
+    pub fn with_qmp(mut self, path: Option<PathBuf>) -> Machine {
+        self.qmp_path = path;
+        self
+    }
+
+    /// The QMP connection to this QEMU, made on first use; fails the test
+    /// if QEMU was started without a QMP socket or does not answer on it.
+    /// Touches are scaled for [`SCREEN`].
+    pub fn qmp(&mut self) -> &mut Qmp {
+        if self.qmp.is_none() {
+            let Some(path) = self.qmp_path.clone() else {
+                self.fail("this machine was started without a QMP socket");
+            };
+            match Qmp::connect(&path, SCREEN, QMP_TIMEOUT) {
+                Ok(qmp) => self.qmp = Some(qmp),
+                Err(e) => self.fail(&format!("cannot talk QMP on {}: {e}", path.display())),
+            }
+        }
+        self.qmp.as_mut().expect("connected above")
     }
 
     /// Everything printed so far.

@@ -1,13 +1,20 @@
 //! Physical virtio-mmio devices Duet drives itself, through the
 //! `virtio-drivers` crate: finding them ([`probe`], with the MMU still
 //! off), the crate's `Hal` (DMA memory from Duet's heap), and bringing up
-//! the one disk ([`super::virtio_blk`]) and one NIC ([`super::virtio_net`])
-//! Duet drives. Guests never see these devices: they get Duet's virtual
+//! the one disk ([`super::virtio_blk`]), one NIC ([`super::virtio_net`]),
+//! one screen ([`super::virtio_gpu`]) and the input devices
+//! ([`super::virtio_input`]) Duet drives. Guests never see these devices: they get Duet's virtual
 //! ones, at their own virtual slots.
 
-use crate::platform::{Platform, VirtioSlot, VIRTIO_ID_BLOCK, VIRTIO_ID_NET};
+use super::display::{InputSource, Panel};
+use crate::platform::{
+    Platform, VirtioSlot, VIRTIO_ID_BLOCK, VIRTIO_ID_GPU, VIRTIO_ID_INPUT, VIRTIO_ID_NET,
+};
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
 use core::ptr::NonNull;
+use spin::Mutex;
 use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 use virtio_drivers::{BufferDirection, Hal, PhysAddr, PAGE_SIZE};
 
@@ -43,7 +50,13 @@ pub fn transport(slot: &VirtioSlot) -> Option<MmioTransport<'static>> {
     }
 }
 
-/// Brings up the disk and the NIC the board has, if any; says what it found.
+/// The screen, until `vm::screen` takes it.
+static PANEL: Mutex<Option<Box<dyn Panel>>> = Mutex::new(None);
+/// The input devices with their interrupts, until `vm::screen` takes them.
+static INPUTS: Mutex<Vec<(Box<dyn InputSource>, u32)>> = Mutex::new(Vec::new());
+
+/// Brings up the disk, the NIC, the screen and the input devices the board
+/// has, if any; says what it found. Input interrupts come to this CPU.
 pub fn start(platform: &Platform) {
     if let Some(slot) = platform.virtio_device(VIRTIO_ID_BLOCK) {
         super::virtio_blk::start(&slot);
@@ -51,6 +64,25 @@ pub fn start(platform: &Platform) {
     if let Some(slot) = platform.virtio_device(VIRTIO_ID_NET) {
         super::virtio_net::start(&slot);
     }
+    if let Some(slot) = platform.virtio_device(VIRTIO_ID_GPU) {
+        *PANEL.lock() = super::virtio_gpu::start(&slot);
+    }
+    for slot in platform.virtio_inputs() {
+        if let Some((input, intid)) = super::virtio_input::start(&slot) {
+            INPUTS.lock().push((input, intid));
+            crate::boot::enable_device_interrupt(intid);
+        }
+    }
+}
+
+/// The screen, for the compositor to own.
+pub fn take_panel() -> Option<Box<dyn Panel>> {
+    PANEL.lock().take()
+}
+
+/// The input devices and their interrupts, for the router to own.
+pub fn take_inputs() -> Vec<(Box<dyn InputSource>, u32)> {
+    core::mem::take(&mut *INPUTS.lock())
 }
 
 /// `virtio-drivers`' access to memory: DMA buffers come from Duet's heap.
@@ -106,6 +138,8 @@ pub fn kind(device_id: u32) -> &'static str {
     match device_id {
         VIRTIO_ID_BLOCK => "blk",
         VIRTIO_ID_NET => "net",
+        VIRTIO_ID_GPU => "gpu",
+        VIRTIO_ID_INPUT => "input",
         _ => "other",
     }
 }

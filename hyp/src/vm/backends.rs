@@ -11,7 +11,7 @@ use crate::drivers::{virtio_blk, virtio_net};
 use crate::net::{mac_for, Network, Switch, NETWORK};
 use crate::personas::{Net, PersonaPackage, VmSpec};
 use crate::println;
-use crate::vdev::virtio::backend::{BlockStore, DisplaySink, Frame, NetPort, Rect};
+use crate::vdev::virtio::backend::{BlockStore, DisplaySink, NetPort};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use spin::Once;
@@ -21,6 +21,7 @@ static PARTITIONS: Once<Result<Vec<Partition>, GptError>> = Once::new();
 
 /// Reads the partition table (if a VM wants a disk) and builds the switch.
 pub fn start(package: &PersonaPackage) {
+    super::screen::start(package);
     let vms = package.vms();
     if vms.iter().any(|vm| vm.disk_mib.is_some()) {
         match virtio_blk::DISK.get() {
@@ -84,22 +85,14 @@ pub fn net_for(spec: &VmSpec) -> Option<Box<dyn NetPort>> {
     Some(Box::new(port))
 }
 
-/// The size (width, height) of every VM's virtual display.
+/// The size (width, height) of every VM's virtual display: the screen
+/// less Duet's strip (720x1232 on a board without a screen).
 pub fn display_size() -> (u32, u32) {
-    (720, 1232)
+    super::screen::display_size()
 }
 
-/// Where VM `vm_index`'s virtual display goes. For now nowhere: the
-/// compositor takes this over.
+/// Where VM `vm_index`'s virtual display goes: the compositor, which
+/// shows it while the VM is in front.
 pub fn display_for(vm_index: usize) -> Box<dyn DisplaySink> {
-    let _ = vm_index;
-    Box::new(NoDisplay)
-}
-
-/// A display sink that shows nothing.
-struct NoDisplay;
-
-impl DisplaySink for NoDisplay {
-    fn flushed(&mut self, _frame: &dyn Frame, _rect: Rect) {}
-    fn scanout_off(&mut self) {}
+    super::screen::sink(vm_index)
 }

@@ -218,7 +218,7 @@ fn run_slot(
 ) {
     let wake = turn.wake(slots, Some(i), Some(i));
     let slice_end = contended.then(|| turn.now + turn.clock.ticks(SLICE_MS));
-    timer::arm_at(earliest([wake, slice_end, budget_end]));
+    timer::arm_at(earliest([wake, slice_end, budget_end, super::screen::deadline()]));
 
     let slot = &mut slots[i];
     let (vm, index) = (slot.vm, slot.index);
@@ -280,7 +280,11 @@ fn idle(
         Some((held, slack))
     });
     let own = held.map(|(held, slack)| Deadline { at: held.deadline, slack });
-    let wake = earliest([turn.wake(slots, None, loaded), own.and_then(|d| coalesced_wake([d]))]);
+    let wake = earliest([
+        turn.wake(slots, None, loaded),
+        own.and_then(|d| coalesced_wake([d])),
+        super::screen::deadline(),
+    ]);
     timer::arm_at(wake);
     // The loaded vCPU's timer, if not held, also ends the sleep.
     let loaded_timer = if held.is_none() { timer::virtual_timer_deadline() } else { None };

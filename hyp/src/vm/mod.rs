@@ -21,6 +21,8 @@ pub mod instance;
 #[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
+pub mod screen;
+#[cfg(target_os = "none")]
 pub mod system;
 #[cfg(target_os = "none")]
 pub mod virtio;

@@ -29,6 +29,10 @@ pub trait Cpus {
     fn console_input(&self);
     /// Tells the VMs whose switch ports have new frames.
     fn frames_waiting(&self);
+    /// Routes what the screen's input device with interrupt `intid` has.
+    fn screen_input(&self, intid: u32);
+    /// Duet's timer fired: the screen's idle timeout may be due.
+    fn screen_tick(&self);
 }
 
 /// What the CPU loop does after an exit has been handled.
@@ -108,7 +112,10 @@ pub fn take_interrupts(loaded: Option<(&Vm, usize)>, cpus: &impl Cpus) {
         let Some(intid) = gic::acknowledge() else { break };
         match intid {
             KICK_SGI | layout::GIC_MAINTENANCE_INTID => {}
-            layout::TIMER_HYP_INTID => super::cpu::hypervisor_timer_fired(),
+            layout::TIMER_HYP_INTID => {
+                super::cpu::hypervisor_timer_fired();
+                cpus.screen_tick();
+            }
             layout::TIMER_VIRT_INTID => {
                 // Level-triggered: mask it until the guest re-arms the timer,
                 // and give the guest its virtual copy.
@@ -123,6 +130,7 @@ pub fn take_interrupts(loaded: Option<(&Vm, usize)>, cpus: &impl Cpus) {
                 crate::drivers::virtio_net::interrupt();
                 cpus.frames_waiting();
             }
+            other if super::screen::owns_interrupt(other) => cpus.screen_input(other),
             other => warn!("unexpected physical interrupt {other}"),
         }
         gic::end_of_interrupt(intid);

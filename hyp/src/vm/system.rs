@@ -73,10 +73,12 @@ pub fn start(package: Option<Region>) -> bool {
     console::set_vm_count(vms.len());
     crate::sched::power::SCENE.set(Scene { foreground: package.foreground(), screen_on: true });
     println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
-    VMS.call_once(|| vms);
+    let vms = VMS.call_once(|| vms);
     PLACEMENT.call_once(|| placement);
     STARTED_AT.call_once(cpu::counter);
     print_energy_model();
+    // With a screen, the lock screen shows from now on.
+    super::screen::boot(vms, &SystemCpus { me: cpu::id() });
     for other in 1..smp::online() {
         gic::send_sgi(KICK_SGI, other);
     }
@@ -99,13 +101,23 @@ pub fn cpu_loop(me: usize) -> ! {
                 super::cpu::run_cpu(placed, &SystemCpus { me });
             }
         }
+        // The screen's idle timeout is the boot CPU's, vCPUs or not.
+        crate::arch::aarch64::timer::arm_at(super::screen::deadline());
         super::cpu::sleep_unplaced();
         while let Some(intid) = gic::acknowledge() {
+            if intid == super::layout::TIMER_HYP_INTID {
+                super::cpu::hypervisor_timer_fired();
+                SystemCpus { me }.screen_tick();
+            }
             // The NIC's interrupt comes to the boot CPU even when it has no
             // vCPU left: frames from the network still reach running VMs.
             if Some(intid) == crate::drivers::virtio_net::intid() {
                 crate::drivers::virtio_net::interrupt();
                 SystemCpus { me }.frames_waiting();
+            }
+            // So do the touch panel's and the keyboard's.
+            if super::screen::owns_interrupt(intid) {
+                SystemCpus { me }.screen_input(intid);
             }
             gic::end_of_interrupt(intid);
         }
@@ -157,11 +169,25 @@ impl Cpus for SystemCpus {
                     console::show_focused_line();
                 }
                 Input::ShowCounters => print_counters(),
-                Input::ToggleScreen => toggle_screen(),
+                Input::ToggleScreen => {
+                    if !super::screen::toggle(vms, self) {
+                        toggle_screen();
+                    }
+                }
                 Input::Nothing => {}
             }
         }
         console::set_input_interrupt(true);
+    }
+
+    fn screen_input(&self, intid: u32) {
+        let Some(vms) = VMS.get() else { return };
+        super::screen::input_interrupt(intid, vms, self);
+    }
+
+    fn screen_tick(&self) {
+        let Some(vms) = VMS.get() else { return };
+        super::screen::tick(vms, self);
     }
 
     fn frames_waiting(&self) {
@@ -175,7 +201,9 @@ impl Cpus for SystemCpus {
     }
 }
 
-/// Turns the screen off (every persona in the background) or on again.
+/// Without a screen Duet drives: turns the screen off (every persona in
+/// the background) or on again. With one, the console key locks and
+/// unlocks it instead (`vm::screen::toggle`).
 fn toggle_screen() {
     let scene = crate::sched::power::SCENE.load();
     change_scene(Scene { screen_on: !scene.screen_on, ..scene });
@@ -233,6 +261,7 @@ pub fn print_counters() {
             drops.forbidden, drops.queue_full, drops.spoofed, drops.malformed
         );
     }
+    super::screen::print_counters();
     print_energy();
     // The heap line comes last: readers (xtask bench) take it as the end.
     let (used, total) = crate::mm::heap::usage();

@@ -17,9 +17,13 @@
 //! disk_mib = 64              # optional: a disk, the partition named like the VM
 //! nic = true                 # optional, default false: a NIC on Duet's switch
 //! uplink = true              # optional, default false: the NIC reaches the physical network
+//! colour = "#1e6fd9"         # optional: its trusted indicator; default blue (personal), orange (corporate)
 //!
 //! [network]                  # optional
 //! vms_may_talk = false       # default false: VMs' NICs cannot reach each other
+//!
+//! [screen]                   # optional
+//! lock_after_idle_seconds = 60  # default 60, 0 = never, at most 86400
 //!
 //! [vm.power]                 # optional, every key optional (docs/persona-package.md)
 //! priority = 0               # 0 to 15
@@ -29,13 +33,15 @@
 //! ```
 //!
 //! A top-level `foreground = "name"` (before the first `[[vm]]`) names the
-//! VM in the foreground at boot; by default the first.
+//! VM in the foreground at boot (the persona the lock screen unlocks into
+//! first); by default the first.
 //!
 //! The rules come from [`duet::personas::format`], the same ones the
 //! hypervisor applies when it reads the package.
 
 use duet::personas::format::{self, CmdlineError};
 use duet::personas::power::{self, PowerSpec};
+use duet::personas::screen::{self, Colour, ColourError};
 use duet::personas::{Net, ResetPolicy, Role};
 use serde::Deserialize;
 use std::fmt;
@@ -60,6 +66,8 @@ pub struct Manifest {
     pub foreground: usize,
     /// Whether the VMs' NICs may reach each other.
     pub vms_may_talk: bool,
+    /// Seconds without input before the screen locks; 0: never.
+    pub lock_after_idle_seconds: u32,
 }
 
 /// One VM of a checked manifest. Paths are resolved against the manifest's
@@ -81,6 +89,8 @@ pub struct VmManifest {
     pub disk_mib: Option<u32>,
     /// The VM's NIC; `None`: no NIC.
     pub net: Option<Net>,
+    /// Its colour (`0x00RRGGBB`), its role's when the manifest names none.
+    pub colour: Colour,
 }
 
 /// A manifest that cannot be used: which file, and what is wrong.
@@ -106,6 +116,8 @@ pub enum Problem {
     TooManyVms { count: usize },
     #[error("vm {vm:?}: {key}: {problem}")]
     Vm { vm: String, key: &'static str, problem: VmProblem },
+    #[error("screen: lock_after_idle_seconds: must be 0..={max}, not {0}", max = screen::MAX_LOCK_AFTER_IDLE_SECONDS)]
+    LockAfterIdle(u32),
     #[error("foreground: no VM is named {0:?}")]
     Foreground(String),
     #[error("memory: the VMs ask for {asked} MiB but the board has {available} MiB for VMs")]
@@ -139,6 +151,8 @@ pub enum VmProblem {
     Power(power::OutOfRange),
     #[error("must be a positive multiple of {granule}, not {0}", granule = format::MEMORY_GRANULE_MIB)]
     Memory(u32),
+    #[error("{0:?} {1}")]
+    Colour(String, ColourError),
     #[error("uplink = true needs nic = true")]
     UplinkWithoutNic,
     #[error("file not found: {}", .0.display())]
@@ -168,6 +182,20 @@ struct RawManifest {
     vm: Vec<RawVm>,
     #[serde(default)]
     network: RawNetwork,
+    #[serde(default)]
+    screen: RawScreen,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScreen {
+    lock_after_idle_seconds: u32,
+}
+
+impl Default for RawScreen {
+    fn default() -> Self {
+        RawScreen { lock_after_idle_seconds: screen::DEFAULT_LOCK_AFTER_IDLE_SECONDS }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -198,6 +226,7 @@ struct RawVm {
     uplink: bool,
     #[serde(default)]
     power: RawPower,
+    colour: Option<String>,
 }
 
 /// A `[vm.power]` table; every key optional.
@@ -274,7 +303,17 @@ impl Manifest {
             },
         };
         let vms_may_talk = raw.network.vms_may_talk;
-        Ok(Manifest { origin: origin.to_path_buf(), vms, foreground, vms_may_talk })
+        let lock_after_idle_seconds = raw.screen.lock_after_idle_seconds;
+        if lock_after_idle_seconds > screen::MAX_LOCK_AFTER_IDLE_SECONDS {
+            return Err(fail(Problem::LockAfterIdle(lock_after_idle_seconds)));
+        }
+        Ok(Manifest {
+            origin: origin.to_path_buf(),
+            vms,
+            foreground,
+            vms_may_talk,
+            lock_after_idle_seconds,
+        })
     }
 
     /// Checks that the VMs fit in `available_memory_mib`, the RAM the board
@@ -344,6 +383,11 @@ impl VmManifest {
             (true, false) => Some(Net::Local),
             (true, true) => Some(Net::Uplink),
         };
+        let colour = match raw.colour {
+            None => screen::default_colour(role),
+            Some(text) => screen::parse_colour(&text)
+                .map_err(|e| fail("colour", VmProblem::Colour(text.clone(), e)))?,
+        };
         let kernel = base_dir.join(&raw.kernel);
         check_kernel_file(&kernel).map_err(|p| fail("kernel", p))?;
         let initrd = raw.initrd.map(|path| base_dir.join(path));
@@ -362,6 +406,7 @@ impl VmManifest {
             power,
             disk_mib: raw.disk_mib,
             net,
+            colour,
             name,
         })
     }

@@ -15,15 +15,16 @@
 //! size-lo>` and optionally `initrd` of the same shape, offsets counted from
 //! the start of the package, then the power settings (`priority`,
 //! `background-cpu-percent`, `background-timer-slack-ms`,
-//! `background-may-use-idle`), and optionally `disk-mib` and `net`; the root
-//! also says `duet,foreground-vm` and optionally `duet,vms-may-talk = <1>`.
+//! `background-may-use-idle`), optionally `disk-mib` and `net`, and
+//! `colour`; the root also says `duet,foreground-vm`,
+//! `duet,lock-after-idle-seconds` and optionally `duet,vms-may-talk = <1>`.
 //! The names and limits come from
 //! [`duet::personas::format`]; `docs/persona-package.md` is the full
 //! description.
 
 use crate::manifest::{check_kernel_bytes, Manifest, VmManifest, VmProblem};
 use duet::personas::format::{self, prop};
-use duet::personas::power;
+use duet::personas::{power, screen};
 use std::path::{Path, PathBuf};
 use vm_fdt::FdtWriter;
 
@@ -152,6 +153,8 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     if manifest.vms_may_talk {
         fdt.property_u32(prop::VMS_MAY_TALK, 1)?;
     }
+    let idle = manifest.lock_after_idle_seconds;
+    fdt.property_u32(screen::prop::LOCK_AFTER_IDLE_SECONDS, idle)?;
     for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&layout.vms).enumerate() {
         let node = fdt.begin_node(&format!("{}{index}", format::VM_NODE_PREFIX))?;
         fdt.property_string(prop::NAME, &vm.name)?;
@@ -174,6 +177,7 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         if let Some(net) = vm.net {
             fdt.property_string(prop::NET, net.name())?;
         }
+        fdt.property_u32(screen::prop::COLOUR, vm.colour)?;
         fdt.end_node(node)?;
     }
     fdt.end_node(root)?;

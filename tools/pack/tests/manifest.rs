@@ -377,6 +377,36 @@ fn disks_and_nics_are_optional_and_checked() {
 }
 
 #[test]
+fn colours_are_rgb_and_default_by_role() {
+    let dir = Scratch::new();
+    let manifest = Manifest::load(&one_vm(&dir, GOOD_KEYS)).unwrap();
+    assert_eq!(manifest.vms[0].colour, duet::personas::screen::CORPORATE_COLOUR);
+    assert_eq!(manifest.lock_after_idle_seconds, 60);
+    let keys = format!("{GOOD_KEYS}colour = \"#A0b1C2\"\n");
+    assert_eq!(Manifest::load(&one_vm(&dir, &keys)).unwrap().vms[0].colour, 0xa0b1c2);
+    let error = load_error(&dir, &keys_with("colour", "colour = \"orange\""));
+    assert_eq!(
+        message(&error),
+        "vm \"corporate\": colour: \"orange\" must be \"#rrggbb\" (six hexadecimal digits)"
+    );
+}
+
+#[test]
+fn the_screen_table_says_when_to_lock() {
+    let dir = Scratch::new();
+    dir.write("Image", &fake_kernel(4096, 0));
+    let text = format!("[screen]\nlock_after_idle_seconds = 0\n\n[[vm]]\n{GOOD_KEYS}");
+    let manifest = Manifest::load(&dir.write("p.toml", text.as_bytes())).unwrap();
+    assert_eq!(manifest.lock_after_idle_seconds, 0);
+    let text = format!("[screen]\nlock_after_idle_seconds = 86401\n\n[[vm]]\n{GOOD_KEYS}");
+    let error = Manifest::load(&dir.write("p.toml", text.as_bytes())).unwrap_err();
+    assert_eq!(message(&error), "screen: lock_after_idle_seconds: must be 0..=86400, not 86401");
+    let text = format!("[screen]\nlock_after = 5\n\n[[vm]]\n{GOOD_KEYS}");
+    let error = Manifest::load(&dir.write("p.toml", text.as_bytes())).unwrap_err();
+    assert!(message(&error).contains("unknown field `lock_after`"), "{}", message(&error));
+}
+
+#[test]
 fn the_network_table_says_whether_vms_may_talk() {
     let dir = Scratch::new();
     dir.write("Image", &fake_kernel(4096, 0));

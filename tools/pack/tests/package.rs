@@ -144,6 +144,50 @@ fn disks_nics_and_the_talk_flag_survive_the_round_trip() {
 }
 
 #[test]
+fn colours_and_the_lock_time_survive_the_round_trip() {
+    let dir = Scratch::new();
+    dir.write("Image", &fake_kernel(4096, 1));
+    let path = dir.write(
+        "screen.toml",
+        b"[screen]\nlock_after_idle_seconds = 0\n\n\
+          [[vm]]\nname = \"a\"\nrole = \"personal\"\nkernel = \"Image\"\nmemory_mib = 64\n\
+          vcpus = 1\ncolour = \"#00aa55\"\n\n\
+          [[vm]]\nname = \"b\"\nrole = \"corporate\"\nkernel = \"Image\"\nmemory_mib = 64\n\
+          vcpus = 1\n",
+    );
+    let good = write_package(&Manifest::load(&path).unwrap()).unwrap();
+    let package = parse(good.clone()).unwrap();
+    assert_eq!(package.lock_after_idle_seconds(), 0);
+    assert_eq!(package.vms()[0].colour, 0x00aa55);
+    assert_eq!(package.vms()[1].colour, duet::personas::screen::CORPORATE_COLOUR);
+    let mut bytes = good.clone();
+    patch(&mut bytes, "/vm@0", "colour", &0x0100_0000u32.to_be_bytes());
+    assert_eq!(
+        parse_err(bytes).to_string(),
+        "vm@0 (\"a\"): colour: must be 0..=16777215, not 16777216"
+    );
+    let mut bytes = good;
+    patch(&mut bytes, "/", "duet,lock-after-idle-seconds", &86_401u32.to_be_bytes());
+    assert_eq!(
+        parse_err(bytes).to_string(),
+        "root: duet,lock-after-idle-seconds: must be 0..=86400, not 86401"
+    );
+}
+
+#[test]
+fn a_manifest_without_screen_settings_packs_the_defaults() {
+    let (_dir, path) = two_vm_setup();
+    let mut bytes = write_package(&Manifest::load(&path).unwrap()).unwrap();
+    // The manifest names neither: the defaults are written.
+    let package = parse(bytes.clone()).unwrap();
+    assert_eq!(package.lock_after_idle_seconds(), 60);
+    assert_eq!(package.vms()[0].colour, duet::personas::screen::PERSONAL_COLOUR);
+    // A misspelt property is refused, not ignored.
+    rename_property(&mut bytes, "colour", "colouR");
+    assert_eq!(parse_err(bytes).to_string(), "vm@0 (\"personal\"): colouR: unknown property");
+}
+
+#[test]
 fn bad_disk_and_network_properties_are_refused() {
     let dir = Scratch::new();
     dir.write("Image", &fake_kernel(4096, 1));
@@ -487,12 +531,14 @@ fn unchecked_manifest(dir: &Scratch, count: usize) -> Manifest {
         power: Default::default(),
         disk_mib: None,
         net: None,
+        colour: 0,
     };
     Manifest {
         origin: "unchecked".into(),
         vms: (0..count).map(vm).collect(),
         foreground: 0,
         vms_may_talk: false,
+        lock_after_idle_seconds: 60,
     }
 }
 

@@ -42,6 +42,16 @@ enum Task {
         /// with a new one; without this an existing image is kept.
         #[arg(long)]
         new_disk: bool,
+        /// Give the board the phone's screen (720x1280), touch panel and
+        /// keyboard, which Duet drives: the lock screen shows at boot
+        /// (QEMU stays headless; QMP `screendump` shows the screen). Only
+        /// on QEMU `virt`.
+        #[arg(long)]
+        screen: bool,
+        /// Open a QMP socket at this path (QEMU's machine protocol: tests
+        /// take screenshots and send touches and keys through it).
+        #[arg(long)]
+        qmp: Option<PathBuf>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -121,7 +131,7 @@ fn find_board(name: &str) -> Result<&'static duet_boards::Board> {
 
 fn run(task: Task) -> Result<ExitCode> {
     match task {
-        Task::Run { board, smp, append, manifest, new_disk, qemu_args } => {
+        Task::Run { board, smp, append, manifest, new_disk, screen, qmp, qemu_args } => {
             let board = find_board(&board)?;
             deps::ensure_qemu()?;
             let image = image::build(Variant::Release)?;
@@ -147,6 +157,9 @@ fn run(task: Task) -> Result<ExitCode> {
                 dtb,
                 disk,
                 nic,
+                // The phone's screen, touch panel and keyboard.
+                screen: screen && physical_virtio,
+                qmp,
                 extra_args: qemu_args,
             };
             let (status, ending) =

@@ -27,10 +27,22 @@ pub struct Options {
     pub disk: Option<PathBuf>,
     /// A virtio-net device on QEMU's user network (the host is 10.0.2.2).
     pub nic: bool,
+    /// The phone's screen, touch panel and keyboard, which Duet drives
+    /// ([`SCREEN_DEVICES`]). QEMU stays headless; QMP `screendump` shows
+    /// the screen.
+    pub screen: bool,
+    /// A QMP socket at this path (`-qmp unix:PATH,server=on,wait=off`),
+    /// through which tests take screenshots and send touches and keys.
+    pub qmp: Option<PathBuf>,
     /// Further QEMU arguments, after the board's own (a later `-machine`
     /// option overrides the board's).
     pub extra_args: Vec<String>,
 }
+
+/// The phone's screen (720x1280, portrait), touch panel and keyboard on
+/// QEMU `virt`: after the disk and the NIC, so those keep their slots.
+pub const SCREEN_DEVICES: [&str; 3] =
+    ["virtio-gpu-device,xres=720,yres=1280", "virtio-multitouch-device", "virtio-keyboard-device"];
 
 /// The device tree `board` needs passed with `-dtb`, taken from Debian's
 /// kernel package (fetched on first use), if it needs one.
@@ -99,6 +111,17 @@ pub fn command(board: &Board, image: &Path, options: &Options) -> Command {
     }
     if options.nic {
         command.args(["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0"]);
+    }
+    if options.screen {
+        for device in SCREEN_DEVICES {
+            command.args(["-device", device]);
+        }
+    }
+    if let Some(qmp) = &options.qmp {
+        let mut socket = std::ffi::OsString::from("unix:");
+        socket.push(qmp);
+        socket.push(",server=on,wait=off");
+        command.arg("-qmp").arg(socket);
     }
     command.args(&options.extra_args);
     command
@@ -236,6 +259,8 @@ mod tests {
             dtb: None,
             disk: Some("/tmp/d.img".into()),
             nic: true,
+            screen: true,
+            qmp: Some("/tmp/q.sock".into()),
             extra_args: vec!["-machine".into(), "virtualization=off".into()],
         };
         assert!(has_virtio_mmio(board));
@@ -255,7 +280,9 @@ mod tests {
                  -drive if=none,format=raw,id=disk0,file=/tmp/d.img \
                  -device virtio-blk-device,drive=disk0 \
                  -netdev user,id=net0 -device virtio-net-device,netdev=net0 \
-                 -machine virtualization=off"
+                 -device virtio-gpu-device,xres=720,yres=1280 \
+                 -device virtio-multitouch-device -device virtio-keyboard-device \
+                 -qmp unix:/tmp/q.sock,server=on,wait=off -machine virtualization=off"
             ),
             "{joined}"
         );

@@ -53,8 +53,8 @@ fn debian_linux_boots_with_two_vcpus_and_answers_on_its_console() {
     let mark = run.mark();
     run.send("reboot -f\n");
     run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
-    run.expect_since(mark, "[personal] duet-guest: init ran", LINUX_BOOT);
-    let after_reboot = run.expect_since(mark, &format!("[personal] {PROMPT}"), COMMAND);
+    let restarted = run.expect_after(mark, "[personal] duet-guest: init ran", LINUX_BOOT);
+    let after_reboot = run.expect_since(restarted, &format!("[personal] {PROMPT}"), COMMAND);
     if !after_reboot.contains("[personal] duet-guest: cpus online: 2") {
         run.fail("after the reset, not both vCPUs came online");
     }

@@ -170,8 +170,8 @@ fn personal_still_answers(run: &mut Machine, mark: usize) {
 fn a_crashed_persona_restarts_and_the_other_keeps_running() {
     let (mut run, mark) = crash_corporate(crashing_corporate("crash-restart", "restart"));
     run.expect_since(mark, "duet: vm corporate is restarting", COMMAND);
-    run.expect_since(mark, "[corporate] duet-guest: init ran", LINUX_BOOT);
-    run.expect_since(mark, &format!("[corporate] {PROMPT}"), COMMAND);
+    let restarted = run.expect_after(mark, "[corporate] duet-guest: init ran", LINUX_BOOT);
+    run.expect_since(restarted, &format!("[corporate] {PROMPT}"), COMMAND);
     personal_still_answers(&mut run, mark);
     power_off_both(&mut run);
 }

@@ -49,11 +49,13 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
         run.fail(&format!("64 bytes from /dev/hwrng came out as {dump:?}"));
     }
 
+    linux_gets_a_virtual_display_and_input_devices(&mut run);
+
     // A restart resets the devices: the new kernel sets them up afresh.
     let mark = run.mark();
     run.send("reboot -f\n");
-    run.expect_since(mark, "duet: vm personal is restarting", COMMAND);
-    run.expect_since(mark, &format!("[personal] {PROMPT}"), LINUX_BOOT);
+    let restarted = run.expect_after(mark, "duet: vm personal is restarting", COMMAND);
+    run.expect_since(restarted, &format!("[personal] {PROMPT}"), LINUX_BOOT);
     let mark = run.mark();
     run.shell("echo after-restart-$((6 * 7)) > /dev/hvc0", PROMPT, COMMAND);
     run.expect_since(mark, "[personal] after-restart-42\n", COMMAND);
@@ -79,12 +81,10 @@ fn flushes_now(run: &mut Machine, vm: &str) -> u64 {
     }
 }
 
-#[test]
-fn linux_gets_a_virtual_display_and_input_devices() {
-    let mut run = Machine::xtask(&["run"]);
-    run.expect("[personal] duet-guest: init ran", LINUX_BOOT);
-    run.expect(&format!("[personal] {PROMPT}"), COMMAND);
-
+/// The virtual display and input devices, seen from the personal Linux
+/// (part of the test above: one boot of the default pair, whose disk image
+/// only one QEMU may hold at a time).
+fn linux_gets_a_virtual_display_and_input_devices(run: &mut Machine) {
     // Debian's virtio-gpu driver made a framebuffer of the display's size.
     let size = run.shell("cat /sys/class/graphics/fb0/virtual_size", PROMPT, COMMAND);
     if !size.contains("720,1232") {
@@ -104,14 +104,14 @@ fn linux_gets_a_virtual_display_and_input_devices() {
 
     // Filling the framebuffer (3.4 MiB of 0x40) makes the guest flush its
     // scanout, and Duet counts the flushes.
-    let before = flushes_now(&mut run, "personal");
+    let before = flushes_now(run, "personal");
     let fill = "dd if=/dev/zero bs=4096 count=866 | tr '\\000' @ > /dev/fb0";
     let output = run.shell(fill, PROMPT, COMMAND);
     if !output.contains("866+0 records out") {
         run.fail(&format!("filling /dev/fb0 said {output:?}"));
     }
     run.shell("sleep 1", PROMPT, COMMAND);
-    let after = flushes_now(&mut run, "personal");
+    let after = flushes_now(run, "personal");
     eprintln!(
         "display flushes of the personal VM: {before} before filling /dev/fb0, {after} after"
     );
@@ -119,8 +119,6 @@ fn linux_gets_a_virtual_display_and_input_devices() {
         run.fail(&format!("display flushes went from {before} to {after}"));
     }
     run.forbid("virtio-gpu: command");
-
-    run.power_off_personal_then_corporate(COMMAND * 2);
 }
 
 /// The probe's abuses (`guests/probe/src/virtio.rs`), each of which must

@@ -217,6 +217,15 @@ impl Machine {
         }
     }
 
+    /// Waits until the console shows `needle` after `mark`, and returns the
+    /// position just past it: a mark for what comes after (a shell's echo
+    /// of a command holds the prompt too, so waiting for the next prompt
+    /// must start after the event that precedes it).
+    pub fn expect_after(&mut self, mark: usize, needle: &str, timeout: Duration) -> usize {
+        let recent = self.expect_since(mark, needle, timeout);
+        mark + recent.find(needle).expect("expect_since found it") + needle.len()
+    }
+
     /// Fails the test unless the console so far shows every one of `needles`.
     pub fn require(&mut self, needles: &[&str]) {
         let console = self.console();

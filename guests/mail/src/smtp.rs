@@ -8,7 +8,10 @@
 //! says [`Event::Sending`], which the caller makes durable (the store's
 //! `begin_send`) before sending it; after the server's 250 it says
 //! [`Event::Accepted`] (the store's `mark_sent`). An entry cut off between
-//! the two is "uncertain" in the store, never blindly sent again.
+//! the two is "uncertain" in the store, never blindly sent again: the
+//! sender is always one of the envelope's recipients (blind, not in the
+//! header), so an accepted message leaves a copy in the account's own
+//! mailbox, where `imap::check` looks for its Message-ID.
 
 use alloc::format;
 use alloc::string::String;
@@ -176,8 +179,15 @@ impl Submission {
         if to.is_empty() {
             return Err(SubmitError::NoRecipients);
         }
+        let mut to = to;
         for address in &to {
             check_address(address)?;
+        }
+        // The account itself, blind (envelope only): the server's
+        // acceptance then leaves a copy in the account's mailbox, which is
+        // what settles an entry cut off mid-send (`imap::check`).
+        if !to.iter().any(|a| a.eq_ignore_ascii_case(from)) {
+            to.push(from.into());
         }
         let mut message = format!("From: <{from}>\r\n").into_bytes();
         message.extend_from_slice(raw);
@@ -337,6 +347,7 @@ mod tests {
             "250 ok\r\n",
             "250 ok\r\n",
             "250 ok\r\n",
+            "250 ok\r\n",
             "354 go\r\n",
             "250 2.0.0 Ok: queued as 1234\r\n",
             "221 bye\r\n",
@@ -359,9 +370,11 @@ mod tests {
                 "RCPT TO:<carol@example.com>\r\n"
             ]
         );
-        assert_eq!(sent[5], "DATA\r\n");
-        assert_eq!(sent[6], "From: <alice@example.com>\r\nTo: bob@example.com\r\nSubject: s\r\n\r\n..leading dot\r\nend\r\n.\r\n");
-        assert_eq!(sent[7], "QUIT\r\n");
+        // The sender's own blind copy.
+        assert_eq!(sent[5], "RCPT TO:<alice@example.com>\r\n");
+        assert_eq!(sent[6], "DATA\r\n");
+        assert_eq!(sent[7], "From: <alice@example.com>\r\nTo: bob@example.com\r\nSubject: s\r\n\r\n..leading dot\r\nend\r\n.\r\n");
+        assert_eq!(sent[8], "QUIT\r\n");
         assert_eq!(events, vec![Event::Sending, Event::Accepted]);
     }
 
@@ -372,6 +385,14 @@ mod tests {
         s.on_reply(&reply("250 ok\r\n")).unwrap();
         let e = s.on_reply(&reply("535 5.7.8 Error: authentication failed\r\n")).unwrap_err();
         assert_eq!(e.to_string(), "AUTH: server said 535 5.7.8 Error: authentication failed");
+        // Sent to oneself: one RCPT, not two.
+        let mut s = Submission::new("a", "b", "a@x", vec!["A@x".into()], b"").unwrap();
+        s.on_reply(&reply("220 hi\r\n")).unwrap();
+        s.on_reply(&reply("250 ok\r\n")).unwrap();
+        s.on_reply(&reply("235 ok\r\n")).unwrap();
+        s.on_reply(&reply("250 ok\r\n")).unwrap();
+        let step = s.on_reply(&reply("250 ok\r\n")).unwrap();
+        assert_eq!(step.send.as_deref(), Some(&b"DATA\r\n"[..]));
         assert!(matches!(
             Submission::new("a", "b", "a@x", vec![], b""),
             Err(SubmitError::NoRecipients)

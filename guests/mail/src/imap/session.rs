@@ -285,7 +285,7 @@ fn flag_bits(flags: &[Flag]) -> u8 {
 }
 
 /// `text` as an IMAP quoted string; only printable ASCII may be quoted.
-fn quoted(text: &str) -> Result<String, SessionError> {
+pub(crate) fn quoted(text: &str) -> Result<String, SessionError> {
     if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(SessionError::BadCredentials);
     }

@@ -38,6 +38,7 @@ fn records_come_back_in_order_after_a_reopen() {
     assert_eq!(seen, written);
     assert_eq!(log.records(), 2);
     assert_eq!(log.used(), (2 * HEADER + 400) as u64);
+    assert!(!log.dropped_tail());
 }
 
 #[test]
@@ -90,6 +91,8 @@ fn a_write_torn_at_any_byte_loses_only_that_record() {
             expected.push((3, third.clone()));
         }
         assert_eq!(seen, expected, "torn after {k} bytes");
+        // Only a write that left something and did not finish is dropped.
+        assert_eq!(log.dropped_tail(), k > 0 && k < len, "torn after {k} bytes");
         // The log goes on from the last good record; what the torn write
         // left past it (a longer record's tail) never comes back.
         log.append(4, b"next").unwrap();

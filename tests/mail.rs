@@ -166,14 +166,14 @@ fn provisioning_reaches_the_guest_from_the_manifest_and_its_password_is_never_sh
     std::fs::write(&file, provision).expect("write the provisioning file");
     let path = mail_manifest_with("mail-provision", "", &format!("initrd = {file:?}\n"));
     let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
-    let exit = run.wait(BOOT);
-    run.require(&[
+    run.expect(
         "[corporate] mail: provisioned: alice at mail.test (IMAP 10.0.2.2:993, SMTP 10.0.2.2:465, every 120 s, CA of 256 bytes)",
-    ]);
+        BOOT,
+    );
+    // Provisioned and asked for nothing else: the long-running client.
+    run.expect("[corporate] mail: client running: sync every 120 s", BOOT);
     run.forbid("hunter2");
-    if !exit.success() {
-        run.fail(&format!("`cargo xtask run` exited with {exit}"));
-    }
+    run.kill();
 
     // Without a file the guest says it works offline.
     let path = mail_manifest("mail-unprovisioned", "");
@@ -665,4 +665,84 @@ fn wait_for_mail(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("no mail delivered to {}", dir.display());
+}
+
+/// Writes `dir`/provision.txt for the corporate CA of `dir`, Dovecot's
+/// port and `smtp_port`, syncing every `sync_seconds`; its `initrd` line.
+fn provision_file(
+    dir: &std::path::Path,
+    imap_port: u16,
+    smtp_port: u16,
+    sync_seconds: u32,
+) -> String {
+    let pem = std::fs::read_to_string(dir.join("corporate.pem")).unwrap();
+    let file = dir.join("provision.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "imap = 10.0.2.2:{imap_port}\nsmtp = 10.0.2.2:{smtp_port}\nserver_name = mail.test\nuser = alice\n\
+             password = s3cret\nfrom = alice@mail.test\nsync_seconds = {sync_seconds}\n{pem}"
+        ),
+    )
+    .unwrap();
+    format!("initrd = {file:?}\n")
+}
+
+/// A fresh directory for `test` under target/test-personas, with the
+/// corporate CA and its server certificate.
+fn test_dir(test: &str) -> std::path::PathBuf {
+    let dir = xtask::target_dir().join("test-personas").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca_and_server(&dir, "corporate");
+    dir
+}
+
+#[test]
+fn the_running_client_shows_mail_delivered_while_it_runs_without_a_reboot() {
+    const SYNC: Duration = Duration::from_secs(90);
+    let dir = test_dir("mail-run-inbox");
+    let dovecot = Dovecot::start(&dir);
+    dovecot.deliver(
+        "1",
+        "From: Carol <carol@mail.test>\r\nTo: alice@mail.test\r\nSubject: Before boot\r\n\r\nOne.\r\n",
+    );
+    let unused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let initrd = provision_file(&dir, dovecot.port, unused, 10);
+    // No word on the command line: a provisioned guest runs the client.
+    let path = mail_manifest_with("mail-run-inbox", "", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect(
+        "[corporate] mail: client running: sync every 10 s, outbox sent when it can; waits in WFI",
+        BOOT,
+    );
+    run.expect("[corporate] mail: sync: 1 new messages", SYNC);
+    run.expect("[corporate] >N Carol <carol@mail.test>   Before boot", SYNC);
+
+    // Delivered while the guest runs: it shows up by itself.
+    let mark = run.mark();
+    dovecot.deliver(
+        "2",
+        "From: Dan <dan@mail.test>\r\nTo: alice@mail.test\r\nSubject: While running\r\n\r\nTwo.\r\n",
+    );
+    run.expect_since(
+        mark,
+        "[corporate] mail: sync: 1 new messages, 1 flag updates; 2 stored",
+        SYNC,
+    );
+    let listing = run.expect_since(mark, "[corporate]  N Carol <carol@mail.test>", SYNC);
+    assert!(listing.contains("[corporate] inbox: 2 messages, 2 unread"), "{listing}");
+    assert!(listing.contains("[corporate] >N Dan <dan@mail.test>     While running"), "{listing}");
+
+    // The status: when it last synced, and that it sleeps in WFI.
+    let mark = run.mark();
+    run.send("s");
+    let status = run.expect_since(mark, " WFI sleeps", SYNC);
+    assert!(status.contains("status: 2 messages; outbox 0 waiting;"), "{status}");
+    assert!(status.contains("last sync at uptime "), "{status}");
+    assert!(status.contains("; online"), "{status}");
+    run.send("q");
+    run.expect("[corporate] mail: interface closed; powering off", SYNC);
+    run.wait(SYNC);
+    drop(dovecot);
 }

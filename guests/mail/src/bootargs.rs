@@ -12,6 +12,9 @@
 //!   IMAP server (over TLS) and print it.
 //! - `mail.send`: after DHCP, send what waits in the outbox to the
 //!   provisioned SMTP server (over TLS).
+//! - `mail.run`: the long-running client (the console interface, with
+//!   syncing and sending in the background); what a provisioned guest does
+//!   when the command line asks for nothing else.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -30,6 +33,16 @@ pub struct Config {
     pub sync: bool,
     /// After DHCP, send the outbox to the provisioned SMTP server.
     pub send: bool,
+    /// Run the long-running client.
+    pub run: bool,
+}
+
+impl Config {
+    /// True if the command line asks for a one-shot step (then the guest
+    /// does it and powers off rather than run the client).
+    pub fn one_shot(&self) -> bool {
+        self.hello.is_some() || self.ui || self.tls_hello || self.sync || self.send
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +84,7 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
             None if word == "mail.tls-hello" => config.tls_hello = true,
             None if word == "mail.sync" => config.sync = true,
             None if word == "mail.send" => config.send = true,
+            None if word == "mail.run" => config.run = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -91,6 +105,9 @@ mod tests {
         assert!(parse("mail.tls-hello").unwrap().tls_hello);
         assert!(parse("mail.sync").unwrap().sync);
         assert!(parse("mail.send").unwrap().send);
+        assert!(parse("mail.run").unwrap().run);
+        assert!(!parse("mail.run").unwrap().one_shot());
+        assert!(parse("mail.sync").unwrap().one_shot());
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

@@ -12,7 +12,9 @@
 //! last looked stays pending, so the next WFI returns at once: no wakeup is
 //! lost between looking and sleeping.
 
-use aarch64_cpu::registers::{ReadWriteable, Readable, Writeable, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0};
+use aarch64_cpu::registers::{
+    ReadWriteable, Readable, Writeable, CNTVCT_EL0, CNTV_CTL_EL0, CNTV_CVAL_EL0,
+};
 use core::arch::asm;
 use spin::Once;
 

@@ -4,13 +4,15 @@
 //! is sent exactly once or left "uncertain", never sent twice blindly.
 
 use crate::disk::Disk;
+use crate::net::{Net, SYNC_WAIT};
 use crate::tls::{self, Connection};
 use alloc::string::String;
 use alloc::vec::Vec;
-use duet_mail::message::recipients;
+use duet_mail::message::{message_id, recipients};
 use duet_mail::provision::Provision;
+use duet_mail::schedule::Outcome;
 use duet_mail::smtp::{parse_reply, Event, ReplyError, Submission, SubmitError};
-use duet_mail::store::Store;
+use duet_mail::store::{Outbox, Store};
 use embedded_tls::blocking::TlsError;
 
 #[derive(Debug)]
@@ -38,6 +40,72 @@ impl core::fmt::Display for SendError {
             SendError::Closed => write!(f, "the server closed the connection"),
         }
     }
+}
+
+/// Sends outbox entry `id` to the provisioned SMTP server, said on the
+/// console.
+pub fn entry(
+    net: &mut Net,
+    rng: &mut tls::Rng,
+    provision: &Provision,
+    store: &mut Store<Disk>,
+    id: u64,
+) -> Outcome {
+    match net.connected(provision.smtp, SYNC_WAIT, |stream| one(stream, rng, provision, store, id))
+    {
+        Ok(Ok(())) => {
+            say!("mail: send: outbox entry {id} sent");
+            Outcome::Done
+        }
+        Ok(Err(e)) => {
+            say!("mail: send: outbox entry {id} not sent: {e}");
+            Outcome::Failed(alloc::format!("send: {e}"))
+        }
+        Err(e) => {
+            say!("mail: send: outbox entry {id} not sent: {e}");
+            Outcome::Unreachable(alloc::format!("send: {e}"))
+        }
+    }
+}
+
+/// Sends the first entry waiting in the outbox. One cut off mid-send
+/// (`Outbox::Uncertain`) is first looked for on the IMAP server by its
+/// Message-ID (`sync::check_sent`): found, it is marked sent and not sent
+/// again; not found, it is sent again (with the same Message-ID).
+pub fn next(
+    net: &mut Net,
+    rng: &mut tls::Rng,
+    provision: &Provision,
+    store: &mut Store<Disk>,
+) -> Outcome {
+    let Some((id, state)) = store.outbox().find(|(_, s)| *s != Outbox::Sent) else {
+        return Outcome::Done;
+    };
+    if state == Outbox::Uncertain {
+        let raw = match store.read_outbox(id) {
+            Ok(raw) => raw,
+            Err(e) => return Outcome::Failed(alloc::format!("outbox entry {id}: {e}")),
+        };
+        let Some(message_id) = message_id(&raw) else {
+            say!("mail: send: outbox entry {id} was cut off mid-send and has no Message-ID to look for; left alone");
+            return Outcome::Failed(alloc::format!("outbox entry {id} cannot be checked"));
+        };
+        let found = match crate::sync::check_sent(net, rng, provision, &message_id) {
+            Ok(found) => found,
+            Err(outcome) => return outcome,
+        };
+        say!("mail: send: outbox entry {id} was cut off mid-send; {message_id} is {found}");
+        if found.0 {
+            return match store.mark_sent(id) {
+                Ok(()) => {
+                    say!("mail: send: outbox entry {id} marked sent; not sent again");
+                    Outcome::Done
+                }
+                Err(e) => Outcome::Failed(alloc::format!("store: {e}")),
+            };
+        }
+    }
+    entry(net, rng, provision, store, id)
 }
 
 /// Sends outbox entry `id`.

@@ -126,6 +126,14 @@ impl Stream<'_> {
         self.iface.poll(now(), self.port, self.sockets);
         Ok(self.sockets.get_mut::<tcp::Socket>(self.handle))
     }
+
+    /// Nothing to do until a frame comes or a timer is due: sleep (WFI).
+    fn wait(&mut self) {
+        let now = now();
+        let delay = self.iface.poll_delay(now, self.sockets);
+        let until = delay.map_or(self.deadline, |d| (now + d).min(self.deadline));
+        crate::net::sleep(self.port, until);
+    }
 }
 
 impl embedded_io::Read for Stream<'_> {
@@ -138,6 +146,7 @@ impl embedded_io::Read for Stream<'_> {
             if !socket.may_recv() {
                 return Ok(0);
             }
+            self.wait();
         }
     }
 }
@@ -152,6 +161,7 @@ impl embedded_io::Write for Stream<'_> {
             if !socket.may_send() {
                 return Err(StreamError::Closed);
             }
+            self.wait();
         }
     }
 
@@ -164,6 +174,7 @@ impl embedded_io::Write for Stream<'_> {
             if !socket.may_send() {
                 return Err(StreamError::Closed);
             }
+            self.wait();
         }
     }
 }

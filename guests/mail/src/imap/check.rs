@@ -82,7 +82,12 @@ impl Check {
     pub fn on_response(&mut self, response: &Response) -> Result<CheckStep, SessionError> {
         let mut step = CheckStep::default();
         match (self.state, response) {
-            (_, Response::Untagged(Untagged::Status(Status { kind: StatusKind::Bye, text, .. }))) => {
+            (
+                _,
+                Response::Untagged(Untagged::Status(Status {
+                    kind: StatusKind::Bye, text, ..
+                })),
+            ) => {
                 if self.state != State::Logout {
                     return Err(SessionError::Closed(text.clone()));
                 }
@@ -153,9 +158,9 @@ impl core::fmt::Display for Found {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::{parse, Limits};
     use alloc::string::String;
     use alloc::vec;
-    use crate::imap::{parse, Limits};
 
     /// Feeds `server` to `check`: what it sent and how it ended.
     fn run(check: &mut Check, server: &str) -> (Vec<String>, Result<Option<Found>, SessionError>) {

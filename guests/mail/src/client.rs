@@ -102,23 +102,26 @@ pub fn run(
     }
 }
 
-/// Records how `work` ended, and says when the client goes offline or
-/// comes back.
+/// Records how `work` ended, and says when its server goes out of reach
+/// or comes back.
 fn finished(schedule: &mut Schedule, work: Work, outcome: &Outcome, now: u64, waiting: usize) {
-    let was_offline = schedule.offline_since().is_some();
+    let was_offline = schedule.offline_since(work).is_some();
     schedule.finished(work, outcome, now);
-    match (was_offline, schedule.offline_since(), outcome) {
+    let next = schedule.next(work).saturating_sub(now).div_ceil(1000);
+    let what = match work {
+        Work::Send => "sending",
+        Work::Sync => "syncing",
+    };
+    match (was_offline, schedule.offline_since(work), outcome) {
         (false, Some(since), Outcome::Unreachable(why)) => say!(
-            "mail: offline since {}: {why}; {waiting} waiting; next attempt in {} s",
-            uptime(since),
-            schedule.next_deadline(waiting).saturating_sub(now).div_ceil(1000)
+            "mail: {what}: offline since {}: {why}; {waiting} waiting; next attempt in {next} s",
+            uptime(since)
         ),
-        (true, None, _) => say!("mail: online again at {}; {waiting} waiting", uptime(now)),
+        (true, None, _) => say!("mail: {what}: online again at {}; {waiting} waiting", uptime(now)),
         (_, _, Outcome::Done) => {}
-        (_, _, Outcome::Unreachable(_) | Outcome::Failed(_)) => say!(
-            "mail: next attempt in {} s; {waiting} waiting",
-            schedule.next_deadline(waiting).saturating_sub(now).div_ceil(1000)
-        ),
+        (_, _, Outcome::Unreachable(_) | Outcome::Failed(_)) => {
+            say!("mail: {what}: next attempt in {next} s; {waiting} waiting")
+        }
     }
 }
 

@@ -33,18 +33,12 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// One kind of work's next attempt and backoff.
+/// One kind of work's next attempt, backoff and reachability.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Retry {
     next: u64,
     backoff: u64,
-}
-
-impl Retry {
-    fn failed(&mut self, now: u64, cap: u64) {
-        self.next = now + self.backoff;
-        self.backoff = (self.backoff * 2).min(cap);
-    }
+    offline_since: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +47,6 @@ pub struct Schedule {
     sync: Retry,
     send: Retry,
     last_sync: Option<u64>,
-    offline_since: Option<u64>,
     last_error: Option<String>,
 }
 
@@ -61,19 +54,20 @@ impl Schedule {
     /// A client syncing every `sync_seconds`; the first sync is due now.
     pub fn new(sync_seconds: u32, now: u64) -> Schedule {
         let interval = u64::from(sync_seconds.max(1)) * 1000;
-        let first = Retry { next: now, backoff: FIRST_BACKOFF_MS.min(interval) };
-        Schedule {
-            interval,
-            sync: first,
-            send: first,
-            last_sync: None,
-            offline_since: None,
-            last_error: None,
-        }
+        let first =
+            Retry { next: now, backoff: FIRST_BACKOFF_MS.min(interval), offline_since: None };
+        Schedule { interval, sync: first, send: first, last_sync: None, last_error: None }
     }
 
     fn cap(&self) -> u64 {
         self.interval.min(MAX_BACKOFF_MS)
+    }
+
+    fn retry(&mut self, work: Work) -> &mut Retry {
+        match work {
+            Work::Send => &mut self.send,
+            Work::Sync => &mut self.sync,
+        }
     }
 
     /// What is due at `now`, with `waiting` outbox entries: sending first.
@@ -96,6 +90,14 @@ impl Schedule {
         }
     }
 
+    /// When `work` is next tried.
+    pub fn next(&self, work: Work) -> u64 {
+        match work {
+            Work::Send => self.send.next,
+            Work::Sync => self.sync.next,
+        }
+    }
+
     /// A message was queued: send it, and sync, at once.
     pub fn queued(&mut self, now: u64) {
         self.send.next = now;
@@ -105,39 +107,39 @@ impl Schedule {
     /// An attempt at `work` ended with `outcome` at `now`.
     pub fn finished(&mut self, work: Work, outcome: &Outcome, now: u64) {
         let cap = self.cap();
-        let first = FIRST_BACKOFF_MS.min(cap);
-        let retry = match work {
-            Work::Send => &mut self.send,
-            Work::Sync => &mut self.sync,
-        };
+        let (first, interval) = (FIRST_BACKOFF_MS.min(cap), self.interval);
+        let retry = self.retry(work);
         match outcome {
             Outcome::Done => {
-                *retry = match work {
-                    // Whatever is still waiting goes right away.
-                    Work::Send => Retry { next: now, backoff: first },
-                    Work::Sync => Retry { next: now + self.interval, backoff: first },
-                };
+                // A sync is next due an interval later; whatever else is
+                // waiting in the outbox goes right away.
+                let next = if work == Work::Sync { now + interval } else { now };
+                *retry = Retry { next, backoff: first, offline_since: None };
                 if work == Work::Sync {
                     self.last_sync = Some(now);
                 }
-                self.offline_since = None;
                 self.last_error = None;
             }
             Outcome::Unreachable(why) | Outcome::Failed(why) => {
-                retry.failed(now, cap);
+                retry.next = now + retry.backoff;
+                retry.backoff = (retry.backoff * 2).min(cap);
                 if matches!(outcome, Outcome::Unreachable(_)) {
-                    self.offline_since.get_or_insert(now);
+                    retry.offline_since.get_or_insert(now);
                 } else {
                     // The server answered: not offline, but not working.
-                    self.offline_since = None;
+                    retry.offline_since = None;
                 }
                 self.last_error = Some(why.clone());
             }
         }
     }
 
-    pub fn offline_since(&self) -> Option<u64> {
-        self.offline_since
+    /// Since when `work`'s server has been out of reach, if it is.
+    pub fn offline_since(&self, work: Work) -> Option<u64> {
+        match work {
+            Work::Send => self.send.offline_since,
+            Work::Sync => self.sync.offline_since,
+        }
     }
 
     pub fn last_sync(&self) -> Option<u64> {
@@ -153,13 +155,20 @@ impl Schedule {
             }
             None => out.push_str("not synced yet"),
         }
-        let next = self.next_deadline(waiting);
-        let _ = write!(out, "; next attempt in {}", span(next.saturating_sub(now)));
-        match self.offline_since {
-            Some(at) => {
-                let _ = write!(out, "; offline since {}, {waiting} waiting", uptime(at));
+        let _ = write!(out, ", next in {}", span(self.sync.next.saturating_sub(now)));
+        if let Some(at) = self.sync.offline_since {
+            let _ = write!(out, ", IMAP offline since {}", uptime(at));
+        }
+        if waiting > 0 {
+            out.push_str("; sending: ");
+            if let Some(at) = self.send.offline_since {
+                let _ = write!(out, "offline since {}, ", uptime(at));
             }
-            None => out.push_str("; online"),
+            let _ = write!(
+                out,
+                "{waiting} waiting, next attempt in {}",
+                span(self.send.next.saturating_sub(now))
+            );
         }
         if let Some(e) = &self.last_error {
             let _ = write!(out, "; last error: {e}");
@@ -197,7 +206,7 @@ mod tests {
         assert_eq!(s.due(10_000, 1), Some(Work::Send));
         s.finished(Work::Send, &Outcome::Done, 11_000);
         assert_eq!(s.due(11_000, 0), Some(Work::Sync));
-        assert!(s.status(11_000, 0).starts_with("last sync at uptime 0:00:02 (9 s ago)"));
+        assert_eq!(s.status(11_000, 0), "last sync at uptime 0:00:02 (9 s ago), next in 0 s");
     }
 
     #[test]
@@ -214,16 +223,21 @@ mod tests {
             now = s.send.next;
         }
         assert_eq!(gaps, [5_000, 10_000, 20_000, 20_000]);
-        assert_eq!(s.offline_since(), Some(0));
+        assert_eq!(s.offline_since(Work::Send), Some(0));
+        // The IMAP server is fine meanwhile: the sending side stays offline.
+        s.finished(Work::Sync, &Outcome::Done, now);
+        assert_eq!(s.offline_since(Work::Send), Some(0));
+        s.finished(Work::Send, &down, now);
         let status = s.status(now, 1);
-        assert!(status.contains("offline since uptime 0:00:00, 1 waiting"), "{status}");
+        assert!(status.contains("sending: offline since uptime 0:00:00, 1 waiting"), "{status}");
+        assert!(status.contains("next attempt in 20 s"), "{status}");
         assert!(status.contains("last error: no TCP connection"), "{status}");
         // Back: online, the backoff starts over.
         s.finished(Work::Send, &Outcome::Done, now);
-        assert_eq!(s.offline_since(), None);
+        assert_eq!(s.offline_since(Work::Send), None);
         s.finished(Work::Send, &Outcome::Failed("550 no".into()), now);
         assert_eq!(s.send.next - now, 5_000);
-        assert_eq!(s.offline_since(), None, "a refusal is not offline");
+        assert_eq!(s.offline_since(Work::Send), None, "a refusal is not offline");
     }
 
     #[test]

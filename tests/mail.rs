@@ -861,6 +861,10 @@ fn qemu_killed_mid_sync_loses_nothing_stored_and_the_next_sync_has_no_duplicates
     }
     let news = console.matches("mail: sync: storing UID").count();
     assert_eq!(news + messages, MESSAGES, "fetched again what was stored:\n{console}");
+    let recovered = console.lines().find(|l| l.contains("mail: store recovered"));
+    eprintln!(
+        "killed while storing message {stored}; {messages} came back ({line}); {news} fetched after; {recovered:?}"
+    );
     run.send("q");
     run.wait(WAIT);
     drop(dovecot);

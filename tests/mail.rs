@@ -776,7 +776,7 @@ fn in_one_run_a_message_waits_while_the_server_is_down_then_arrives_once_by_itse
     run.expect("[corporate] Queued, then sent by itself.\n", KEY);
     run.send(".\r");
     run.expect("[corporate] mail: queued as outbox entry 1", KEY);
-    run.expect(&format!("[corporate] mail: sending: offline since uptime 0:"), WAIT);
+    run.expect("[corporate] mail: sending: offline since uptime 0:", WAIT);
     run.expect(&format!("send: no TCP connection to 10.0.2.2:{smtp_port}; 1 waiting"), WAIT);
     let mark = run.mark();
     run.send("s");
@@ -868,4 +868,77 @@ fn qemu_killed_mid_sync_loses_nothing_stored_and_the_next_sync_has_no_duplicates
     run.send("q");
     run.wait(WAIT);
     drop(dovecot);
+}
+
+/// Composes a message to alice with `subject` on the running client.
+fn compose(run: &mut Machine, subject: &str, body: &str) {
+    const KEY: Duration = Duration::from_secs(30);
+    run.send("c");
+    run.expect("To: ", KEY);
+    run.send("alice@mail.test\r");
+    run.expect("Subject: ", KEY);
+    run.send(&format!("{subject}\r"));
+    run.expect("(body; a line with only . ends it)", KEY);
+    run.send(&format!("{body}\r"));
+    run.expect(&format!("[corporate] {body}\n"), KEY);
+    run.send(".\r");
+}
+
+/// Messages in alice's Maildir (new and cur).
+fn mailbox_count(dovecot: &Dovecot) -> usize {
+    std::fs::read_dir(dovecot.maildir.join("new")).unwrap().count()
+        + std::fs::read_dir(dovecot.maildir.join("cur")).unwrap().count()
+}
+
+#[test]
+fn a_send_cut_off_by_a_power_cut_is_settled_by_its_message_id_and_sent_exactly_once() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let dir = test_dir("mail-run-cut");
+    let dovecot = Dovecot::start(&dir);
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let postfix = Postfix::start(&dir, &dovecot, smtp_port);
+    let initrd = provision_file(&dir, dovecot.port, smtp_port, 30);
+
+    // The power goes after the message's end went out: the server has it,
+    // the store says only "sending".
+    let path = mail_manifest_with("mail-run-cut", "mail.run mail.power-cut=after-end", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    compose(&mut run, "Cut after the end", "The server has this one.");
+    run.expect("[corporate] mail: power cut (AfterEnd, mail.power-cut); powering off", WAIT);
+    run.wait(WAIT);
+    wait_for_mail(&dovecot.maildir.join("new"), 1);
+    // After the reboot the client finds it on the server and does not send it again.
+    let path = mail_manifest_with("mail-run-cut", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] mail: store open: ", BOOT);
+    run.expect("[corporate] mail: send: outbox entry 1 was cut off mid-send; <", WAIT);
+    run.expect(" is found on the server", WAIT);
+    run.expect("[corporate] mail: send: outbox entry 1 marked sent; not sent again", WAIT);
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    run.forbid("outbox entry 1 sent");
+
+    // Now the power goes just before the message's end: the server never
+    // had it; after the reboot it is not found, and sent.
+    run.send("q");
+    run.wait(WAIT);
+    let path = mail_manifest_with("mail-run-cut", "mail.run mail.power-cut=before-end", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] inbox: 1 messages", BOOT);
+    compose(&mut run, "Cut before the end", "The server never saw this one.");
+    run.expect("[corporate] mail: power cut (BeforeEnd, mail.power-cut); powering off", WAIT);
+    run.wait(WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mailbox_count(&dovecot), 1, "a message cut off before its end was delivered");
+    let path = mail_manifest_with("mail-run-cut", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect(" is not on the server", WAIT);
+    run.expect("[corporate] mail: send: outbox entry 2 sent", WAIT);
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mailbox_count(&dovecot), 2, "each message exactly once");
+    run.forbid("outbox entry 1 sent");
+    run.send("q");
+    run.wait(WAIT);
+    drop(postfix);
 }

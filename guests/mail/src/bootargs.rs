@@ -15,6 +15,10 @@
 //! - `mail.run`: the long-running client (the console interface, with
 //!   syncing and sending in the background); what a provisioned guest does
 //!   when the command line asks for nothing else.
+//! - `mail.power-cut=before-end|after-end`: for the exactly-once tests,
+//!   power off in the middle of the next submission, just before or just
+//!   after the message's end goes to the server (after "sending" is
+//!   recorded, before "sent"), as a power cut would.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -35,6 +39,18 @@ pub struct Config {
     pub send: bool,
     /// Run the long-running client.
     pub run: bool,
+    /// Power off in the middle of the next submission (a test's power cut).
+    pub power_cut: Option<PowerCut>,
+}
+
+/// Where `mail.power-cut` cuts a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerCut {
+    /// "Sending" is recorded; the message's end has not gone out.
+    BeforeEnd,
+    /// The message's end has gone out (and been acknowledged by TCP); the
+    /// server's reply has not been read.
+    AfterEnd,
 }
 
 impl Config {
@@ -80,6 +96,18 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
                 }
                 config.hello = Some(address);
             }
+            Some(("mail.power-cut", value)) => {
+                config.power_cut = Some(match value {
+                    "before-end" => PowerCut::BeforeEnd,
+                    "after-end" => PowerCut::AfterEnd,
+                    _ => {
+                        return Err(BootargError::BadValue {
+                            word,
+                            expected: "before-end or after-end",
+                        })
+                    }
+                })
+            }
             None if word == "mail.ui" => config.ui = true,
             None if word == "mail.tls-hello" => config.tls_hello = true,
             None if word == "mail.sync" => config.sync = true,
@@ -108,6 +136,8 @@ mod tests {
         assert!(parse("mail.run").unwrap().run);
         assert!(!parse("mail.run").unwrap().one_shot());
         assert!(parse("mail.sync").unwrap().one_shot());
+        assert_eq!(parse("mail.power-cut=after-end").unwrap().power_cut, Some(PowerCut::AfterEnd));
+        assert!(matches!(parse("mail.power-cut=now"), Err(BootargError::BadValue { .. })));
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

@@ -62,6 +62,9 @@ extern "C" fn main(device_tree: usize) -> ! {
         Ok(config) => config,
         Err(e) => stop(format_args!("bad command line {cmdline:?}: {e}")),
     };
+    if let Some(cut) = config.power_cut {
+        crate::send::set_power_cut(cut);
+    }
     let mut nic = None;
     // Interrupts that wake the guest from WFI: the virtual timer, the
     // console UART (keys) and the NIC.

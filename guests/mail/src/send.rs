@@ -8,6 +8,7 @@ use crate::net::{Net, SYNC_WAIT};
 use crate::tls::{self, Connection};
 use alloc::string::String;
 use alloc::vec::Vec;
+use duet_mail::bootargs::PowerCut;
 use duet_mail::message::{message_id, recipients};
 use duet_mail::provision::Provision;
 use duet_mail::schedule::Outcome;
@@ -39,6 +40,20 @@ impl core::fmt::Display for SendError {
             SendError::Store(e) => write!(f, "store: {e}"),
             SendError::Closed => write!(f, "the server closed the connection"),
         }
+    }
+}
+
+/// A power cut the command line asked for (`mail.power-cut`), for tests.
+static POWER_CUT: spin::Once<PowerCut> = spin::Once::new();
+
+pub fn set_power_cut(cut: PowerCut) {
+    POWER_CUT.call_once(|| cut);
+}
+
+/// Powers off here if the command line asked for a cut at `point`.
+fn maybe_cut(point: PowerCut) {
+    if POWER_CUT.get() == Some(&point) {
+        crate::entry::stop(format_args!("power cut ({point:?}, mail.power-cut)"));
     }
 }
 
@@ -141,9 +156,13 @@ fn converse(
             let step = submission.on_reply(&reply).map_err(SendError::Submit)?;
             if step.event == Some(Event::Sending) {
                 store.begin_send(id).map_err(store_error)?;
+                maybe_cut(PowerCut::BeforeEnd);
             }
             if let Some(bytes) = step.send {
                 tls::send(tls, &bytes)?;
+            }
+            if step.event == Some(Event::Sending) {
+                maybe_cut(PowerCut::AfterEnd);
             }
             if step.event == Some(Event::Accepted) {
                 store.mark_sent(id).map_err(store_error)?;

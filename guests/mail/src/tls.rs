@@ -182,7 +182,7 @@ impl embedded_io::Write for Stream<'_> {
 pub type Connection<'a, 'b> = TlsConnection<'a, Stream<'b>, Aes128GcmSha256>;
 
 /// Opens TLS on `stream`, checking the server against `ca_der` and
-/// `server_name`, and runs `work` over the connection; closes it after.
+/// `server_name`, and runs `work` over the connection.
 pub fn with_connection<R, E: From<TlsError>>(
     stream: Stream,
     rng: &mut Rng,
@@ -197,9 +197,12 @@ pub fn with_connection<R, E: From<TlsError>>(
     let provider =
         Provider { rng: Entropy(rng), verifier: CertVerifier::new(Certificate::X509(ca_der)) };
     tls.open(TlsContext::new(&config, provider))?;
-    let result = work(&mut tls);
-    let _ = tls.close();
-    result
+    // No close_notify after the work: IMAP and SMTP end with their own
+    // goodbye (LOGOUT, QUIT), after which the server closes at once; a
+    // close_notify written then may never be acknowledged (the host side
+    // is gone), and flushing it would wait out the whole deadline. The
+    // TCP connection is closed by the caller.
+    work(&mut tls)
 }
 
 /// Writes all of `bytes` and flushes.

@@ -502,8 +502,14 @@ struct Postfix {
 }
 
 impl Postfix {
-    /// Starts it on `port`.
+    /// Starts it on `port`, with implicit TLS.
     fn start(dir: &std::path::Path, dovecot: &Dovecot, port: u16) -> Postfix {
+        Postfix::start_with(dir, dovecot, port, false)
+    }
+
+    /// Starts it on `port`, with implicit TLS or (`starttls`) plaintext
+    /// until STARTTLS, which it requires before anything else.
+    fn start_with(dir: &std::path::Path, dovecot: &Dovecot, port: u16, starttls: bool) -> Postfix {
         assert!(
             std::path::Path::new("/usr/sbin/postfix").exists(),
             "this test needs Debian's Postfix: apt-get install postfix (its service need not run)"
@@ -534,7 +540,10 @@ impl Postfix {
         );
         std::fs::write(config.join("main.cf"), main).unwrap();
         let mut master = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
-        master += &format!("{port} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n");
+        master += &format!("{port} inet n - n - - smtpd\n");
+        if !starttls {
+            master += "  -o smtpd_tls_wrappermode=yes\n";
+        }
         std::fs::write(config.join("master.cf"), master).unwrap();
         let run = |args: &[&str]| {
             let status = std::process::Command::new(args[0]).args(&args[1..]).status().unwrap();
@@ -940,5 +949,85 @@ fn a_send_cut_off_by_a_power_cut_is_settled_by_its_message_id_and_sent_exactly_o
     run.forbid("outbox entry 1 sent");
     run.send("q");
     run.wait(WAIT);
+    drop(postfix);
+}
+
+/// A plaintext "submission server" that offers no STARTTLS: it greets,
+/// answers EHLO without STARTTLS, and sends back everything it received
+/// until the client hangs up.
+fn serve_without_starttls(listener: TcpListener) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        let _ = stream.write_all(b"220 plain.test ESMTP\r\n");
+        let mut got = Vec::new();
+        let mut buffer = [0; 512];
+        let mut answered = false;
+        while let Ok(n) = std::io::Read::read(&mut stream, &mut buffer) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buffer[..n]);
+            if !answered && got.ends_with(b"\r\n") {
+                let _ = stream.write_all(b"250-plain.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n");
+                answered = true;
+            }
+        }
+        let _ = sender.send(String::from_utf8_lossy(&got).into_owned());
+    });
+    receiver
+}
+
+#[test]
+fn starttls_on_587_sends_over_tls_and_a_server_without_it_gets_nothing_in_plaintext() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let dir = test_dir("mail-run-starttls");
+    let dovecot = Dovecot::start(&dir);
+    let write_provision = |smtp_port: u16| {
+        let initrd = provision_file(&dir, dovecot.port, smtp_port, 30);
+        let file = dir.join("provision.txt");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("sync_seconds", "smtp_tls = starttls\nsync_seconds"))
+            .unwrap();
+        initrd
+    };
+
+    // A server that offers no STARTTLS: refused after EHLO, nothing else sent.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = listener.local_addr().unwrap().port();
+    let received = serve_without_starttls(listener);
+    let initrd = write_provision(plain_port);
+    let path = mail_manifest_with("mail-run-starttls", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect(&format!("SMTP 10.0.2.2:{plain_port} with STARTTLS"), BOOT);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    compose(&mut run, "Only over TLS", "Never in plaintext.");
+    run.expect(
+        "[corporate] mail: send: outbox entry 1 not sent: the server offers no STARTTLS; refused (never plaintext)",
+        WAIT,
+    );
+    run.send("q");
+    run.wait(WAIT);
+    let got =
+        received.recv_timeout(Duration::from_secs(30)).expect("the plaintext server saw a client");
+    assert_eq!(got, "EHLO duet-mail\r\n", "more than EHLO went out in plaintext");
+
+    // Postfix on a submission port with STARTTLS: the waiting entry goes.
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let postfix = Postfix::start_with(&dir, &dovecot, smtp_port, true);
+    let initrd = write_provision(smtp_port);
+    let path = mail_manifest_with("mail-run-starttls", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] mail: send: outbox entry 1 sent", WAIT);
+    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let text = std::fs::read_to_string(&delivered[0]).unwrap();
+    assert!(text.contains("Subject: Only over TLS\n"), "{text}");
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    run.send("q");
+    run.wait(WAIT);
+    assert_eq!(mailbox_count(&dovecot), 1);
+    let log = std::fs::read_to_string(dir.join("postfix.log")).unwrap_or_default();
+    assert!(log.contains("starttls=1"), "Postfix did not see STARTTLS:\n{log}");
     drop(postfix);
 }

@@ -30,10 +30,23 @@ pub fn line(args: fmt::Arguments) {
     let mut virtio = VIRTIO.lock();
     match virtio.as_mut() {
         Some(console) => {
-            let _ = console.write_fmt(args);
-            let _ = console.write_str("\n");
+            let _ = Virtio(console).write_fmt(args);
+            let _ = Virtio(console).write_str("\n");
         }
         None => early(args),
+    }
+}
+
+/// The virtio console as `fmt::Write`, skipping empty pieces: the driver
+/// refuses (panics on) a buffer of no bytes, and formatting makes them.
+struct Virtio<'a>(&'a mut VirtIOConsole<Hal, Transport>);
+
+impl Write for Virtio<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.is_empty() {
+            return Ok(());
+        }
+        self.0.write_str(s)
     }
 }
 
@@ -41,7 +54,7 @@ pub fn line(args: fmt::Arguments) {
 pub fn write(text: &str) {
     let mut virtio = VIRTIO.lock();
     let _ = match virtio.as_mut() {
-        Some(console) => console.write_str(text),
+        Some(console) => Virtio(console).write_str(text),
         None => Pl011.write_str(text),
     };
 }

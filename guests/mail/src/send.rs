@@ -11,8 +11,9 @@ use alloc::vec::Vec;
 use duet_mail::bootargs::PowerCut;
 use duet_mail::message::{message_id, recipients};
 use duet_mail::provision::Provision;
+use duet_mail::provision::SmtpTls;
 use duet_mail::schedule::Outcome;
-use duet_mail::smtp::{parse_reply, Event, ReplyError, Submission, SubmitError};
+use duet_mail::smtp::{parse_reply, Event, ReplyError, StartTls, Submission, SubmitError};
 use duet_mail::store::{Outbox, Store};
 use embedded_tls::blocking::TlsError;
 
@@ -23,6 +24,8 @@ pub enum SendError {
     Submit(SubmitError),
     Store(String),
     Closed,
+    /// Before TLS (STARTTLS): the connection failed.
+    Plain(tls::StreamError),
 }
 
 impl From<TlsError> for SendError {
@@ -39,6 +42,7 @@ impl core::fmt::Display for SendError {
             SendError::Submit(e) => write!(f, "{e}"),
             SendError::Store(e) => write!(f, "store: {e}"),
             SendError::Closed => write!(f, "the server closed the connection"),
+            SendError::Plain(e) => write!(f, "before STARTTLS: {e}"),
         }
     }
 }
@@ -125,7 +129,7 @@ pub fn next(
 
 /// Sends outbox entry `id`.
 pub fn one(
-    stream: tls::Stream,
+    mut stream: tls::Stream,
     rng: &mut tls::Rng,
     provision: &Provision,
     store: &mut Store<Disk>,
@@ -136,9 +140,47 @@ pub fn one(
     let mut submission =
         Submission::new(&provision.user, &provision.password, &provision.from, to, &raw)
             .map_err(SendError::Submit)?;
+    if provision.smtp_tls == SmtpTls::StartTls {
+        start_tls(&mut stream)?;
+        submission = submission.after_starttls();
+    }
     tls::with_connection(stream, rng, &provision.ca, &provision.server_name, |tls| {
+        if let Some(first) = submission.begin() {
+            tls::send(tls, &first)?;
+        }
         converse(tls, &mut submission, store, id)
     })
+}
+
+/// The plaintext part of STARTTLS: up to the server's 220, nothing but
+/// EHLO and STARTTLS sent. A server that does not offer it, or that sends
+/// anything after its 220, is refused.
+fn start_tls(stream: &mut tls::Stream) -> Result<(), SendError> {
+    use embedded_io::{Read, Write};
+    let mut start = StartTls::default();
+    let mut received: Vec<u8> = Vec::new();
+    let mut chunk = [0; 512];
+    loop {
+        while let Some((reply, used)) = parse_reply(&received).map_err(SendError::Reply)? {
+            received.drain(..used);
+            let step = start.on_reply(&reply).map_err(SendError::Submit)?;
+            if let Some(bytes) = step.send {
+                stream.write_all(&bytes).map_err(SendError::Plain)?;
+                stream.flush().map_err(SendError::Plain)?;
+            }
+            if step.ready {
+                if !received.is_empty() {
+                    return Err(SendError::Submit(SubmitError::InjectedBeforeTls));
+                }
+                return Ok(());
+            }
+        }
+        let n = stream.read(&mut chunk).map_err(SendError::Plain)?;
+        if n == 0 {
+            return Err(SendError::Closed);
+        }
+        received.extend_from_slice(&chunk[..n]);
+    }
 }
 
 fn converse(

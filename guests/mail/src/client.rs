@@ -41,7 +41,8 @@ pub fn run(
         while let Some(key) = console::read_key() {
             let id = || {
                 sequence += 1;
-                message_id(rng, provision, sequence)
+                let domain = provision.from.rsplit_once('@').map_or("duet-mail", |(_, d)| d);
+                message_id(rng, domain, sequence)
             };
             match screen.key(key, store, id) {
                 Asked::Nothing => {}
@@ -127,13 +128,12 @@ fn finished(schedule: &mut Schedule, work: Work, outcome: &Outcome, now: u64, wa
 
 /// A new Message-ID (without its angle brackets): random, so that no two
 /// messages of any boot share one (the outbox's check relies on that).
-fn message_id(rng: &mut tls::Rng, provision: &Provision, sequence: u64) -> String {
+pub fn message_id(rng: &mut tls::Rng, domain: &str, sequence: u64) -> String {
     let mut bytes = [0u8; 12];
     rand_core::RngCore::fill_bytes(&mut tls::Entropy(rng), &mut bytes);
     let mut id = String::new();
     for b in bytes {
         id.push_str(&alloc::format!("{b:02x}"));
     }
-    let domain = provision.from.rsplit_once('@').map_or("duet-mail", |(_, d)| d);
     alloc::format!("{id}.{sequence}@{domain}")
 }

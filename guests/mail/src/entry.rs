@@ -181,7 +181,7 @@ extern "C" fn main(device_tree: usize) -> ! {
         let network = address.unwrap_or_else(|| "no address".into());
         match store.as_mut() {
             Some(store) => {
-                screen::run(store, &network);
+                screen::run(store, &network, rng.as_mut());
                 stop(format_args!("interface closed"))
             }
             None => say!("mail: no store, no interface"),

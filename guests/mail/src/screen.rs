@@ -113,7 +113,8 @@ impl Screen {
 }
 
 /// Runs the interface until `q` on the inbox (`mail.ui`: no network).
-pub fn run(store: &mut Store<Disk>, network: &str) {
+/// Message-IDs are random when the entropy device is there.
+pub fn run(store: &mut Store<Disk>, network: &str, mut rng: Option<&mut crate::tls::Rng>) {
     let mut screen = Screen::new(store);
     let mut sequence = 0u64;
     screen.show();
@@ -125,7 +126,10 @@ pub fn run(store: &mut Store<Disk>, network: &str) {
         };
         let id = || {
             sequence += 1;
-            alloc::format!("{}.{sequence}@duet-mail", crate::net::now().total_micros())
+            match rng.as_deref_mut() {
+                Some(rng) => crate::client::message_id(rng, "duet-mail", sequence),
+                None => alloc::format!("{}.{sequence}@duet-mail", crate::net::now().total_micros()),
+            }
         };
         match screen.key(key, store, id) {
             Asked::Status => {

@@ -640,7 +640,7 @@ fn a_message_composed_in_the_guest_waits_while_the_server_is_down_then_arrives_o
     let mut run = Machine::xtask(&["run", "--manifest", &path]);
     run.wait(BOOT);
     run.require(&["[corporate] mail: send: outbox entry 1 sent"]);
-    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let delivered = wait_for_mail(&dovecot, 1);
     let text = std::fs::read_to_string(&delivered[0]).unwrap();
     for part in [
         "From: <alice@mail.test>\n",
@@ -668,17 +668,23 @@ fn a_message_composed_in_the_guest_waits_while_the_server_is_down_then_arrives_o
     drop(postfix);
 }
 
-/// The files in `dir` once there are `n` (Postfix delivers in the
-/// background), within 30 s.
-fn wait_for_mail(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+/// The messages in alice's Maildir once there are `n` (Postfix delivers
+/// in the background), within 30 s. Both `new` and `cur`: Dovecot moves a
+/// message to `cur` once a session has seen it (the guest's sync may come
+/// first).
+fn wait_for_mail(dovecot: &Dovecot, n: usize) -> Vec<std::path::PathBuf> {
     for _ in 0..300 {
-        let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+        let files: Vec<_> = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(dovecot.maildir.join(sub)).unwrap().flatten())
+            .map(|e| e.path())
+            .collect();
         if files.len() >= n {
             return files;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no mail delivered to {}", dir.display());
+    panic!("no mail delivered to {}", dovecot.maildir.display());
 }
 
 /// Writes `dir`/provision.txt for the corporate CA of `dir`, Dovecot's
@@ -799,7 +805,7 @@ fn in_one_run_a_message_waits_while_the_server_is_down_then_arrives_once_by_itse
     let postfix = Postfix::start(&dir, &dovecot, smtp_port);
     run.expect_since(mark, "[corporate] mail: send: outbox entry 1 sent", WAIT);
     run.expect_since(mark, "[corporate] mail: sending: online again at uptime ", WAIT);
-    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let delivered = wait_for_mail(&dovecot, 1);
     let text = std::fs::read_to_string(&delivered[0]).unwrap();
     for part in ["Subject: While the server was down\n", "\n\nQueued, then sent by itself.\n"] {
         assert!(text.contains(part), "{part:?} not in the delivered message:\n{text}");
@@ -916,7 +922,7 @@ fn a_send_cut_off_by_a_power_cut_is_settled_by_its_message_id_and_sent_exactly_o
     compose(&mut run, "Cut after the end", "The server has this one.");
     run.expect("[corporate] mail: power cut (AfterEnd, mail.power-cut); powering off", WAIT);
     run.wait(WAIT);
-    wait_for_mail(&dovecot.maildir.join("new"), 1);
+    wait_for_mail(&dovecot, 1);
     // After the reboot the client finds it on the server and does not send it again.
     let path = mail_manifest_with("mail-run-cut", "mail.run", &initrd);
     let mut run = Machine::xtask(&["run", "--manifest", &path]);
@@ -1020,7 +1026,7 @@ fn starttls_on_587_sends_over_tls_and_a_server_without_it_gets_nothing_in_plaint
     let path = mail_manifest_with("mail-run-starttls", "mail.run", &initrd);
     let mut run = Machine::xtask(&["run", "--manifest", &path]);
     run.expect("[corporate] mail: send: outbox entry 1 sent", WAIT);
-    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let delivered = wait_for_mail(&dovecot, 1);
     let text = std::fs::read_to_string(&delivered[0]).unwrap();
     assert!(text.contains("Subject: Only over TLS\n"), "{text}");
     run.expect("[corporate] mail: sync: 1 new messages", WAIT);

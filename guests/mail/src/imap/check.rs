@@ -12,7 +12,7 @@
 //! than a missing mailbox, or a response out of place, is an error and the
 //! entry stays uncertain.
 
-use super::session::{quoted, SessionError};
+use super::session::{quoted, shown, SessionError};
 use super::{Response, Status, StatusKind, Untagged};
 use alloc::format;
 use alloc::vec::Vec;
@@ -73,9 +73,7 @@ impl Check {
     }
 
     fn unexpected(&self, response: &Response) -> SessionError {
-        let mut text = format!("{response:?}");
-        text.truncate(200);
-        SessionError::Unexpected { state: "checking for a sent message", response: text }
+        SessionError::Unexpected { state: "checking for a sent message", response: shown(response) }
     }
 
     /// Takes the next response from the server.

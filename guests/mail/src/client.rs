@@ -37,6 +37,8 @@ pub fn run(
     );
     screen.show();
     let mut sequence = 0u64;
+    // The outbox entry whose last attempt the server refused, if any.
+    let mut failed: Option<u64> = None;
     loop {
         while let Some(key) = console::read_key() {
             let id = || {
@@ -74,7 +76,15 @@ pub fn run(
         if net.address().is_some() {
             if let Some(work) = schedule.due(uptime_ms(), waiting) {
                 let outcome = match work {
-                    Work::Send => send::next(net, rng, provision, store),
+                    Work::Send => {
+                        let (tried, outcome) = send::next(net, rng, provision, store, failed);
+                        // A refused entry waits behind the others next time.
+                        failed = match outcome {
+                            Outcome::Failed(_) => tried,
+                            _ => None,
+                        };
+                        outcome
+                    }
                     Work::Sync => {
                         let (outcome, report) = sync::once(net, rng, provision, store, true);
                         if report.new > 0 || report.flags > 0 {

@@ -350,7 +350,9 @@ fn tls_work(net: &mut Net, work: TlsWork) {
             // An entry at a time, the first waiting first, until one fails.
             let waiting = store.outbox().filter(|(_, state)| *state != Outbox::Sent).count();
             for _ in 0..waiting {
-                if send::next(net, rng, provision, store) != duet_mail::schedule::Outcome::Done {
+                if send::next(net, rng, provision, store, None).1
+                    != duet_mail::schedule::Outcome::Done
+                {
                     break;
                 }
             }

@@ -91,15 +91,30 @@ pub fn entry(
 /// (`Outbox::Uncertain`) is first looked for on the IMAP server by its
 /// Message-ID (`sync::check_sent`): found, it is marked sent and not sent
 /// again; not found, it is sent again (with the same Message-ID).
+/// After a failure, `after` names the entry that failed: the next attempt
+/// takes the entry after it (`Store::next_waiting`). Returns the entry
+/// tried with the outcome.
 pub fn next(
     net: &mut Net,
     rng: &mut tls::Rng,
     provision: &Provision,
     store: &mut Store<Disk>,
-) -> Outcome {
-    let Some((id, state)) = store.outbox().find(|(_, s)| *s != Outbox::Sent) else {
-        return Outcome::Done;
+    after: Option<u64>,
+) -> (Option<u64>, Outcome) {
+    let Some((id, state)) = store.next_waiting(after) else {
+        return (None, Outcome::Done);
     };
+    (Some(id), attempt(net, rng, provision, store, id, state))
+}
+
+fn attempt(
+    net: &mut Net,
+    rng: &mut tls::Rng,
+    provision: &Provision,
+    store: &mut Store<Disk>,
+    id: u64,
+    state: Outbox,
+) -> Outcome {
     if state == Outbox::Uncertain {
         let raw = match store.read_outbox(id) {
             Ok(raw) => raw,

@@ -216,6 +216,14 @@ fn the_outbox_sends_each_entry_once_and_remembers_an_unfinished_send() {
     assert_eq!(store.outbox().next(), Some((1, Outbox::Sent)));
     assert_eq!(store.queue(b"c").unwrap(), 3);
     assert_eq!(store.mark_sent(9), Err(StoreError::NoEntry(9)));
+    // Waiting: 2 (uncertain) and 3; after a failure of 2, 3 comes next,
+    // then 2 again.
+    assert_eq!(store.next_waiting(None), Some((2, Outbox::Uncertain)));
+    assert_eq!(store.next_waiting(Some(2)), Some((3, Outbox::Queued)));
+    assert_eq!(store.next_waiting(Some(3)), Some((2, Outbox::Uncertain)));
+    store.mark_sent(2).unwrap();
+    store.mark_sent(3).unwrap();
+    assert_eq!(store.next_waiting(None), None);
 }
 
 #[test]

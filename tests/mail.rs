@@ -21,13 +21,18 @@ fn mail_manifest(name: &str, cmdline: &str) -> String {
 
 /// The same, with more keys for the VM (`extra`, TOML lines).
 fn mail_manifest_with(name: &str, cmdline: &str, extra: &str) -> String {
+    mail_manifest_sized(name, cmdline, extra, 4)
+}
+
+/// The same, with a disk of `disk_mib`.
+fn mail_manifest_sized(name: &str, cmdline: &str, extra: &str, disk_mib: u32) -> String {
     let image = match xtask::image::build_mail() {
         Ok(image) => image.binary,
         Err(e) => panic!("cannot build the mail guest: {e:#}"),
     };
     let text = format!(
         "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
-         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\nnic = true\nuplink = true\n{extra}"
+         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = {disk_mib}\nnic = true\nuplink = true\n{extra}"
     );
     manifest(name, &text).to_str().expect("a UTF-8 path").to_string()
 }
@@ -166,14 +171,14 @@ fn provisioning_reaches_the_guest_from_the_manifest_and_its_password_is_never_sh
     std::fs::write(&file, provision).expect("write the provisioning file");
     let path = mail_manifest_with("mail-provision", "", &format!("initrd = {file:?}\n"));
     let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
-    let exit = run.wait(BOOT);
-    run.require(&[
+    run.expect(
         "[corporate] mail: provisioned: alice at mail.test (IMAP 10.0.2.2:993, SMTP 10.0.2.2:465, every 120 s, CA of 256 bytes)",
-    ]);
+        BOOT,
+    );
+    // Provisioned and asked for nothing else: the long-running client.
+    run.expect("[corporate] mail: client running: sync every 120 s", BOOT);
     run.forbid("hunter2");
-    if !exit.success() {
-        run.fail(&format!("`cargo xtask run` exited with {exit}"));
-    }
+    run.kill();
 
     // Without a file the guest says it works offline.
     let path = mail_manifest("mail-unprovisioned", "");
@@ -497,8 +502,14 @@ struct Postfix {
 }
 
 impl Postfix {
-    /// Starts it on `port`.
+    /// Starts it on `port`, with implicit TLS.
     fn start(dir: &std::path::Path, dovecot: &Dovecot, port: u16) -> Postfix {
+        Postfix::start_with(dir, dovecot, port, false)
+    }
+
+    /// Starts it on `port`, with implicit TLS or (`starttls`) plaintext
+    /// until STARTTLS, which it requires before anything else.
+    fn start_with(dir: &std::path::Path, dovecot: &Dovecot, port: u16, starttls: bool) -> Postfix {
         assert!(
             std::path::Path::new("/usr/sbin/postfix").exists(),
             "this test needs Debian's Postfix: apt-get install postfix (its service need not run)"
@@ -529,7 +540,10 @@ impl Postfix {
         );
         std::fs::write(config.join("main.cf"), main).unwrap();
         let mut master = std::fs::read_to_string("/etc/postfix/master.cf").unwrap();
-        master += &format!("{port} inet n - n - - smtpd\n  -o smtpd_tls_wrappermode=yes\n");
+        master += &format!("{port} inet n - n - - smtpd\n");
+        if !starttls {
+            master += "  -o smtpd_tls_wrappermode=yes\n";
+        }
         std::fs::write(config.join("master.cf"), master).unwrap();
         let run = |args: &[&str]| {
             let status = std::process::Command::new(args[0]).args(&args[1..]).status().unwrap();
@@ -626,7 +640,7 @@ fn a_message_composed_in_the_guest_waits_while_the_server_is_down_then_arrives_o
     let mut run = Machine::xtask(&["run", "--manifest", &path]);
     run.wait(BOOT);
     run.require(&["[corporate] mail: send: outbox entry 1 sent"]);
-    let delivered = wait_for_mail(&dovecot.maildir.join("new"), 1);
+    let delivered = wait_for_mail(&dovecot, 1);
     let text = std::fs::read_to_string(&delivered[0]).unwrap();
     for part in [
         "From: <alice@mail.test>\n",
@@ -654,15 +668,372 @@ fn a_message_composed_in_the_guest_waits_while_the_server_is_down_then_arrives_o
     drop(postfix);
 }
 
-/// The files in `dir` once there are `n` (Postfix delivers in the
-/// background), within 30 s.
-fn wait_for_mail(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
+/// The messages in alice's Maildir once there are `n` (Postfix delivers
+/// in the background), within 30 s. Both `new` and `cur`: Dovecot moves a
+/// message to `cur` once a session has seen it (the guest's sync may come
+/// first).
+fn wait_for_mail(dovecot: &Dovecot, n: usize) -> Vec<std::path::PathBuf> {
     for _ in 0..300 {
-        let files: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).collect();
+        let files: Vec<_> = ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(dovecot.maildir.join(sub)).unwrap().flatten())
+            .map(|e| e.path())
+            .collect();
         if files.len() >= n {
             return files;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("no mail delivered to {}", dir.display());
+    panic!("no mail delivered to {}", dovecot.maildir.display());
+}
+
+/// Writes `dir`/provision.txt for the corporate CA of `dir`, Dovecot's
+/// port and `smtp_port`, syncing every `sync_seconds`; its `initrd` line.
+fn provision_file(
+    dir: &std::path::Path,
+    imap_port: u16,
+    smtp_port: u16,
+    sync_seconds: u32,
+) -> String {
+    let pem = std::fs::read_to_string(dir.join("corporate.pem")).unwrap();
+    let file = dir.join("provision.txt");
+    std::fs::write(
+        &file,
+        format!(
+            "imap = 10.0.2.2:{imap_port}\nsmtp = 10.0.2.2:{smtp_port}\nserver_name = mail.test\nuser = alice\n\
+             password = s3cret\nfrom = alice@mail.test\nsync_seconds = {sync_seconds}\n{pem}"
+        ),
+    )
+    .unwrap();
+    format!("initrd = {file:?}\n")
+}
+
+/// A fresh directory for `test` under target/test-personas, with the
+/// corporate CA and its server certificate.
+fn test_dir(test: &str) -> std::path::PathBuf {
+    let dir = xtask::target_dir().join("test-personas").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    make_ca_and_server(&dir, "corporate");
+    dir
+}
+
+#[test]
+fn the_running_client_shows_mail_delivered_while_it_runs_without_a_reboot() {
+    const SYNC: Duration = Duration::from_secs(90);
+    let dir = test_dir("mail-run-inbox");
+    let dovecot = Dovecot::start(&dir);
+    dovecot.deliver(
+        "1",
+        "From: Carol <carol@mail.test>\r\nTo: alice@mail.test\r\nSubject: Before boot\r\n\r\nOne.\r\n",
+    );
+    let unused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let initrd = provision_file(&dir, dovecot.port, unused, 10);
+    // No word on the command line: a provisioned guest runs the client.
+    let path = mail_manifest_with("mail-run-inbox", "", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect(
+        "[corporate] mail: client running: sync every 10 s, outbox sent when it can; waits in WFI",
+        BOOT,
+    );
+    run.expect("[corporate] mail: sync: 1 new messages", SYNC);
+    run.expect("[corporate] >N Carol <carol@mail.test>   Before boot", SYNC);
+
+    // Delivered while the guest runs: it shows up by itself.
+    let mark = run.mark();
+    dovecot.deliver(
+        "2",
+        "From: Dan <dan@mail.test>\r\nTo: alice@mail.test\r\nSubject: While running\r\n\r\nTwo.\r\n",
+    );
+    run.expect_since(
+        mark,
+        "[corporate] mail: sync: 1 new messages, 1 flag updates; 2 stored",
+        SYNC,
+    );
+    let listing = run.expect_since(mark, "[corporate]  N Carol <carol@mail.test>", SYNC);
+    assert!(listing.contains("[corporate] inbox: 2 messages, 2 unread"), "{listing}");
+    assert!(listing.contains("[corporate] >N Dan <dan@mail.test>"), "{listing}");
+    assert!(listing.contains("While running"), "{listing}");
+
+    // The status: when it last synced, and that it sleeps in WFI.
+    let mark = run.mark();
+    run.send("s");
+    let status = run.expect_since(mark, " WFI sleeps", SYNC);
+    assert!(status.contains("status: 2 messages; outbox 0 waiting;"), "{status}");
+    assert!(status.contains("last sync at uptime "), "{status}");
+    assert!(status.contains(", next in ") && !status.contains("offline"), "{status}");
+    run.send("q");
+    run.expect("[corporate] mail: interface closed; powering off", SYNC);
+    run.wait(SYNC);
+    drop(dovecot);
+}
+
+#[test]
+fn in_one_run_a_message_waits_while_the_server_is_down_then_arrives_once_by_itself() {
+    const WAIT: Duration = Duration::from_secs(90);
+    const KEY: Duration = Duration::from_secs(30);
+    let dir = test_dir("mail-run-outbox");
+    let dovecot = Dovecot::start(&dir);
+    // Postfix starts later: first the submission server is down.
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let initrd = provision_file(&dir, dovecot.port, smtp_port, 10);
+    let path = mail_manifest_with("mail-run-outbox", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] mail: client running", BOOT);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    run.send("c");
+    run.expect("To: ", KEY);
+    run.send("alice@mail.test\r");
+    run.expect("Subject: ", KEY);
+    run.send("While the server was down\r");
+    run.expect("(body; a line with only . ends it)", KEY);
+    run.send("Queued, then sent by itself.\r");
+    run.expect("[corporate] Queued, then sent by itself.\n", KEY);
+    run.send(".\r");
+    run.expect("[corporate] mail: queued as outbox entry 1", KEY);
+    run.expect("[corporate] mail: sending: offline since uptime 0:", WAIT);
+    run.expect(&format!("send: no TCP connection to 10.0.2.2:{smtp_port}; 1 waiting"), WAIT);
+    let mark = run.mark();
+    run.send("s");
+    let status = run.expect_since(mark, " WFI sleeps", KEY);
+    assert!(status.contains("status: 0 messages; outbox 1 waiting;"), "{status}");
+    assert!(status.contains("sending: offline since uptime 0:"), "{status}");
+    assert!(status.contains(", 1 waiting, next attempt in "), "{status}");
+
+    // The server comes back; nothing is typed: the retry sends it.
+    let mark = run.mark();
+    let postfix = Postfix::start(&dir, &dovecot, smtp_port);
+    run.expect_since(mark, "[corporate] mail: send: outbox entry 1 sent", WAIT);
+    run.expect_since(mark, "[corporate] mail: sending: online again at uptime ", WAIT);
+    let delivered = wait_for_mail(&dovecot, 1);
+    let text = std::fs::read_to_string(&delivered[0]).unwrap();
+    for part in ["Subject: While the server was down\n", "\n\nQueued, then sent by itself.\n"] {
+        assert!(text.contains(part), "{part:?} not in the delivered message:\n{text}");
+    }
+    // The sync brings it in; two more sync intervals send nothing again.
+    run.expect_since(mark, "[corporate] mail: sync: 1 new messages", WAIT);
+    std::thread::sleep(Duration::from_secs(25));
+    let count = std::fs::read_dir(dovecot.maildir.join("new")).unwrap().count()
+        + std::fs::read_dir(dovecot.maildir.join("cur")).unwrap().count();
+    assert_eq!(count, 1, "the message was delivered more than once");
+    let after = run.console()[mark..].to_string();
+    assert_eq!(after.matches("mail: send: outbox entry").count(), 1, "{after}");
+    let mark = run.mark();
+    run.send("s");
+    let status = run.expect_since(mark, " WFI sleeps", KEY);
+    assert!(status.contains("status: 1 messages; outbox 0 waiting;"), "{status}");
+    run.send("q");
+    run.wait(KEY);
+    drop(postfix);
+}
+
+#[test]
+fn qemu_killed_mid_sync_loses_nothing_stored_and_the_next_sync_has_no_duplicates() {
+    const WAIT: Duration = Duration::from_secs(300);
+    const MESSAGES: usize = 24;
+    let dir = test_dir("mail-run-kill");
+    let dovecot = Dovecot::start(&dir);
+    // Large enough that the sync takes a while: about 2 MiB in all.
+    let filler = "All work and no play makes a long message.\r\n".repeat(2000);
+    for n in 1..=MESSAGES {
+        dovecot.deliver(
+            &format!("{n:03}"),
+            &format!(
+                "From: Bulk <bulk@mail.test>\r\nTo: alice@mail.test\r\nSubject: Bulk message {n:03}\r\n\r\n{filler}"
+            ),
+        );
+    }
+    let unused = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let initrd = provision_file(&dir, dovecot.port, unused, 30);
+    let path = mail_manifest_sized("mail-run-kill", "mail.run", &initrd, 16);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] mail: sync: storing UID 6 ", WAIT);
+    // A power cut in the middle of the sync.
+    run.kill();
+    let console = run.console();
+    let stored = console.matches("mail: sync: storing UID").count();
+    assert!(stored < MESSAGES, "the sync finished before the kill:\n{console}");
+
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    let opened = run.expect("[corporate] mail: store open: ", BOOT);
+    // Everything whose storing had begun before the one in flight is there.
+    let line = opened.lines().find(|l| l.contains("mail: store open: ")).unwrap().to_string();
+    let messages: usize = line
+        .split(", ")
+        .find_map(|part| part.strip_suffix(" messages"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no message count in {line:?}"));
+    assert!(messages + 1 >= stored, "{stored} were being stored, {messages} came back: {line}");
+    run.expect(&format!("[corporate] inbox: {MESSAGES} messages"), WAIT);
+    let mark = run.mark();
+    run.send("s");
+    run.expect_since(mark, " WFI sleeps", WAIT);
+    let console = run.console();
+    let last = &console[console.rfind(&format!("inbox: {MESSAGES} messages")).unwrap()..];
+    for n in 1..=MESSAGES {
+        let subject = format!("Bulk message {n:03}");
+        assert_eq!(last.matches(&subject).count(), 1, "{subject} not listed exactly once:\n{last}");
+    }
+    let news = console.matches("mail: sync: storing UID").count();
+    assert_eq!(news + messages, MESSAGES, "fetched again what was stored:\n{console}");
+    let recovered = console.lines().find(|l| l.contains("mail: store recovered"));
+    eprintln!(
+        "killed while storing message {stored}; {messages} came back ({line}); {news} fetched after; {recovered:?}"
+    );
+    run.send("q");
+    run.wait(WAIT);
+    drop(dovecot);
+}
+
+/// Composes a message to alice with `subject` on the running client.
+fn compose(run: &mut Machine, subject: &str, body: &str) {
+    const KEY: Duration = Duration::from_secs(30);
+    run.send("c");
+    run.expect("To: ", KEY);
+    run.send("alice@mail.test\r");
+    run.expect("Subject: ", KEY);
+    run.send(&format!("{subject}\r"));
+    run.expect("(body; a line with only . ends it)", KEY);
+    run.send(&format!("{body}\r"));
+    run.expect(&format!("[corporate] {body}\n"), KEY);
+    run.send(".\r");
+}
+
+/// Messages in alice's Maildir (new and cur).
+fn mailbox_count(dovecot: &Dovecot) -> usize {
+    std::fs::read_dir(dovecot.maildir.join("new")).unwrap().count()
+        + std::fs::read_dir(dovecot.maildir.join("cur")).unwrap().count()
+}
+
+#[test]
+fn a_send_cut_off_by_a_power_cut_is_settled_by_its_message_id_and_sent_exactly_once() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let dir = test_dir("mail-run-cut");
+    let dovecot = Dovecot::start(&dir);
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let postfix = Postfix::start(&dir, &dovecot, smtp_port);
+    let initrd = provision_file(&dir, dovecot.port, smtp_port, 30);
+
+    // The power goes after the message's end went out: the server has it,
+    // the store says only "sending".
+    let path = mail_manifest_with("mail-run-cut", "mail.run mail.power-cut=after-end", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    compose(&mut run, "Cut after the end", "The server has this one.");
+    run.expect("[corporate] mail: power cut (AfterEnd, mail.power-cut); powering off", WAIT);
+    run.wait(WAIT);
+    wait_for_mail(&dovecot, 1);
+    // After the reboot the client finds it on the server and does not send it again.
+    let path = mail_manifest_with("mail-run-cut", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] mail: store open: ", BOOT);
+    run.expect("[corporate] mail: send: outbox entry 1 was cut off mid-send; <", WAIT);
+    run.expect(" is found on the server", WAIT);
+    run.expect("[corporate] mail: send: outbox entry 1 marked sent; not sent again", WAIT);
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    run.forbid("outbox entry 1 sent");
+
+    // Now the power goes just before the message's end: the server never
+    // had it; after the reboot it is not found, and sent.
+    run.send("q");
+    run.wait(WAIT);
+    let path = mail_manifest_with("mail-run-cut", "mail.run mail.power-cut=before-end", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] inbox: 1 messages", BOOT);
+    compose(&mut run, "Cut before the end", "The server never saw this one.");
+    run.expect("[corporate] mail: power cut (BeforeEnd, mail.power-cut); powering off", WAIT);
+    run.wait(WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mailbox_count(&dovecot), 1, "a message cut off before its end was delivered");
+    let path = mail_manifest_with("mail-run-cut", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect(" is not on the server", WAIT);
+    run.expect("[corporate] mail: send: outbox entry 2 sent", WAIT);
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(mailbox_count(&dovecot), 2, "each message exactly once");
+    run.forbid("outbox entry 1 sent");
+    run.send("q");
+    run.wait(WAIT);
+    drop(postfix);
+}
+
+/// A plaintext "submission server" that offers no STARTTLS: it greets,
+/// answers EHLO without STARTTLS, and sends back everything it received
+/// until the client hangs up.
+fn serve_without_starttls(listener: TcpListener) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        let _ = stream.write_all(b"220 plain.test ESMTP\r\n");
+        let mut got = Vec::new();
+        let mut buffer = [0; 512];
+        let mut answered = false;
+        while let Ok(n) = std::io::Read::read(&mut stream, &mut buffer) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buffer[..n]);
+            if !answered && got.ends_with(b"\r\n") {
+                let _ = stream.write_all(b"250-plain.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n");
+                answered = true;
+            }
+        }
+        let _ = sender.send(String::from_utf8_lossy(&got).into_owned());
+    });
+    receiver
+}
+
+#[test]
+fn starttls_on_587_sends_over_tls_and_a_server_without_it_gets_nothing_in_plaintext() {
+    const WAIT: Duration = Duration::from_secs(120);
+    let dir = test_dir("mail-run-starttls");
+    let dovecot = Dovecot::start(&dir);
+    let write_provision = |smtp_port: u16| {
+        let initrd = provision_file(&dir, dovecot.port, smtp_port, 30);
+        let file = dir.join("provision.txt");
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("sync_seconds", "smtp_tls = starttls\nsync_seconds"))
+            .unwrap();
+        initrd
+    };
+
+    // A server that offers no STARTTLS: refused after EHLO, nothing else sent.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain_port = listener.local_addr().unwrap().port();
+    let received = serve_without_starttls(listener);
+    let initrd = write_provision(plain_port);
+    let path = mail_manifest_with("mail-run-starttls", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    run.expect(&format!("SMTP 10.0.2.2:{plain_port} with STARTTLS"), BOOT);
+    run.expect("[corporate] inbox: 0 messages", BOOT);
+    compose(&mut run, "Only over TLS", "Never in plaintext.");
+    run.expect(
+        "[corporate] mail: send: outbox entry 1 not sent: the server offers no STARTTLS; refused (never plaintext)",
+        WAIT,
+    );
+    run.send("q");
+    run.wait(WAIT);
+    let got =
+        received.recv_timeout(Duration::from_secs(30)).expect("the plaintext server saw a client");
+    assert_eq!(got, "EHLO duet-mail\r\n", "more than EHLO went out in plaintext");
+
+    // Postfix on a submission port with STARTTLS: the waiting entry goes.
+    let smtp_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let postfix = Postfix::start_with(&dir, &dovecot, smtp_port, true);
+    let initrd = write_provision(smtp_port);
+    let path = mail_manifest_with("mail-run-starttls", "mail.run", &initrd);
+    let mut run = Machine::xtask(&["run", "--manifest", &path]);
+    run.expect("[corporate] mail: send: outbox entry 1 sent", WAIT);
+    let delivered = wait_for_mail(&dovecot, 1);
+    let text = std::fs::read_to_string(&delivered[0]).unwrap();
+    assert!(text.contains("Subject: Only over TLS\n"), "{text}");
+    run.expect("[corporate] mail: sync: 1 new messages", WAIT);
+    run.send("q");
+    run.wait(WAIT);
+    assert_eq!(mailbox_count(&dovecot), 1);
+    let log = std::fs::read_to_string(dir.join("postfix.log")).unwrap_or_default();
+    assert!(log.contains("starttls=1"), "Postfix did not see STARTTLS:\n{log}");
+    drop(postfix);
 }

@@ -306,6 +306,12 @@ impl Machine {
         self.console.try_wait()
     }
 
+    /// Kills the process and its group (QEMU too) at once, as a power cut
+    /// would.
+    pub fn kill(&mut self) {
+        self.stop();
+    }
+
     /// Stops the process and its group; dropping the machine does the same.
     fn stop(&mut self) {
         self.console.kill();

@@ -12,6 +12,13 @@
 //!   IMAP server (over TLS) and print it.
 //! - `mail.send`: after DHCP, send what waits in the outbox to the
 //!   provisioned SMTP server (over TLS).
+//! - `mail.run`: the long-running client (the console interface, with
+//!   syncing and sending in the background); what a provisioned guest does
+//!   when the command line asks for nothing else.
+//! - `mail.power-cut=before-end|after-end`: for the exactly-once tests,
+//!   power off in the middle of the next submission, just before or just
+//!   after the message's end goes to the server (after "sending" is
+//!   recorded, before "sent"), as a power cut would.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -30,6 +37,28 @@ pub struct Config {
     pub sync: bool,
     /// After DHCP, send the outbox to the provisioned SMTP server.
     pub send: bool,
+    /// Run the long-running client.
+    pub run: bool,
+    /// Power off in the middle of the next submission (a test's power cut).
+    pub power_cut: Option<PowerCut>,
+}
+
+/// Where `mail.power-cut` cuts a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerCut {
+    /// "Sending" is recorded; the message's end has not gone out.
+    BeforeEnd,
+    /// The message's end has gone out (and been acknowledged by TCP); the
+    /// server's reply has not been read.
+    AfterEnd,
+}
+
+impl Config {
+    /// True if the command line asks for a one-shot step (then the guest
+    /// does it and powers off rather than run the client).
+    pub fn one_shot(&self) -> bool {
+        self.hello.is_some() || self.ui || self.tls_hello || self.sync || self.send
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,10 +96,23 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
                 }
                 config.hello = Some(address);
             }
+            Some(("mail.power-cut", value)) => {
+                config.power_cut = Some(match value {
+                    "before-end" => PowerCut::BeforeEnd,
+                    "after-end" => PowerCut::AfterEnd,
+                    _ => {
+                        return Err(BootargError::BadValue {
+                            word,
+                            expected: "before-end or after-end",
+                        })
+                    }
+                })
+            }
             None if word == "mail.ui" => config.ui = true,
             None if word == "mail.tls-hello" => config.tls_hello = true,
             None if word == "mail.sync" => config.sync = true,
             None if word == "mail.send" => config.send = true,
+            None if word == "mail.run" => config.run = true,
             _ => return Err(BootargError::Unknown(word)),
         }
     }
@@ -91,6 +133,11 @@ mod tests {
         assert!(parse("mail.tls-hello").unwrap().tls_hello);
         assert!(parse("mail.sync").unwrap().sync);
         assert!(parse("mail.send").unwrap().send);
+        assert!(parse("mail.run").unwrap().run);
+        assert!(!parse("mail.run").unwrap().one_shot());
+        assert!(parse("mail.sync").unwrap().one_shot());
+        assert_eq!(parse("mail.power-cut=after-end").unwrap().power_cut, Some(PowerCut::AfterEnd));
+        assert!(matches!(parse("mail.power-cut=now"), Err(BootargError::BadValue { .. })));
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
     }
 

@@ -16,6 +16,25 @@ pub struct Found {
     pub address: usize,
     pub kind: DeviceType,
     pub transport: Transport,
+    /// Its interrupt (INTID) and whether it is edge-triggered.
+    pub interrupt: Option<(u32, bool)>,
+}
+
+/// The first interrupt of `node` as (INTID, edge-triggered), from its
+/// three-cell GIC specifier (SPI or PPI, number, flags).
+pub fn interrupt(node: &fdt::node::FdtNode) -> Option<(u32, bool)> {
+    let cells = node.property("interrupts")?.value;
+    let cell = |i: usize| {
+        cells.get(i * 4..i * 4 + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let (kind, number, flags) = (cell(0)?, cell(1)?, cell(2)?);
+    let intid = match kind {
+        0 => 32 + number,
+        1 => 16 + number,
+        _ => return None,
+    };
+    // Flags 1 and 2 are edges (rising, falling), 4 and 8 levels.
+    Some((intid, flags & 3 != 0))
 }
 
 /// Every `virtio,mmio` node of `tree` whose slot holds a device, in
@@ -32,9 +51,12 @@ pub fn find(tree: &fdt::Fdt) -> Vec<Found> {
         // identity map has as device memory for as long as the guest runs;
         // each node is visited once, so one driver owns each window.
         match unsafe { MmioTransport::new(header, size) } {
-            Ok(transport) => {
-                found.push(Found { address, kind: transport.device_type(), transport })
-            }
+            Ok(transport) => found.push(Found {
+                address,
+                kind: transport.device_type(),
+                transport,
+                interrupt: interrupt(&node),
+            }),
             Err(e) => say!("mail: virtio-mmio at {address:#x}: {e}"),
         }
     }

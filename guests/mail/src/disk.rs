@@ -47,6 +47,12 @@ pub fn open(address: usize, blk: VirtIOBlk<Hal, Transport>, salt: u32) -> Option
                 store.messages().count(),
                 store.outbox().count()
             );
+            if log.dropped_tail() {
+                say!(
+                    "mail: store recovered: the bytes after record {} were not a whole record (a write cut off); the log goes on from there",
+                    log.records()
+                );
+            }
             Some(store)
         }
         Err(e) => {

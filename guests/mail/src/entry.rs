@@ -3,7 +3,7 @@
 //! sets up the heap and the MMU, reads the device tree Duet passed in x0,
 //! and brings up the devices it lists.
 
-use crate::{console, devices, disk, heap, mmu, net, psci, screen};
+use crate::{client, console, devices, disk, gic, heap, mmu, net, psci, screen};
 use core::arch::global_asm;
 use duet_mail::bootargs;
 use duet_mail::provision::Provision;
@@ -44,6 +44,9 @@ _start:
 );
 
 extern "C" fn main(device_tree: usize) -> ! {
+    // SAFETY: masks IRQs (PSTATE.I): the guest has no vector table and
+    // only ever waits for interrupts with WFI (`gic.rs`).
+    unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
     mmu::enable();
     heap::init();
     // SAFETY: Duet placed a device tree at `device_tree` in this guest's
@@ -59,7 +62,15 @@ extern "C" fn main(device_tree: usize) -> ! {
         Ok(config) => config,
         Err(e) => stop(format_args!("bad command line {cmdline:?}: {e}")),
     };
+    if let Some(cut) = config.power_cut {
+        crate::send::set_power_cut(cut);
+    }
     let mut nic = None;
+    // Interrupts that wake the guest from WFI: the virtual timer, the
+    // console UART (keys) and the NIC.
+    let uart = tree.find_compatible(&["arm,pl011"]).and_then(|n| devices::interrupt(&n));
+    let mut wakers = alloc::vec![(gic::TIMER_INTID, false)];
+    wakers.extend(uart);
     let mut salt = None;
     let mut rng = None;
     let mut store = None;
@@ -102,6 +113,7 @@ extern "C" fn main(device_tree: usize) -> ! {
                     net::BUFFER,
                 ) {
                     Ok(net) => {
+                        wakers.extend(found.interrupt);
                         let m = net.mac_address();
                         say!(
                             "mail: virtio nic at {address:#x}, MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
@@ -122,6 +134,25 @@ extern "C" fn main(device_tree: usize) -> ! {
         heap::in_use() >> 10,
         heap::HEAP_SIZE >> 10
     );
+    if gic::init(&tree, &wakers) {
+        console::enable_key_interrupt();
+    } else {
+        say!("mail: no GIC found; waiting polls");
+    }
+    let seed = salt.unwrap_or(0);
+    let mut net = nic.map(|nic| net::Net::new(nic, seed));
+    // The long-running client: asked for, or what a provisioned guest with
+    // a store does when the command line asks for no one-shot step.
+    if config.run || !config.one_shot() {
+        match (provision.as_ref(), store.as_mut(), rng.as_mut()) {
+            (Some(provision), Some(store), Some(rng)) => {
+                client::run(store, provision, rng, net);
+                stop(format_args!("interface closed"))
+            }
+            _ if config.run => say!("mail: the client needs provisioning, the store and entropy"),
+            _ => {}
+        }
+    }
     let action = match (config.sync || config.send, config.tls_hello, store.as_mut()) {
         (true, _, Some(store)) if config.send => Some(net::TlsAction::Send(store)),
         (true, _, Some(store)) => Some(net::TlsAction::Sync(store)),
@@ -140,7 +171,7 @@ extern "C" fn main(device_tree: usize) -> ! {
             None
         }
     };
-    let address = nic.and_then(|nic| net::run(nic, config.hello, tls_work));
+    let address = net.as_mut().and_then(|net| net::run(net, config.hello, tls_work));
     if config.sync {
         if let Some(store) = store.as_mut() {
             screen::list(store);
@@ -150,7 +181,7 @@ extern "C" fn main(device_tree: usize) -> ! {
         let network = address.unwrap_or_else(|| "no address".into());
         match store.as_mut() {
             Some(store) => {
-                screen::run(store, &network);
+                screen::run(store, &network, rng.as_mut());
                 stop(format_args!("interface closed"))
             }
             None => say!("mail: no store, no interface"),

@@ -10,6 +10,7 @@ pub mod bootargs;
 pub mod imap;
 pub mod message;
 pub mod provision;
+pub mod schedule;
 pub mod smtp;
 pub mod store;
 pub mod ui;

@@ -16,11 +16,15 @@ extern crate alloc;
 #[macro_use]
 mod console;
 #[cfg(target_os = "none")]
+mod client;
+#[cfg(target_os = "none")]
 mod devices;
 #[cfg(target_os = "none")]
 mod disk;
 #[cfg(target_os = "none")]
 mod entry;
+#[cfg(target_os = "none")]
+mod gic;
 #[cfg(target_os = "none")]
 mod heap;
 #[cfg(target_os = "none")]

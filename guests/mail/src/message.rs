@@ -116,6 +116,30 @@ pub fn recipients(raw: &[u8]) -> alloc::vec::Vec<String> {
     found
 }
 
+/// The Message-ID field's value (`<...>`, as written), if the header
+/// section has one that is printable ASCII without spaces, at most 250
+/// bytes: what the outbox's reconciliation searches the server for.
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    let head = &raw[..raw.len().min(HEADER_LIMIT)];
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
+        if !line[..colon].eq_ignore_ascii_case(b"message-id") {
+            continue;
+        }
+        let value = line[colon + 1..].trim_ascii();
+        let ok = value.len() <= 250
+            && value.starts_with(b"<")
+            && value.ends_with(b">")
+            && value.iter().all(|b| (0x21..0x7f).contains(b));
+        return ok.then(|| String::from_utf8_lossy(value).into_owned());
+    }
+    None
+}
+
 /// `text` as one console line: control characters replaced, at most
 /// `width` characters.
 pub fn safe_line(text: &str, width: usize) -> String {
@@ -152,6 +176,16 @@ mod tests {
         let raw = b"To: Bob <bob@x.test>, carol@x.test\r\nSubject: a, b <c@d>\r\nCc: dan@x.test,\r\n <eve@x.test>\r\n\r\nTo: no@x.test\r\n";
         assert_eq!(recipients(raw), ["bob@x.test", "carol@x.test", "dan@x.test", "eve@x.test"]);
         assert!(recipients(b"Subject: none\r\n\r\n").is_empty());
+    }
+
+    #[test]
+    fn the_message_id_is_read_from_the_header_only() {
+        let raw = b"To: a@b\r\nMessage-ID: <12.ab@duet-mail>\r\n\r\nMessage-ID: <body@x>\r\n";
+        assert_eq!(message_id(raw).as_deref(), Some("<12.ab@duet-mail>"));
+        assert_eq!(message_id(b"To: a@b\r\n\r\nMessage-ID: <body@x>\r\n"), None);
+        assert_eq!(message_id(b"message-id:   <x y@z>\r\n"), None);
+        assert_eq!(message_id(b"Message-Id: <\x1b@z>\r\n"), None);
+        assert_eq!(message_id(b"Message-Id: no-brackets\r\n"), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! ```text
 //! imap = 10.0.2.2:993           # IMAP over implicit TLS
 //! smtp = 10.0.2.2:465           # submission over implicit TLS
+//! smtp_tls = implicit           # or starttls (port 587); never plaintext
 //! server_name = mail.example    # the name the servers' certificates must carry
 //! user = alice
 //! password = secret
@@ -21,7 +22,8 @@
 //! -----END CERTIFICATE-----
 //! ```
 //!
-//! Every key is required except `sync_seconds` (default 300); addresses
+//! Every key is required except `sync_seconds` (default 300) and
+//! `smtp_tls` (default `implicit`); addresses
 //! are IPv4 (the guest has no DNS resolver yet).
 
 use alloc::string::String;
@@ -42,8 +44,18 @@ pub struct Provision {
     pub password: String,
     pub from: String,
     pub sync_seconds: u32,
+    /// How the submission server is reached: implicit TLS or STARTTLS.
+    pub smtp_tls: SmtpTls,
     /// The CA certificate, DER.
     pub ca: Vec<u8>,
+}
+
+/// TLS on the submission port: from the first byte (465), or after
+/// STARTTLS (587). Both refuse to go on without TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    Implicit,
+    StartTls,
 }
 
 /// Never shows the password.
@@ -51,11 +63,12 @@ impl fmt::Debug for Provision {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "{} at {} (IMAP {}, SMTP {}, every {} s, CA of {} bytes)",
+            "{} at {} (IMAP {}, SMTP {}{}, every {} s, CA of {} bytes)",
             self.user,
             self.server_name,
             self.imap,
             self.smtp,
+            if self.smtp_tls == SmtpTls::StartTls { " with STARTTLS" } else { "" },
             self.sync_seconds,
             self.ca.len()
         )
@@ -107,7 +120,8 @@ impl fmt::Display for ProvisionError {
     }
 }
 
-const KEYS: [&str; 7] = ["imap", "smtp", "server_name", "user", "password", "from", "sync_seconds"];
+const KEYS: [&str; 8] =
+    ["imap", "smtp", "server_name", "user", "password", "from", "sync_seconds", "smtp_tls"];
 
 impl Provision {
     pub fn parse(bytes: &[u8]) -> Result<Provision, ProvisionError> {
@@ -189,7 +203,16 @@ impl Provision {
                 .filter(|s| (10..=86_400).contains(s))
                 .ok_or(ProvisionError::BadValue { line, expected: "seconds, 10 to 86400" })?,
         };
+        let smtp_tls = match get("smtp_tls") {
+            Err(_) => SmtpTls::Implicit,
+            Ok((_, "implicit")) => SmtpTls::Implicit,
+            Ok((_, "starttls")) => SmtpTls::StartTls,
+            Ok((line, _)) => {
+                return Err(ProvisionError::BadValue { line, expected: "implicit or starttls" })
+            }
+        };
         Ok(Provision {
+            smtp_tls,
             imap: address("imap")?,
             smtp: address("smtp")?,
             server_name: text("server_name", "a host name", host_name)?,
@@ -241,11 +264,20 @@ mod tests {
         let shown = format!("{p:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("alice at mail.test (IMAP 10.0.2.2:993"));
+        assert_eq!(p.smtp_tls, SmtpTls::Implicit);
+        let text = file(&format!("{KEYS_OK}smtp_tls = starttls\n"));
+        let p = Provision::parse(text.as_bytes()).unwrap();
+        assert_eq!(p.smtp_tls, SmtpTls::StartTls);
+        assert!(format!("{p:?}").contains("SMTP 10.0.2.2:465 with STARTTLS, every"));
     }
 
     #[test]
     fn every_problem_is_named() {
-        let cases: [(String, ProvisionError); 10] = [
+        let cases: [(String, ProvisionError); 11] = [
+            (
+                file(&format!("{KEYS_OK}smtp_tls = none\n")),
+                ProvisionError::BadValue { line: 8, expected: "implicit or starttls" },
+            ),
             (file(&KEYS_OK.replace("imap = 10.0.2.2:993\n", "")), ProvisionError::Missing("imap")),
             (
                 file(&KEYS_OK.replace("993", "imap.test:993")),

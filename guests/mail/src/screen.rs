@@ -1,11 +1,11 @@
-//! The console interface's loop: keys from the console into the `ui`
-//! state machine, its effects done on the store and printed. It polls the
-//! UART for keys (a busy vCPU; waiting with WFI on the UART's interrupt is
-//! still to do).
+//! The console interface on the guest: keys from the console into the
+//! `ui` state machine, its effects done on the store and printed
+//! ([`Screen`], used by the long-running client and by `mail.ui`), and the
+//! one-shot `mail.ui` loop, which sleeps in WFI until a key comes.
 
 use crate::console;
 use crate::disk::Disk;
-use aarch64_cpu::registers::{Readable, CNTVCT_EL0};
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use duet_mail::message::{safe_line, Summary};
@@ -16,65 +16,134 @@ const WIDTH: usize = 100;
 /// Lines of a message printed when it is opened.
 const MESSAGE_LINES: usize = 60;
 
-/// Runs the interface until `q` on the inbox.
-pub fn run(store: &mut Store<Disk>, network: &str) {
-    let mut ui = Ui::default();
-    let mut sequence: u64 = 0;
-    let mut rows = inbox(store);
-    show(&ui, &rows);
-    loop {
-        let Some(key) = console::read_key() else {
-            core::hint::spin_loop();
-            continue;
-        };
-        match ui.key(key, &rows) {
+/// What a key asks of the caller.
+pub enum Asked {
+    Nothing,
+    /// A message went into the outbox.
+    Queued,
+    /// Print the status.
+    Status,
+    /// Leave (the guest powers off).
+    Quit,
+}
+
+/// The interface's state: the `ui` machine and the inbox as listed, with
+/// each message's summary read from the disk once.
+pub struct Screen {
+    ui: Ui,
+    rows: Vec<Row>,
+    summaries: BTreeMap<u32, Summary>,
+}
+
+impl Screen {
+    pub fn new(store: &mut Store<Disk>) -> Screen {
+        let mut screen = Screen { ui: Ui::default(), rows: Vec::new(), summaries: BTreeMap::new() };
+        screen.refresh(store);
+        screen
+    }
+
+    /// Lists the inbox again from the store (new messages, flags).
+    pub fn refresh(&mut self, store: &mut Store<Disk>) {
+        let listed: Vec<(u32, u8)> = store.messages().map(|m| (m.uid, m.flags)).collect();
+        self.summaries.retain(|uid, _| listed.iter().any(|(u, _)| u == uid));
+        self.rows = listed
+            .into_iter()
+            .rev()
+            .map(|(uid, flags)| {
+                let summary = self
+                    .summaries
+                    .entry(uid)
+                    .or_insert_with(|| {
+                        store.read_message(uid).map(|raw| Summary::parse(&raw)).unwrap_or_default()
+                    })
+                    .clone();
+                Row { uid, unread: flags & SEEN == 0, summary }
+            })
+            .collect();
+    }
+
+    /// Prints the inbox.
+    pub fn show(&self) {
+        for line in self.ui.inbox(&self.rows, WIDTH) {
+            say!("{line}");
+        }
+    }
+
+    /// True when the inbox is on the screen (not a message or a draft), so
+    /// that printing it again disturbs nothing.
+    pub fn on_inbox(&self) -> bool {
+        self.ui.on_inbox()
+    }
+
+    /// Takes one key; `message_id` gives a new Message-ID (without angle
+    /// brackets) for a draft put in the outbox.
+    pub fn key(
+        &mut self,
+        key: u8,
+        store: &mut Store<Disk>,
+        message_id: impl FnOnce() -> String,
+    ) -> Asked {
+        match self.ui.key(key, &self.rows) {
             Effect::Nothing => {}
-            Effect::ShowInbox => show(&ui, &rows),
+            Effect::ShowInbox => self.show(),
             Effect::Print(text) => console::write(&text),
             Effect::Open(uid) => {
                 open(store, uid);
-                rows = inbox(store);
+                self.refresh(store);
             }
             Effect::Queue(draft) => {
                 console::write("\n");
-                sequence += 1;
-                let id = alloc::format!("{}.{sequence}@duet-mail", CNTVCT_EL0.get());
-                match store.queue(&draft.raw(&id)) {
+                let queued = store.queue(&draft.raw(&message_id()));
+                match &queued {
                     Ok(n) => say!(
                         "mail: queued as outbox entry {n}; it is sent when the mail client can"
                     ),
                     Err(e) => say!("mail: cannot queue the draft: {e}"),
                 }
-                show(&ui, &rows);
+                self.show();
+                if queued.is_ok() {
+                    return Asked::Queued;
+                }
             }
-            Effect::Status => status(store, network),
-            Effect::Quit => return,
+            Effect::Status => return Asked::Status,
+            Effect::Quit => return Asked::Quit,
+        }
+        Asked::Nothing
+    }
+}
+
+/// Runs the interface until `q` on the inbox (`mail.ui`: no network).
+/// Message-IDs are random when the entropy device is there.
+pub fn run(store: &mut Store<Disk>, network: &str, mut rng: Option<&mut crate::tls::Rng>) {
+    let mut screen = Screen::new(store);
+    let mut sequence = 0u64;
+    screen.show();
+    loop {
+        let Some(key) = console::read_key() else {
+            // Until a key comes (or, without a GIC, at once: then this polls).
+            crate::gic::wait_until(None);
+            continue;
+        };
+        let id = || {
+            sequence += 1;
+            match rng.as_deref_mut() {
+                Some(rng) => crate::client::message_id(rng, "duet-mail", sequence),
+                None => alloc::format!("{}.{sequence}@duet-mail", crate::net::now().total_micros()),
+            }
+        };
+        match screen.key(key, store, id) {
+            Asked::Status => {
+                say!("{}; sync: not in this mode (mail.run syncs)", status(store, network))
+            }
+            Asked::Quit => return,
+            Asked::Nothing | Asked::Queued => {}
         }
     }
 }
 
 /// Prints the inbox once.
 pub fn list(store: &mut Store<Disk>) {
-    show(&Ui::default(), &inbox(store));
-}
-
-fn inbox(store: &mut Store<Disk>) -> Vec<Row> {
-    let listed: Vec<(u32, u8)> = store.messages().map(|m| (m.uid, m.flags)).collect();
-    listed
-        .into_iter()
-        .rev()
-        .map(|(uid, flags)| {
-            let summary =
-                store.read_message(uid).map(|raw| Summary::parse(&raw)).unwrap_or_default();
-            Row { uid, unread: flags & SEEN == 0, summary }
-        })
-        .collect()
-}
-
-fn show(ui: &Ui, rows: &[Row]) {
-    for line in ui.inbox(rows, WIDTH) {
-        say!("{line}");
-    }
+    Screen::new(store).show();
 }
 
 fn open(store: &mut Store<Disk>, uid: u32) {
@@ -94,13 +163,19 @@ fn open(store: &mut Store<Disk>, uid: u32) {
     }
 }
 
-fn status(store: &Store<Disk>, network: &str) {
-    let queued = store.outbox().filter(|(_, s)| *s != Outbox::Sent).count();
+/// Outbox entries not yet sent.
+pub fn waiting(store: &Store<Disk>) -> usize {
+    store.outbox().filter(|(_, s)| *s != Outbox::Sent).count()
+}
+
+/// The status line's start: messages, outbox, store, network.
+pub fn status(store: &Store<Disk>, network: &str) -> String {
     let log = store.log();
-    say!(
-        "status: {} messages; outbox {queued} waiting; store {} of {} KiB; network: {network}; sync: no mail client yet",
+    alloc::format!(
+        "status: {} messages; outbox {} waiting; store {} of {} KiB; network: {network}",
         store.messages().count(),
+        waiting(store),
         log.used() / 1024,
         log.capacity() / 1024
-    );
+    )
 }

@@ -8,7 +8,10 @@
 //! says [`Event::Sending`], which the caller makes durable (the store's
 //! `begin_send`) before sending it; after the server's 250 it says
 //! [`Event::Accepted`] (the store's `mark_sent`). An entry cut off between
-//! the two is "uncertain" in the store, never blindly sent again.
+//! the two is "uncertain" in the store, never blindly sent again: the
+//! sender is always one of the envelope's recipients (blind, not in the
+//! header), so an accepted message leaves a copy in the account's own
+//! mailbox, where `imap::check` looks for its Message-ID.
 
 use alloc::format;
 use alloc::string::String;
@@ -87,6 +90,75 @@ pub fn parse_reply(input: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
     }
 }
 
+/// STARTTLS (RFC 3207) on the submission port, before TLS: the greeting,
+/// EHLO, STARTTLS, the server's 220. A server that does not offer STARTTLS
+/// is refused: nothing more is sent in plaintext, ever (no AUTH, no
+/// message). After the 220, TLS starts and the [`Submission`] goes on from
+/// [`Submission::after_starttls`].
+pub struct StartTls {
+    state: StartTlsState,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StartTlsState {
+    Greeting,
+    Ehlo,
+    StartTls,
+    Ready,
+}
+
+/// What to do after a plaintext reply.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StartTlsStep {
+    pub send: Option<Vec<u8>>,
+    /// The server said 220 to STARTTLS: start TLS now.
+    pub ready: bool,
+}
+
+impl Default for StartTls {
+    fn default() -> Self {
+        StartTls { state: StartTlsState::Greeting }
+    }
+}
+
+impl StartTls {
+    /// Takes the next plaintext reply.
+    pub fn on_reply(&mut self, reply: &Reply) -> Result<StartTlsStep, SubmitError> {
+        let refused =
+            |step| SubmitError::Refused { step, code: reply.code, text: reply.lines.join(" ") };
+        let mut step = StartTlsStep::default();
+        match self.state {
+            StartTlsState::Greeting if reply.code == 220 => {
+                step.send = Some(b"EHLO duet-mail\r\n".to_vec());
+                self.state = StartTlsState::Ehlo;
+            }
+            StartTlsState::Greeting => return Err(refused("greeting")),
+            StartTlsState::Ehlo if reply.code == 250 => {
+                // The first line is the server's name; the others are
+                // extensions, one keyword each (then parameters).
+                let offered = reply.lines.iter().skip(1).any(|line| {
+                    line.split_ascii_whitespace()
+                        .next()
+                        .is_some_and(|word| word.eq_ignore_ascii_case("STARTTLS"))
+                });
+                if !offered {
+                    return Err(SubmitError::NoStartTls);
+                }
+                step.send = Some(b"STARTTLS\r\n".to_vec());
+                self.state = StartTlsState::StartTls;
+            }
+            StartTlsState::Ehlo => return Err(refused("EHLO")),
+            StartTlsState::StartTls if reply.code == 220 => {
+                step.ready = true;
+                self.state = StartTlsState::Ready;
+            }
+            StartTlsState::StartTls => return Err(refused("STARTTLS")),
+            StartTlsState::Ready => return Err(refused("after STARTTLS")),
+        }
+        Ok(step)
+    }
+}
+
 /// Why a submission failed. Nothing was accepted unless it says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SubmitError {
@@ -96,6 +168,12 @@ pub enum SubmitError {
     BadAddress(String),
     /// No recipients.
     NoRecipients,
+    /// The server does not offer STARTTLS: refused, nothing sent in
+    /// plaintext.
+    NoStartTls,
+    /// The server sent bytes after its 220 to STARTTLS, before TLS began
+    /// (an attempt to inject replies into the TLS session): refused.
+    InjectedBeforeTls,
 }
 
 impl fmt::Display for SubmitError {
@@ -106,6 +184,12 @@ impl fmt::Display for SubmitError {
             }
             SubmitError::BadAddress(a) => write!(f, "bad address {a:?}"),
             SubmitError::NoRecipients => write!(f, "the message has no recipients"),
+            SubmitError::NoStartTls => {
+                write!(f, "the server offers no STARTTLS; refused (never plaintext)")
+            }
+            SubmitError::InjectedBeforeTls => {
+                write!(f, "the server sent more after its 220 to STARTTLS; refused")
+            }
         }
     }
 }
@@ -176,8 +260,15 @@ impl Submission {
         if to.is_empty() {
             return Err(SubmitError::NoRecipients);
         }
+        let mut to = to;
         for address in &to {
             check_address(address)?;
+        }
+        // The account itself, blind (envelope only): the server's
+        // acceptance then leaves a copy in the account's mailbox, which is
+        // what settles an entry cut off mid-send (`imap::check`).
+        if !to.iter().any(|a| a.eq_ignore_ascii_case(from)) {
+            to.push(from.into());
         }
         let mut message = format!("From: <{from}>\r\n").into_bytes();
         message.extend_from_slice(raw);
@@ -189,6 +280,20 @@ impl Submission {
             to,
             message,
         })
+    }
+
+    /// The same submission over a TLS session begun by STARTTLS: there is
+    /// no greeting then; the first step is [`Submission::begin`] (EHLO again,
+    /// as RFC 3207 requires).
+    pub fn after_starttls(mut self) -> Submission {
+        self.state = State::Ehlo;
+        self
+    }
+
+    /// What to send first without waiting for a reply: EHLO after STARTTLS
+    /// (nothing with implicit TLS, where the server greets first).
+    pub fn begin(&self) -> Option<Vec<u8>> {
+        (self.state == State::Ehlo).then(|| b"EHLO duet-mail\r\n".to_vec())
     }
 
     fn refused(&self, step: &'static str, reply: &Reply) -> SubmitError {
@@ -337,6 +442,7 @@ mod tests {
             "250 ok\r\n",
             "250 ok\r\n",
             "250 ok\r\n",
+            "250 ok\r\n",
             "354 go\r\n",
             "250 2.0.0 Ok: queued as 1234\r\n",
             "221 bye\r\n",
@@ -359,10 +465,43 @@ mod tests {
                 "RCPT TO:<carol@example.com>\r\n"
             ]
         );
-        assert_eq!(sent[5], "DATA\r\n");
-        assert_eq!(sent[6], "From: <alice@example.com>\r\nTo: bob@example.com\r\nSubject: s\r\n\r\n..leading dot\r\nend\r\n.\r\n");
-        assert_eq!(sent[7], "QUIT\r\n");
+        // The sender's own blind copy.
+        assert_eq!(sent[5], "RCPT TO:<alice@example.com>\r\n");
+        assert_eq!(sent[6], "DATA\r\n");
+        assert_eq!(sent[7], "From: <alice@example.com>\r\nTo: bob@example.com\r\nSubject: s\r\n\r\n..leading dot\r\nend\r\n.\r\n");
+        assert_eq!(sent[8], "QUIT\r\n");
         assert_eq!(events, vec![Event::Sending, Event::Accepted]);
+    }
+
+    #[test]
+    fn starttls_goes_on_only_when_offered() {
+        let mut start = StartTls::default();
+        let step = start.on_reply(&reply("220 mail.test ESMTP\r\n")).unwrap();
+        assert_eq!(step.send.as_deref(), Some(&b"EHLO duet-mail\r\n"[..]));
+        let ehlo = "250-mail.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 8BITMIME\r\n";
+        let step = start.on_reply(&reply(ehlo)).unwrap();
+        assert_eq!(step.send.as_deref(), Some(&b"STARTTLS\r\n"[..]));
+        let step = start.on_reply(&reply("220 2.0.0 Ready to start TLS\r\n")).unwrap();
+        assert!(step.ready && step.send.is_none());
+        // Then the submission starts with EHLO, unasked.
+        let mut s = submission().after_starttls();
+        assert_eq!(s.begin().as_deref(), Some(&b"EHLO duet-mail\r\n"[..]));
+        let step = s.on_reply(&reply("250-mail.test\r\n250 AUTH PLAIN\r\n")).unwrap();
+        assert!(step.send.unwrap().starts_with(b"AUTH PLAIN "));
+        assert_eq!(submission().begin(), None);
+
+        // Not offered (the server's name is no extension): refused.
+        let mut start = StartTls::default();
+        start.on_reply(&reply("220 hi\r\n")).unwrap();
+        let e = start.on_reply(&reply("250-STARTTLS\r\n250 AUTH PLAIN\r\n")).unwrap_err();
+        assert_eq!(e, SubmitError::NoStartTls);
+        let mut start = StartTls::default();
+        start.on_reply(&reply("220 hi\r\n")).unwrap();
+        start.on_reply(&reply("250-x\r\n250 STARTTLS\r\n")).unwrap();
+        assert!(matches!(
+            start.on_reply(&reply("454 TLS not available\r\n")),
+            Err(SubmitError::Refused { step: "STARTTLS", code: 454, .. })
+        ));
     }
 
     #[test]
@@ -372,6 +511,14 @@ mod tests {
         s.on_reply(&reply("250 ok\r\n")).unwrap();
         let e = s.on_reply(&reply("535 5.7.8 Error: authentication failed\r\n")).unwrap_err();
         assert_eq!(e.to_string(), "AUTH: server said 535 5.7.8 Error: authentication failed");
+        // Sent to oneself: one RCPT, not two.
+        let mut s = Submission::new("a", "b", "a@x", vec!["A@x".into()], b"").unwrap();
+        s.on_reply(&reply("220 hi\r\n")).unwrap();
+        s.on_reply(&reply("250 ok\r\n")).unwrap();
+        s.on_reply(&reply("235 ok\r\n")).unwrap();
+        s.on_reply(&reply("250 ok\r\n")).unwrap();
+        let step = s.on_reply(&reply("250 ok\r\n")).unwrap();
+        assert_eq!(step.send.as_deref(), Some(&b"DATA\r\n"[..]));
         assert!(matches!(
             Submission::new("a", "b", "a@x", vec![], b""),
             Err(SubmitError::NoRecipients)

@@ -126,6 +126,14 @@ impl Stream<'_> {
         self.iface.poll(now(), self.port, self.sockets);
         Ok(self.sockets.get_mut::<tcp::Socket>(self.handle))
     }
+
+    /// Nothing to do until a frame comes or a timer is due: sleep (WFI).
+    fn wait(&mut self) {
+        let now = now();
+        let delay = self.iface.poll_delay(now, self.sockets);
+        let until = delay.map_or(self.deadline, |d| (now + d).min(self.deadline));
+        crate::net::sleep(self.port, until);
+    }
 }
 
 impl embedded_io::Read for Stream<'_> {
@@ -138,6 +146,7 @@ impl embedded_io::Read for Stream<'_> {
             if !socket.may_recv() {
                 return Ok(0);
             }
+            self.wait();
         }
     }
 }
@@ -152,6 +161,7 @@ impl embedded_io::Write for Stream<'_> {
             if !socket.may_send() {
                 return Err(StreamError::Closed);
             }
+            self.wait();
         }
     }
 
@@ -164,6 +174,7 @@ impl embedded_io::Write for Stream<'_> {
             if !socket.may_send() {
                 return Err(StreamError::Closed);
             }
+            self.wait();
         }
     }
 }
@@ -171,7 +182,7 @@ impl embedded_io::Write for Stream<'_> {
 pub type Connection<'a, 'b> = TlsConnection<'a, Stream<'b>, Aes128GcmSha256>;
 
 /// Opens TLS on `stream`, checking the server against `ca_der` and
-/// `server_name`, and runs `work` over the connection; closes it after.
+/// `server_name`, and runs `work` over the connection.
 pub fn with_connection<R, E: From<TlsError>>(
     stream: Stream,
     rng: &mut Rng,
@@ -186,9 +197,12 @@ pub fn with_connection<R, E: From<TlsError>>(
     let provider =
         Provider { rng: Entropy(rng), verifier: CertVerifier::new(Certificate::X509(ca_der)) };
     tls.open(TlsContext::new(&config, provider))?;
-    let result = work(&mut tls);
-    let _ = tls.close();
-    result
+    // No close_notify after the work: IMAP and SMTP end with their own
+    // goodbye (LOGOUT, QUIT), after which the server closes at once; a
+    // close_notify written then may never be acknowledged (the host side
+    // is gone), and flushing it would wait out the whole deadline. The
+    // TCP connection is closed by the caller.
+    work(&mut tls)
 }
 
 /// Writes all of `bytes` and flushes.

@@ -235,6 +235,11 @@ impl Ui {
         lines
     }
 
+    /// True on the inbox screen (not reading a message or composing).
+    pub fn on_inbox(&self) -> bool {
+        self.screen == Screen::Inbox
+    }
+
     /// The selected row.
     pub fn selected(&self) -> usize {
         self.selected
@@ -287,6 +292,7 @@ mod tests {
         assert_eq!(ui.key(b'q', &rows()), Effect::ShowInbox);
         assert_eq!(ui.key(b'k', &rows()), Effect::ShowInbox);
         assert_eq!(ui.key(b's', &rows()), Effect::Status);
+        assert!(ui.on_inbox());
         assert_eq!(ui.key(b'q', &rows()), Effect::Quit);
         assert_eq!(Ui::default().key(b'\r', &[]), Effect::Nothing);
     }
@@ -295,6 +301,7 @@ mod tests {
     fn compose_queues_a_draft_and_takes_only_printable_keys() {
         let mut ui = Ui::default();
         keys(&mut ui, b"cbob@example.com\rHi\x1b there\r", &[]);
+        assert!(!ui.on_inbox());
         keys(&mut ui, b"line one\r.hidden dot\rtypo\x7f\x7fpo\r", &[]);
         let effect = ui.key(b'.', &[]);
         assert_eq!(effect, Effect::Print(".".into()));

@@ -11,6 +11,7 @@
 //! anything else a server may send is read as generic values so that it
 //! can be skipped.
 
+pub mod check;
 mod parser;
 pub mod session;
 #[cfg(test)]

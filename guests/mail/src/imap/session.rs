@@ -138,9 +138,7 @@ impl Session {
     }
 
     fn unexpected(&self, response: &Response) -> SessionError {
-        let mut text = format!("{response:?}");
-        text.truncate(200);
-        SessionError::Unexpected { state: self.state.name(), response: text }
+        SessionError::Unexpected { state: self.state.name(), response: shown(response) }
     }
 
     /// Takes the next response from the server.
@@ -284,8 +282,20 @@ fn flag_bits(flags: &[Flag]) -> u8 {
     })
 }
 
+/// A response as the error shows it: its first 200 bytes or so (cut at a
+/// character boundary: the server's text may be any UTF-8).
+pub(crate) fn shown(response: &Response) -> String {
+    let mut text = format!("{response:?}");
+    let mut end = text.len().min(200);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text
+}
+
 /// `text` as an IMAP quoted string; only printable ASCII may be quoted.
-fn quoted(text: &str) -> Result<String, SessionError> {
+pub(crate) fn quoted(text: &str) -> Result<String, SessionError> {
     if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         return Err(SessionError::BadCredentials);
     }
@@ -477,5 +487,12 @@ mod tests {
             Err(SessionError::BadCredentials)
         ));
         assert!(matches!(Session::new("bob", "p\u{e9}", 0, 0), Err(SessionError::BadCredentials)));
+
+        // An unexpected response with text where byte 200 falls inside a
+        // character (found by fuzzing: the error must not panic).
+        let mut session = Session::new("bob", "pw", 0, 0).unwrap();
+        let text = "\u{e9}".repeat(150);
+        let (_, done) = run(&mut session, &format!("* NO {text}\r\n"), &mut store);
+        assert!(matches!(done, Err(SessionError::Unexpected { .. })));
     }
 }

@@ -108,6 +108,9 @@ pub struct Log<D: BlockDevice> {
     sequence: u64,
     chain: u32,
     broken: bool,
+    /// Opening stopped at bytes that were not zero and not a whole, right
+    /// record (a write cut off, or stale bytes): they were dropped.
+    dropped_tail: bool,
 }
 
 impl<D: BlockDevice> Log<D> {
@@ -139,7 +142,15 @@ impl<D: BlockDevice> Log<D> {
             }
         };
         let capacity = (blocks - 1) * BLOCK as u64;
-        let mut log = Log { device, capacity, tail: 0, sequence: 0, chain: salt, broken: false };
+        let mut log = Log {
+            device,
+            capacity,
+            tail: 0,
+            sequence: 0,
+            chain: salt,
+            broken: false,
+            dropped_tail: false,
+        };
         log.replay(&mut each)?;
         Ok(log)
     }
@@ -153,6 +164,7 @@ impl<D: BlockDevice> Log<D> {
                 return Ok(());
             }
             self.read_bytes(position, &mut header)?;
+            self.dropped_tail = header.iter().any(|&b| b != 0);
             let Some((kind, len, sequence, crc)) = parse_header(&header) else { return Ok(()) };
             let end = position + (HEADER + len) as u64;
             if sequence != self.sequence || end > self.capacity {
@@ -163,6 +175,7 @@ impl<D: BlockDevice> Log<D> {
             if checksum(self.chain, &header, &payload) != crc {
                 return Ok(());
             }
+            self.dropped_tail = false;
             let at = RecordRef { position, len: len as u32, chain: self.chain };
             each(Record { kind, sequence, payload: &payload, at });
             self.tail = end;
@@ -233,6 +246,13 @@ impl<D: BlockDevice> Log<D> {
     /// Bytes the log can hold in all.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// True if opening found bytes after the last good record that were
+    /// not a record (a write cut off by a power cut, or stale bytes): the
+    /// log goes on over them.
+    pub fn dropped_tail(&self) -> bool {
+        self.dropped_tail
     }
 
     /// Records in the log.

@@ -251,6 +251,15 @@ impl<D: BlockDevice> Store<D> {
         self.index.outbox.iter().map(|(id, entry)| (*id, entry.state))
     }
 
+    /// The next entry waiting to be sent (not "sent"), and where it
+    /// stands: the first after entry `after` if there is one, else the
+    /// first (so that one entry the server keeps refusing does not hold
+    /// up those queued after it).
+    pub fn next_waiting(&self, after: Option<u64>) -> Option<(u64, Outbox)> {
+        let waiting = || self.outbox().filter(|(_, state)| *state != Outbox::Sent);
+        after.and_then(|after| waiting().find(|(id, _)| *id > after)).or_else(|| waiting().next())
+    }
+
     /// Records that sending entry `id` begins (before the first byte goes).
     pub fn begin_send(&mut self, id: u64) -> Result<(), StoreError<D::Error>> {
         self.entry(id)?;

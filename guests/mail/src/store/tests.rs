@@ -38,6 +38,7 @@ fn records_come_back_in_order_after_a_reopen() {
     assert_eq!(seen, written);
     assert_eq!(log.records(), 2);
     assert_eq!(log.used(), (2 * HEADER + 400) as u64);
+    assert!(!log.dropped_tail());
 }
 
 #[test]
@@ -90,6 +91,8 @@ fn a_write_torn_at_any_byte_loses_only_that_record() {
             expected.push((3, third.clone()));
         }
         assert_eq!(seen, expected, "torn after {k} bytes");
+        // Only a write that left something and did not finish is dropped.
+        assert_eq!(log.dropped_tail(), k > 0 && k < len, "torn after {k} bytes");
         // The log goes on from the last good record; what the torn write
         // left past it (a longer record's tail) never comes back.
         log.append(4, b"next").unwrap();
@@ -213,6 +216,14 @@ fn the_outbox_sends_each_entry_once_and_remembers_an_unfinished_send() {
     assert_eq!(store.outbox().next(), Some((1, Outbox::Sent)));
     assert_eq!(store.queue(b"c").unwrap(), 3);
     assert_eq!(store.mark_sent(9), Err(StoreError::NoEntry(9)));
+    // Waiting: 2 (uncertain) and 3; after a failure of 2, 3 comes next,
+    // then 2 again.
+    assert_eq!(store.next_waiting(None), Some((2, Outbox::Uncertain)));
+    assert_eq!(store.next_waiting(Some(2)), Some((3, Outbox::Queued)));
+    assert_eq!(store.next_waiting(Some(3)), Some((2, Outbox::Uncertain)));
+    store.mark_sent(2).unwrap();
+    store.mark_sent(3).unwrap();
+    assert_eq!(store.next_waiting(None), None);
 }
 
 #[test]

@@ -99,6 +99,10 @@ enum Task {
         /// --report docs/benchmarks-power.md.
         #[arg(long)]
         power: bool,
+        /// Run only the bench guest's microbenchmarks, once with icount on
+        /// each side (quick; for work on Duet's hot paths).
+        #[arg(long, conflicts_with = "power")]
+        micro: bool,
     },
 }
 
@@ -202,7 +206,11 @@ fn run(task: Task) -> Result<ExitCode> {
             bench::power::run(report)?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Bench { report, idle_seconds, runs, power: false } => {
+        Task::Bench { micro: true, .. } => {
+            bench::run_micro()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Bench { report, idle_seconds, runs, power: false, micro: false } => {
             bench::run(&bench::Options { report, idle_seconds, runs })?;
             Ok(ExitCode::SUCCESS)
         }

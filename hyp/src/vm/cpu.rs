@@ -5,6 +5,12 @@
 //! decides who may run: a background vCPU past its budget waits for the
 //! next window, and background timer deadlines are delayed within their
 //! slack so wakeups line up. Bare metal only.
+//!
+//! The policy is decided per turn, not per exit: a turn runs one vCPU
+//! through as many exits as return straight to it (a hypercall, an MMIO
+//! access) and ends when it blocks, an interrupt comes (Duet's timer for a
+//! slice, budget or deadline; a kick; a device), or this CPU's own exit
+//! handling made one of its vCPUs runnable or changed the scene.
 
 use super::instance::{Power, Vm};
 use super::layout;
@@ -18,7 +24,7 @@ use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, 
 use crate::sched::{earliest, energy};
 use crate::MAX_CPUS;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// How long a vCPU runs before another that waits for this CPU gets it.
 const SLICE_MS: u64 = 10;
@@ -31,6 +37,16 @@ static TIMER_INTERRUPTS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; M
 /// Per CPU: sleeps in each of the device tree's idle states (else WFI).
 static IDLE_STATE_SLEEPS: [[AtomicU64; MAX_IDLE_STATES]; MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; MAX_IDLE_STATES] }; MAX_CPUS];
+
+/// Per CPU: something this CPU did while handling an exit (a kick of one
+/// of its own vCPUs, a scene change) asks it to choose again before it
+/// re-enters the guest. Other CPUs say so with the kick SGI instead.
+static LOOK_AGAIN: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
+/// Makes this CPU choose its vCPU again before it next enters a guest.
+pub fn look_again() {
+    LOOK_AGAIN[cpu::id()].store(true, Ordering::Relaxed);
+}
 
 /// Sleeps of CPU `cpu` in each of its idle states.
 pub fn idle_state_counters(cpu: usize) -> [u64; MAX_IDLE_STATES] {
@@ -66,7 +82,8 @@ struct Slot<'a> {
 /// Runs the vCPUs `placed` on this CPU, for ever.
 pub fn run_cpu(placed: Vec<(&Vm, usize)>, cpus: &impl Cpus) -> ! {
     guest::configure();
-    let lrs = gic::list_register_count().min(16);
+    let mut lr_values = [0u64; 16];
+    let lrs = &mut lr_values[..gic::list_register_count().min(16)];
     let mut slots: Vec<Slot> = placed
         .into_iter()
         .map(|(vm, index)| Slot {
@@ -84,6 +101,7 @@ pub fn run_cpu(placed: Vec<(&Vm, usize)>, cpus: &impl Cpus) -> ! {
     let mut loaded: Option<usize> = None;
     let mut last = slots.len().saturating_sub(1);
     loop {
+        LOOK_AGAIN[cpu::id()].store(false, Ordering::Relaxed);
         let now = cpu::counter();
         let turn = Turn::decide(&slots, loaded, now, clock);
         let Some(next) = power::next_by_rank(slots.len(), last, |i| turn.rank(&slots, i)) else {
@@ -203,17 +221,18 @@ fn switch(slots: &mut [Slot], loaded: Option<usize>, next: usize) {
     }
 }
 
-/// Runs the loaded vCPU of `slots[i]` until an exit, and handles it.
-/// Duet's timer wakes the CPU for the other vCPUs' deadlines, the end of
-/// the time slice (only while another vCPU wants this CPU) and the end of
-/// this vCPU's budget, whichever comes first.
+/// Runs the loaded vCPU of `slots[i]` for one turn: until an exit that
+/// is not a trap returning straight to it (see the module's comment), each
+/// exit handled. Duet's timer wakes the CPU for the other vCPUs'
+/// deadlines, the end of the time slice (only while another vCPU wants
+/// this CPU) and the end of this vCPU's budget, whichever comes first.
 fn run_slot(
     slots: &mut [Slot],
     i: usize,
     contended: bool,
     budget_end: Option<u64>,
     turn: &Turn,
-    lrs: usize,
+    lrs: &mut [u64],
     cpus: &impl Cpus,
 ) {
     let wake = turn.wake(slots, Some(i), Some(i));
@@ -238,21 +257,32 @@ fn run_slot(
             *power = Power::On;
         }
     }
-    run::load_list_registers(vm, index, lrs);
-    vm.in_guest[index].store(true, Ordering::Release);
+    let me = cpu::id();
     let entered = cpu::counter();
-    // SAFETY: this CPU holds this vCPU's state (switched in above) and its
-    // VM's stage-2 map; `regs` is the vCPU's register block.
-    let exit = unsafe { guest::enter(&mut slot.regs) };
+    let after = loop {
+        run::load_list_registers(vm, index, lrs);
+        vm.in_guest[index].store(true, Ordering::Release);
+        // SAFETY: this CPU holds this vCPU's state (switched in above) and
+        // its VM's stage-2 map; `regs` is the vCPU's register block.
+        let exit = unsafe { guest::enter(&mut slot.regs) };
+        vm.in_guest[index].store(false, Ordering::Release);
+        run::save_list_registers(vm, index, lrs);
+        let after = run::handle_exit(vm, index, &mut slot.regs, &exit, cpus);
+        let same_turn = after == After::Continue
+            && exit.kind == guest::ExitKind::Synchronous
+            && !LOOK_AGAIN[me].load(Ordering::Relaxed)
+            && vm.is_running();
+        if !same_turn {
+            break after;
+        }
+    };
+    // The turn's time, exits handled for it included, is the vCPU's.
     let exited = cpu::counter();
     vm.counters.add_guest_ticks(exited.wrapping_sub(entered));
-    energy::METER.add_guest(vm.index, cpu::id(), exited.wrapping_sub(entered));
+    energy::METER.add_guest(vm.index, me, exited.wrapping_sub(entered));
     slot.budget.charge(entered, exited, slot.power.background_cpu_percent, turn.clock);
-    vm.in_guest[index].store(false, Ordering::Release);
-    run::save_list_registers(vm, index, lrs);
-    match run::handle_exit(vm, index, &mut slot.regs, &exit, cpus) {
-        After::Continue | After::Yield => {}
-        After::Wait => slot.waiting = true,
+    if after == After::Wait {
+        slot.waiting = true;
     }
 }
 

@@ -121,7 +121,7 @@ impl Cpus for SystemCpus {
         let placement = PLACEMENT.get().expect("placed before running");
         match placement.cpu_of(VcpuId { vm: vm.index, vcpu }) {
             Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, cpu),
-            _ => {}
+            _ => super::cpu::look_again(),
         }
     }
 
@@ -193,6 +193,7 @@ pub fn change_scene(scene: Scene) {
     } else {
         println!("duet: screen off: every VM is in the background");
     }
+    super::cpu::look_again();
     for other in (0..smp::online()).filter(|&c| c != cpu::id()) {
         gic::send_sgi(KICK_SGI, other);
     }

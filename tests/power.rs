@@ -14,6 +14,7 @@ const COMMAND: Duration = Duration::from_secs(60);
 const PROMPT: &str = "/ # ";
 const NEXT_VM: &str = "\x1dn";
 const COUNTERS: &str = "\x1ds";
+const SCREEN: &str = "\x1do";
 
 /// A Linux VM's `[[vm]]` table (Debian's kernel, the busybox initramfs)
 /// followed by `power`, its `[vm.power]` keys if any.
@@ -385,10 +386,40 @@ fn idle_state_sleeps(text: &str, cpu: usize) -> Option<u64> {
     line.strip_prefix(&prefix)?.split(' ').next()?.parse().ok()
 }
 
+/// CPU `cpu`'s vCPUs from the last `duet: cpuN: placed ...` line.
+fn placed(text: &str, cpu: usize) -> Option<String> {
+    let prefix = format!("duet: cpu{cpu}: placed ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    Some(line[prefix.len()..].trim().to_string())
+}
+
+/// Toggles the screen with `Ctrl-] o` and waits for the new placement.
+fn toggle_screen(run: &mut Machine, now: &str) -> String {
+    let mark = run.mark();
+    run.send(SCREEN);
+    run.expect_since(mark, now, COMMAND);
+    run.expect_since(mark, "duet: placement:", COMMAND);
+    // Give the CPUs a moment to take their vCPUs, then read the counters.
+    std::thread::sleep(Duration::from_secs(1));
+    counters(run)
+}
+
+fn require_placed(run: &mut Machine, text: &str, expected: [&str; 4]) {
+    for (cpu, want) in expected.iter().enumerate() {
+        let got = placed(text, cpu);
+        if got.as_deref() != Some(*want) {
+            run.fail(&format!("cpu{cpu} runs {got:?}, not {want:?}, in:\n{text}"));
+        }
+    }
+}
+
 #[test]
 fn big_little_placement_and_idle_states_from_the_device_tree() {
     let dtb = device_tree_with_energy_model(4);
-    let text = linux_vm("personal", "personal", 1, "") + &linux_vm("corporate", "corporate", 1, "");
+    // Background budgets that add up to less than one CPU: with the screen
+    // off both vCPUs share one little CPU.
+    let text = linux_vm("personal", "personal", 1, "background_cpu_percent = 50")
+        + &linux_vm("corporate", "corporate", 1, "background_cpu_percent = 25");
     let path = manifest("power-big-little", &text);
     let mut run = Machine::xtask(&[
         "run",
@@ -430,6 +461,19 @@ fn big_little_placement_and_idle_states_from_the_device_tree() {
     if sleeps == 0 {
         run.fail("cpu2 never entered the idle state while its guest idled");
     }
+    require_placed(&mut run, &after, ["corporate/0", "nothing", "personal/0", "nothing"]);
+    // Screen off: both packed onto the first little CPU; the personal VM
+    // still answers from there.
+    let off = toggle_screen(&mut run, "duet: screen off: every VM is in the background");
+    require_placed(&mut run, &off, ["personal/0 corporate/0", "nothing", "nothing", "nothing"]);
+    ask(&mut run, "personal", "echo packed-$((40 + 2))", "packed-42");
+    // Screen on again: the foreground persona back on a big CPU.
+    let on = toggle_screen(&mut run, "duet: screen on: vm personal is in the foreground");
+    require_placed(&mut run, &on, ["corporate/0", "nothing", "personal/0", "nothing"]);
+    ask(&mut run, "personal", "echo moved-$((40 + 2))", "moved-42");
+    focus(&mut run, "corporate");
+    ask(&mut run, "corporate", "echo stayed-$((40 + 2))", "stayed-42");
+    focus(&mut run, "personal");
     power_off_and_check_energy(&mut run, &["personal", "corporate"]);
 }
 
@@ -448,4 +492,8 @@ fn counter_and_energy_lines_are_read() {
     let states = "duet: cpu2: idle-state sleeps state0 17 state1 0 state2 0 state3 0\n";
     assert_eq!(idle_state_sleeps(states, 2), Some(17));
     assert_eq!(idle_state_sleeps(states, 1), None);
+    let lines = "duet: cpu0: placed personal/0 corporate/0\nduet: cpu1: placed nothing\n";
+    assert_eq!(placed(lines, 0).as_deref(), Some("personal/0 corporate/0"));
+    assert_eq!(placed(lines, 1).as_deref(), Some("nothing"));
+    assert_eq!(placed(lines, 2), None);
 }

@@ -64,23 +64,30 @@ pub fn look_again() {
 static IDLE_STATE_TICKS: [[AtomicU64; MAX_IDLE_STATES]; MAX_CPUS] =
     [const { [const { AtomicU64::new(0) }; MAX_IDLE_STATES] }; MAX_CPUS];
 
-/// Prints `duet: cpuN: residency off=P% state0=P% ... offs=N`: the share
-/// of the `elapsed` ticks up to `now` CPU `cpu` spent off and in each of
-/// its idle states, and how often it was turned off.
-pub fn print_residency(cpu: usize, elapsed: u64, now: u64) {
+/// Prints `duet: cpuN: residency off=P% state0=P% ... offs=N elapsed_ms=T
+/// off_ms=T state0_ms=T ...`: the share of the `elapsed` ticks up to `now`
+/// CPU `cpu` spent off and in each of its idle states, how often it was
+/// turned off, and the same times in milliseconds (for differences).
+pub fn print_residency(cpu: usize, elapsed: u64, now: u64, clock: Clock) {
     let (offs, off) = smp::off_counters(cpu, now);
+    let states = MODELS[cpu].get().map(|m| m.idle_states().len()).unwrap_or(0);
+    let ticks: Vec<u64> =
+        IDLE_STATE_TICKS[cpu].iter().take(states).map(|t| t.load(Ordering::Relaxed)).collect();
     let per_mille = |ticks: u64| {
         let p = u128::from(ticks) * 1000 / u128::from(elapsed.max(1));
         (p / 10, p % 10)
     };
     let (whole, tenth) = per_mille(off);
     print!("duet: cpu{cpu}: residency off={whole}.{tenth}%");
-    let states = MODELS[cpu].get().map(|m| m.idle_states().len()).unwrap_or(0);
-    for (i, ticks) in IDLE_STATE_TICKS[cpu].iter().enumerate().take(states) {
-        let (whole, tenth) = per_mille(ticks.load(Ordering::Relaxed));
+    for (i, &t) in ticks.iter().enumerate() {
+        let (whole, tenth) = per_mille(t);
         print!(" state{i}={whole}.{tenth}%");
     }
-    println!(" offs={offs}");
+    print!(" offs={offs} elapsed_ms={} off_ms={}", clock.millis(elapsed), clock.millis(off));
+    for (i, &t) in ticks.iter().enumerate() {
+        print!(" state{i}_ms={}", clock.millis(t));
+    }
+    println!();
 }
 
 /// Sleeps of CPU `cpu` in each of its idle states.
@@ -514,8 +521,11 @@ fn sleep(idle_states: &[IdleState], expected_us: Option<u64>) {
                 // Refused (the state is not what the tree says): plain WFI.
                 cpu::wait_for_interrupt();
             }
-            let slept = cpu::counter().saturating_sub(before);
-            IDLE_STATE_TICKS[me][state].fetch_add(slept, Ordering::Relaxed);
+            if placement::is_set() {
+                // Residency counts from when the VMs were placed.
+                let slept = cpu::counter().saturating_sub(before);
+                IDLE_STATE_TICKS[me][state].fetch_add(slept, Ordering::Relaxed);
+            }
         }
         _ => cpu::wait_for_interrupt(),
     }

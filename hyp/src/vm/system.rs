@@ -231,7 +231,8 @@ pub fn print_counters() {
         println!();
         let started = STARTED_AT.get().copied().unwrap_or(0);
         let now = cpu::counter();
-        super::cpu::print_residency(cpu, now.saturating_sub(started), now);
+        let clock = crate::sched::power::Clock { frequency };
+        super::cpu::print_residency(cpu, now.saturating_sub(started), now, clock);
         let states = super::cpu::idle_state_counters(cpu);
         if states.iter().any(|&n| n > 0) {
             print!("duet: cpu{cpu}: idle-state sleeps");

@@ -4,19 +4,34 @@
 //! moving of a vCPU's state between CPUs is `vm::cpu`'s. Bare metal only.
 
 use super::instance::Vm;
+use super::layout::MAX_VCPUS;
+use crate::personas::format::MAX_VMS;
 use crate::sched::{Placement, VcpuId, VmNeed};
 use crate::{print, println, smp};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use spin::RwLock;
 
 static CURRENT: RwLock<Option<Placement>> = RwLock::new(None);
 /// Bumped after each new placement is stored.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Each vCPU's CPU by VM and vCPU, as in [`CURRENT`]: every kick reads it,
+/// so it is a table of atomics rather than the lock. Every placement
+/// places every vCPU, so each entry is only ever overwritten.
+static CPU_OF: [[AtomicUsize; MAX_VCPUS]; MAX_VMS] =
+    [const { [const { AtomicUsize::new(NOWHERE) }; MAX_VCPUS] }; MAX_VMS];
+const NOWHERE: usize = usize::MAX;
 
 /// Makes `placement` the one every CPU follows from its next turn.
 pub fn set(placement: Placement) {
-    *CURRENT.write() = Some(placement);
+    let mut current = CURRENT.write();
+    for (cpu, queue) in placement.queues.iter().enumerate() {
+        for id in queue.iter().filter(|id| id.vm < MAX_VMS && id.vcpu < MAX_VCPUS) {
+            CPU_OF[id.vm][id.vcpu].store(cpu, Ordering::Release);
+        }
+    }
+    *current = Some(placement);
+    drop(current);
     GENERATION.fetch_add(1, Ordering::AcqRel);
 }
 
@@ -33,7 +48,8 @@ pub fn queue(cpu: usize) -> Vec<VcpuId> {
 
 /// The CPU that runs `id` now.
 pub fn cpu_of(id: VcpuId) -> Option<usize> {
-    CURRENT.read().as_ref().and_then(|p| p.cpu_of(id))
+    let cpu = CPU_OF.get(id.vm)?.get(id.vcpu)?.load(Ordering::Acquire);
+    (cpu != NOWHERE).then_some(cpu)
 }
 
 /// Whether any placement is set (the VMs are placed).

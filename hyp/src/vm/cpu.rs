@@ -160,6 +160,7 @@ pub fn run_cpu(cpus: &impl Cpus) -> ! {
     let me = cpu::id();
     let mut lr_values = [0u64; 16];
     let lrs = &mut lr_values[..gic::list_register_count().min(16)];
+    run::clear_list_registers(lrs.len());
     let mut slots: Vec<Slot> = Vec::new();
     let mut followed = None;
     let clock = Clock { frequency: cpu::counter_frequency() };
@@ -425,13 +426,13 @@ fn run_slot(
     let me = cpu::id();
     let entered = cpu::counter();
     let after = loop {
-        run::load_list_registers(vm, index, lrs);
+        let used = run::load_list_registers(vm, index, lrs);
         vm.in_guest[index].store(true, Ordering::Release);
         // SAFETY: this CPU holds this vCPU's state (switched in above) and
         // its VM's stage-2 map; `regs` is the vCPU's register block.
         let exit = unsafe { guest::enter(&mut slot.regs) };
         vm.in_guest[index].store(false, Ordering::Release);
-        run::save_list_registers(vm, index, lrs);
+        run::save_list_registers(vm, index, &mut lrs[..used]);
         let after = run::handle_exit(vm, index, &mut slot.regs, &exit, cpus);
         let same_turn = after == After::Continue
             && exit.kind == guest::ExitKind::Synchronous

@@ -74,19 +74,32 @@ pub fn handle_exit(
     after
 }
 
-/// Loads the list registers with what the vGIC has for this vCPU;
-/// `values` (as many as the hardware has) is scratch space the fill
-/// overwrites, kept by the caller so that no entry pays for zeroing it.
-pub fn load_list_registers(vm: &Vm, vcpu: usize, values: &mut [u64]) {
-    let more = vm.vgic.lock().fill_list_registers(vcpu, values).more;
-    for (n, &value) in values.iter().enumerate() {
+/// Loads the list registers with what the vGIC has for this vCPU and
+/// returns how many it used, from the first; `values` (as many as the
+/// hardware has) is scratch space the fill overwrites, kept by the caller
+/// so that no entry pays for zeroing it. The hardware's list registers
+/// must all be empty (as [`save_list_registers`] and [`clear_list_registers`]
+/// leave them): only the used ones are written.
+pub fn load_list_registers(vm: &Vm, vcpu: usize, values: &mut [u64]) -> usize {
+    let fill = vm.vgic.lock().fill_list_registers(vcpu, values);
+    for (n, &value) in values[..fill.used].iter().enumerate() {
         gic::write_list_register(n, value);
     }
-    gic::set_underflow_interrupt(more);
+    gic::set_underflow_interrupt(fill.more);
+    fill.used
 }
 
-/// Folds the list registers back into the vGIC after an exit; `values`
-/// as for [`load_list_registers`].
+/// Empties every list register (`count` of them): at a CPU's start, since
+/// they reset to unknown values.
+pub fn clear_list_registers(count: usize) {
+    for n in 0..count {
+        gic::write_list_register(n, 0);
+    }
+}
+
+/// Folds the list registers back into the vGIC after an exit and empties
+/// them; `values` holds the ones [`load_list_registers`] used (the others
+/// stayed empty: the guest cannot fill a list register).
 pub fn save_list_registers(vm: &Vm, vcpu: usize, values: &mut [u64]) {
     for (n, value) in values.iter_mut().enumerate() {
         *value = gic::read_list_register(n);

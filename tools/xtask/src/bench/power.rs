@@ -184,8 +184,10 @@ fn package_of(
 
 fn boot(image: &Path, package: &Path) -> Result<Machine> {
     let options = qemu::Options { package: Some(package.to_path_buf()), ..Default::default() };
-    let mut machine =
-        Machine::start(qemu::command(duet_boards::default_board(), image, &options), Setup::Duet)?;
+    let mut machine = Machine::start(
+        qemu::command(duet_boards::default_board(), image, &options),
+        Setup::DuetPair,
+    )?;
     // The personal persona has the focus, so its prompt shows as it comes;
     // the corporate one's shows once it has the focus (a typed newline
     // makes its shell print one afresh). A persona on a small budget boots

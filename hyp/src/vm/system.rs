@@ -87,8 +87,9 @@ fn halt(reason: core::fmt::Arguments) -> ! {
     machine::stop()
 }
 
-/// What every CPU does once Duet is up: run the vCPUs placed on it, or,
-/// with none, sleep (in its deepest standby idle state).
+/// What every CPU does once Duet is up (and after it was turned off and
+/// started again): once the VMs are placed, the CPU loop (`vm::cpu`),
+/// which runs the vCPUs the placement gives it or rests; before, sleep.
 pub fn cpu_loop(me: usize) -> ! {
     loop {
         if VMS.get().is_some() && placement::is_set() {

@@ -375,7 +375,10 @@ fn markdown(table: &str) -> String {
          beside the hog (the better of two runs each); the hog's share is its guest time \
          over the wall time of those two runs. Guest time is wall time between entering \
          and leaving the guest, so on a busy host it includes time the host took from \
-         QEMU's vCPU thread: the share then reads high.\n\n\
+         QEMU's vCPU thread: the share then reads high. The idle scenario turns the \
+         screen off, so both personas are in the background and packed onto one CPU; \
+         its CPU lines say what each CPU ran and, for those without vCPUs, the share \
+         of the window they were off or in their deepest idle state.\n\n\
          ```\n{table}```\n"
     )
 }

@@ -14,6 +14,7 @@ const COMMAND: Duration = Duration::from_secs(60);
 const PROMPT: &str = "/ # ";
 const NEXT_VM: &str = "\x1dn";
 const COUNTERS: &str = "\x1ds";
+const SCREEN: &str = "\x1do";
 
 /// A Linux VM's `[[vm]]` table (Debian's kernel, the busybox initramfs)
 /// followed by `power`, its `[vm.power]` keys if any.
@@ -292,7 +293,8 @@ fn background_timer_slack_cuts_wakeups() {
 /// QEMU's own device tree for the default board with `smp` CPUs, rewritten
 /// with an energy model: CPUs 2 and 3 big, 0 and 1 little (capacity,
 /// dynamic-power coefficient, an OPP table per class), every CPU with one
-/// standby idle state (PSCI power state 0x1: QEMU's PSCI takes it as WFI).
+/// standby idle state (PSCI power state 0x1: QEMU's PSCI takes it as WFI)
+/// and one power-down state (0x10000).
 fn device_tree_with_energy_model(smp: u32) -> PathBuf {
     require_qemu();
     let board = duet_boards::default_board();
@@ -314,6 +316,7 @@ fn device_tree_with_energy_model(smp: u32) -> PathBuf {
 
 /// Phandles for the added nodes, above any QEMU uses.
 const IDLE_PHANDLE: u32 = 0xd000;
+const POWER_DOWN_PHANDLE: u32 = 0xd003;
 const OPP_BIG: u32 = 0xd001;
 const OPP_LITTLE: u32 = 0xd002;
 
@@ -337,7 +340,7 @@ fn copy_node(node: &fdt::node::FdtNode, path: &Path, out: &mut vm_fdt::FdtWriter
         out.property_u32("capacity-dmips-mhz", if big { 1024 } else { 446 }).unwrap();
         out.property_u32("dynamic-power-coefficient", if big { 400 } else { 100 }).unwrap();
         out.property_u32("operating-points-v2", if big { OPP_BIG } else { OPP_LITTLE }).unwrap();
-        out.property_u32("cpu-idle-states", IDLE_PHANDLE).unwrap();
+        out.property_array_u32("cpu-idle-states", &[IDLE_PHANDLE, POWER_DOWN_PHANDLE]).unwrap();
     }
     // QEMU writes the memory and PSCI nodes itself, turning any in the
     // tree into NOP tokens, which the `fdt` crate Duet reads the board with
@@ -356,6 +359,17 @@ fn copy_node(node: &fdt::node::FdtNode, path: &Path, out: &mut vm_fdt::FdtWriter
         out.property_u32("min-residency-us", 100).unwrap();
         out.property_u32("arm,psci-suspend-param", 0x1).unwrap();
         out.property_u32("phandle", IDLE_PHANDLE).unwrap();
+        out.end_node(state).unwrap();
+        // A power-down state (StateType bit 16): QEMU's PSCI takes it as
+        // WFI and returns, as a firmware may that picks a shallower state.
+        let state = out.begin_node("cpu-sleep").unwrap();
+        out.property_string("compatible", "arm,idle-state").unwrap();
+        out.property_null("local-timer-stop").unwrap();
+        out.property_u32("entry-latency-us", 100).unwrap();
+        out.property_u32("exit-latency-us", 250).unwrap();
+        out.property_u32("min-residency-us", 2000).unwrap();
+        out.property_u32("arm,psci-suspend-param", 0x1_0000).unwrap();
+        out.property_u32("phandle", POWER_DOWN_PHANDLE).unwrap();
         out.end_node(state).unwrap();
         out.end_node(states).unwrap();
     }
@@ -385,10 +399,50 @@ fn idle_state_sleeps(text: &str, cpu: usize) -> Option<u64> {
     line.strip_prefix(&prefix)?.split(' ').next()?.parse().ok()
 }
 
+/// A field of CPU `cpu`'s last `duet: cpuN: residency off=P% ... offs=N`
+/// line (`off`, `state1`, `offs`), without its `%`.
+fn residency(text: &str, cpu: usize, field: &str) -> Option<f64> {
+    let prefix = format!("duet: cpu{cpu}: residency ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    let key = format!("{field}=");
+    let value = line[prefix.len()..].split(' ').find_map(|kv| kv.strip_prefix(key.as_str()))?;
+    value.trim_end_matches('%').parse().ok()
+}
+
+/// CPU `cpu`'s vCPUs from the last `duet: cpuN: placed ...` line.
+fn placed(text: &str, cpu: usize) -> Option<String> {
+    let prefix = format!("duet: cpu{cpu}: placed ");
+    let line = text.lines().rfind(|l| l.starts_with(&prefix))?;
+    Some(line[prefix.len()..].trim().to_string())
+}
+
+/// Toggles the screen with `Ctrl-] o` and waits for the new placement.
+fn toggle_screen(run: &mut Machine, now: &str) -> String {
+    let mark = run.mark();
+    run.send(SCREEN);
+    run.expect_since(mark, now, COMMAND);
+    run.expect_since(mark, "duet: placement:", COMMAND);
+    // Give the CPUs a moment to take their vCPUs, then read the counters.
+    std::thread::sleep(Duration::from_secs(1));
+    counters(run)
+}
+
+fn require_placed(run: &mut Machine, text: &str, expected: [&str; 4]) {
+    for (cpu, want) in expected.iter().enumerate() {
+        let got = placed(text, cpu);
+        if got.as_deref() != Some(*want) {
+            run.fail(&format!("cpu{cpu} runs {got:?}, not {want:?}, in:\n{text}"));
+        }
+    }
+}
+
 #[test]
 fn big_little_placement_and_idle_states_from_the_device_tree() {
     let dtb = device_tree_with_energy_model(4);
-    let text = linux_vm("personal", "personal", 1, "") + &linux_vm("corporate", "corporate", 1, "");
+    // Background budgets that add up to less than one CPU: with the screen
+    // off both vCPUs share one little CPU.
+    let text = linux_vm("personal", "personal", 1, "background_cpu_percent = 50")
+        + &linux_vm("corporate", "corporate", 1, "background_cpu_percent = 25");
     let path = manifest("power-big-little", &text);
     let mut run = Machine::xtask(&[
         "run",
@@ -430,6 +484,37 @@ fn big_little_placement_and_idle_states_from_the_device_tree() {
     if sleeps == 0 {
         run.fail("cpu2 never entered the idle state while its guest idled");
     }
+    require_placed(&mut run, &after, ["corporate/0", "nothing", "personal/0", "nothing"]);
+    // The CPUs without vCPUs slept in the power-down state, then turned
+    // themselves off; the boot CPU never does.
+    for cpu in [1, 3] {
+        let offs = residency(&after, cpu, "offs").unwrap_or(0.0);
+        let deep = residency(&after, cpu, "state1").unwrap_or(0.0);
+        if offs < 1.0 || deep <= 0.0 {
+            run.fail(&format!("unused cpu{cpu}: {offs} times off, {deep}% in power-down"));
+        }
+    }
+    if residency(&after, 0, "offs") != Some(0.0) {
+        run.fail("the boot CPU turned off");
+    }
+    // Screen off: both packed onto the first little CPU; the personal VM
+    // still answers from there.
+    let off = toggle_screen(&mut run, "duet: screen off: every VM is in the background");
+    require_placed(&mut run, &off, ["personal/0 corporate/0", "nothing", "nothing", "nothing"]);
+    ask(&mut run, "personal", "echo packed-$((40 + 2))", "packed-42");
+    // The big CPU its vCPU left turns off too.
+    std::thread::sleep(Duration::from_secs(2));
+    let packed = counters(&mut run);
+    if residency(&packed, 2, "offs") <= residency(&after, 2, "offs") {
+        run.fail(&format!("cpu2 did not turn off once unused:\n{packed}"));
+    }
+    // Screen on again: the foreground persona back on a big CPU.
+    let on = toggle_screen(&mut run, "duet: screen on: vm personal is in the foreground");
+    require_placed(&mut run, &on, ["corporate/0", "nothing", "personal/0", "nothing"]);
+    ask(&mut run, "personal", "echo moved-$((40 + 2))", "moved-42");
+    focus(&mut run, "corporate");
+    ask(&mut run, "corporate", "echo stayed-$((40 + 2))", "stayed-42");
+    focus(&mut run, "personal");
     power_off_and_check_energy(&mut run, &["personal", "corporate"]);
 }
 
@@ -448,4 +533,13 @@ fn counter_and_energy_lines_are_read() {
     let states = "duet: cpu2: idle-state sleeps state0 17 state1 0 state2 0 state3 0\n";
     assert_eq!(idle_state_sleeps(states, 2), Some(17));
     assert_eq!(idle_state_sleeps(states, 1), None);
+    let lines = "duet: cpu0: placed personal/0 corporate/0\nduet: cpu1: placed nothing\n";
+    assert_eq!(placed(lines, 0).as_deref(), Some("personal/0 corporate/0"));
+    assert_eq!(placed(lines, 1).as_deref(), Some("nothing"));
+    assert_eq!(placed(lines, 2), None);
+    let line = "duet: cpu3: residency off=97.5% state0=0.0% state1=1.2% offs=2\n";
+    assert_eq!(residency(line, 3, "off"), Some(97.5));
+    assert_eq!(residency(line, 3, "state1"), Some(1.2));
+    assert_eq!(residency(line, 3, "offs"), Some(2.0));
+    assert_eq!(residency(line, 2, "off"), None);
 }

@@ -1,10 +1,12 @@
 //! Which physical CPU runs which vCPU, and in what order.
 //!
-//! Each vCPU is placed on one CPU at boot and stays there, so its state is
-//! saved and restored only when that CPU switches between its own vCPUs.
-//! vCPUs are spread round-robin over the CPUs, or by capacity on CPUs of
-//! different sizes (the foreground persona on the big ones); with more
-//! vCPUs than CPUs, some CPUs take turns between several. The power policy
+//! Each vCPU is placed on one CPU and stays there until the scene changes,
+//! so its state is saved and restored only when that CPU switches between
+//! its own vCPUs. vCPUs are spread round-robin over the CPUs, or by
+//! capacity on CPUs of different sizes (the foreground persona on the big
+//! ones); with more vCPUs than CPUs, some CPUs take turns between several.
+//! With the screen off, [`Placement::for_scene`] packs the vCPUs onto as
+//! few CPUs as their budgets need, so the others can sleep deeply. The power policy
 //! is [`power`]'s, the energy accounting [`energy`]'s. A CPU runs a vCPU that can run,
 //! taking them in turn (a time slice ends a turn only while another vCPU
 //! waits for the CPU); with nothing to run it sleeps until the earliest
@@ -31,6 +33,14 @@ pub struct VcpuId {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
     pub queues: Vec<Vec<VcpuId>>,
+}
+
+/// What placing one VM's vCPUs needs to know: how many, and what share of
+/// a CPU each may use in the background (`background_cpu_percent`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmNeed {
+    pub vcpus: usize,
+    pub percent: u32,
 }
 
 /// The VMs have no vCPU at all, or there is no CPU to run them.
@@ -102,6 +112,67 @@ impl Placement {
             queue.sort_by_key(|id| (id.vm, id.vcpu));
         }
         Ok(Placement { queues })
+    }
+
+    /// Where the vCPUs of VMs with `needs` go in `scene` on CPUs of
+    /// `capacities`: with the screen on, [`Placement::by_capacity`] with
+    /// the scene's foreground VM; with it off (every VM in the
+    /// background), packed onto as few of the smallest CPUs as their
+    /// budgets need (a vCPU with `percent` of each window takes that share
+    /// of a CPU): first fit, largest share first, the rest of the CPUs
+    /// left without vCPUs.
+    pub fn for_scene(
+        needs: &[VmNeed],
+        scene: power::Scene,
+        capacities: &[u32],
+    ) -> Result<Self, NothingToPlace> {
+        let counts: Vec<usize> = needs.iter().map(|n| n.vcpus).collect();
+        if scene.screen_on {
+            return Self::by_capacity(&counts, scene.foreground, capacities);
+        }
+        let cpus = capacities.len().min(MAX_CPUS);
+        if cpus == 0 || counts.iter().sum::<usize>() == 0 {
+            return Err(NothingToPlace);
+        }
+        let mut smallest_first: Vec<usize> = (0..cpus).collect();
+        smallest_first.sort_by_key(|&c| capacities[c]);
+        let mut vcpus: Vec<(u32, VcpuId)> = needs
+            .iter()
+            .enumerate()
+            .flat_map(|(vm, n)| {
+                let share = n.percent.clamp(1, 100);
+                (0..n.vcpus).map(move |vcpu| (share, VcpuId { vm, vcpu }))
+            })
+            .collect();
+        // Largest share first; equal shares in VM and vCPU order.
+        vcpus.sort_by_key(|&(share, id)| (core::cmp::Reverse(share), id.vm, id.vcpu));
+        let total: u32 = vcpus.iter().map(|&(share, _)| share).sum();
+        let mut open = (total.div_ceil(100) as usize).clamp(1, cpus);
+        let mut load = alloc::vec![0u32; cpus];
+        let mut queues = vec_of(cpus);
+        for (share, id) in vcpus {
+            let fits = (0..open).find(|&k| load[k] + share <= 100);
+            let k = match fits {
+                Some(k) => k,
+                None if open < cpus => {
+                    open += 1;
+                    open - 1
+                }
+                // Every CPU is full: the least loaded takes it.
+                None => (0..cpus).min_by_key(|&k| load[k]).expect("a CPU"),
+            };
+            load[k] += share;
+            queues[smallest_first[k]].push(id);
+        }
+        for queue in &mut queues {
+            queue.sort_by_key(|id| (id.vm, id.vcpu));
+        }
+        Ok(Placement { queues })
+    }
+
+    /// The CPUs that have at least one vCPU.
+    pub fn used_cpus(&self) -> usize {
+        self.queues.iter().filter(|q| !q.is_empty()).count()
     }
 
     /// The CPU that runs `id`.
@@ -182,6 +253,87 @@ mod tests {
         assert_eq!(p.queue(0), [id(0, 0), id(1, 1)]);
         assert_eq!(p.queue(1), [id(0, 1), id(1, 0)]);
         assert_eq!(Placement::by_capacity(&[1], 0, &[]), Err(NothingToPlace));
+    }
+
+    fn need(vcpus: usize, percent: u32) -> VmNeed {
+        VmNeed { vcpus, percent }
+    }
+
+    const LITTLE_BIG: [u32; 4] = [446, 446, 1024, 1024];
+
+    #[test]
+    fn with_the_screen_on_the_scene_places_by_capacity() {
+        let needs = [need(2, 100), need(1, 20)];
+        for foreground in [0, 1] {
+            let scene = power::Scene { foreground, screen_on: true };
+            assert_eq!(
+                Placement::for_scene(&needs, scene, &LITTLE_BIG),
+                Placement::by_capacity(&[2, 1], foreground, &LITTLE_BIG)
+            );
+        }
+    }
+
+    #[test]
+    fn the_foreground_moves_to_the_big_cpus_with_the_scene() {
+        let needs = [need(2, 100), need(1, 20)];
+        let personal = power::Scene { foreground: 0, screen_on: true };
+        let corporate = power::Scene { foreground: 1, ..personal };
+        let before = Placement::for_scene(&needs, personal, &LITTLE_BIG).unwrap();
+        let after = Placement::for_scene(&needs, corporate, &LITTLE_BIG).unwrap();
+        assert_eq!(before.cpu_of(id(1, 0)), Some(0), "background on a little CPU");
+        assert_eq!(after.cpu_of(id(1, 0)), Some(2), "foreground on a big CPU");
+        assert_eq!((after.cpu_of(id(0, 0)), after.cpu_of(id(0, 1))), (Some(0), Some(1)));
+    }
+
+    #[test]
+    fn screen_off_packs_small_budgets_onto_one_little_cpu() {
+        let off = power::Scene { foreground: 0, screen_on: false };
+        // 2 x 30% + 25% = 85%: one CPU, the smallest.
+        let p = Placement::for_scene(&[need(2, 30), need(1, 25)], off, &LITTLE_BIG).unwrap();
+        assert_eq!(p.queue(0), [id(0, 0), id(0, 1), id(1, 0)]);
+        assert_eq!(p.used_cpus(), 1);
+        // The smallest CPU wherever it is.
+        let p = Placement::for_scene(&[need(1, 10), need(1, 10)], off, &[1024, 446]).unwrap();
+        assert_eq!(p.queue(1), [id(0, 0), id(1, 0)]);
+    }
+
+    #[test]
+    fn screen_off_uses_as_many_cpus_as_the_budgets_add_up_to() {
+        let off = power::Scene { foreground: 0, screen_on: false };
+        // 100% + 100% + 25%: three CPUs, little ones first.
+        let p = Placement::for_scene(&[need(2, 100), need(1, 25)], off, &LITTLE_BIG).unwrap();
+        assert_eq!(p.used_cpus(), 3);
+        assert_eq!(p.queue(0), [id(0, 0)]);
+        assert_eq!(p.queue(1), [id(0, 1)]);
+        assert_eq!(p.queue(2), [id(1, 0)]);
+        assert!(p.queue(3).is_empty());
+        // 60% x 3 = 180%, but no two fit on one CPU: first fit opens a third.
+        let p = Placement::for_scene(&[need(3, 60)], off, &LITTLE_BIG).unwrap();
+        assert_eq!(p.used_cpus(), 3);
+        // More than the machine has: every CPU, shared.
+        let p = Placement::for_scene(&[need(3, 100)], off, &[1024, 1024]).unwrap();
+        assert_eq!(p.queue(0), [id(0, 0), id(0, 2)]);
+        assert_eq!(p.queue(1), [id(0, 1)]);
+    }
+
+    #[test]
+    fn packing_places_every_vcpu_once() {
+        let off = power::Scene { foreground: 0, screen_on: false };
+        for needs in
+            [[need(2, 100), need(1, 25)], [need(4, 10), need(3, 50)], [need(1, 0), need(0, 5)]]
+        {
+            for cpus in 1..=4 {
+                let p = Placement::for_scene(&needs, off, &LITTLE_BIG[..cpus]).unwrap();
+                let placed: usize = p.queues.iter().map(Vec::len).sum();
+                assert_eq!(placed, needs.iter().map(|n| n.vcpus).sum::<usize>());
+                for (vm, n) in needs.iter().enumerate() {
+                    for vcpu in 0..n.vcpus {
+                        assert!(p.cpu_of(id(vm, vcpu)).is_some());
+                    }
+                }
+            }
+        }
+        assert_eq!(Placement::for_scene(&[need(0, 5)], off, &LITTLE_BIG), Err(NothingToPlace));
     }
 
     #[test]

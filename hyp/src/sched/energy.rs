@@ -149,6 +149,38 @@ pub fn choose_idle_state(
     })
 }
 
+/// What a CPU with nothing to run does now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// Sleep in the deepest of the first `states` of its idle states that
+    /// fits (standby ones only while it has vCPUs, whose state lives in its
+    /// registers), waking by `until` at the latest to look again.
+    Sleep { states: usize, until: Option<u64> },
+    /// Turn itself off (PSCI `CPU_OFF`): it has had no vCPU for long.
+    TurnOff,
+}
+
+/// How a CPU with the energy model `power` rests at `now`: with vCPUs
+/// placed (`unused_since` `None`), in its standby states; without any
+/// since `unused_since`, in any of its states, power-down ones too, and
+/// after `off_after` ticks of that off, if it `may_turn_off`.
+pub fn rest(
+    power: &CpuPower,
+    unused_since: Option<u64>,
+    now: u64,
+    off_after: u64,
+    may_turn_off: bool,
+) -> Rest {
+    let Some(since) = unused_since else {
+        return Rest::Sleep { states: power.standby_states().len(), until: None };
+    };
+    let off_at = since.saturating_add(off_after);
+    if may_turn_off && now >= off_at {
+        return Rest::TurnOff;
+    }
+    Rest::Sleep { states: power.idle_states().len(), until: may_turn_off.then_some(off_at) }
+}
+
 /// What Duet measures as it runs, per CPU and per VM, in counter ticks.
 pub struct Meter {
     /// Guest time of VM `v` on CPU `c`.
@@ -306,6 +338,28 @@ mod tests {
         let mut placed = [0; MAX_VMS];
         placed[..vcpus.len()].copy_from_slice(vcpus);
         CpuAccount { power, elapsed, idle, vcpus: placed }
+    }
+
+    #[test]
+    fn a_cpu_without_vcpus_sleeps_deeper_and_then_turns_off() {
+        let mut cpu = CpuPower::default();
+        let standby = IdleState { psci_suspend_param: 0x1, ..IdleState::default() };
+        let power_down = IdleState { psci_suspend_param: 0x1_0000, ..IdleState::default() };
+        cpu.add_idle_state(standby);
+        cpu.add_idle_state(power_down);
+        // With vCPUs: standby states only, no deadline of its own.
+        assert_eq!(rest(&cpu, None, 5_000, 1_000, true), Rest::Sleep { states: 1, until: None });
+        // Unused since 4000: power-down states too, until it is due off.
+        assert_eq!(
+            rest(&cpu, Some(4_000), 4_500, 1_000, true),
+            Rest::Sleep { states: 2, until: Some(5_000) }
+        );
+        assert_eq!(rest(&cpu, Some(4_000), 5_000, 1_000, true), Rest::TurnOff);
+        // A CPU that may not turn off (the boot CPU) just sleeps deeply.
+        assert_eq!(
+            rest(&cpu, Some(4_000), 90_000, 1_000, false),
+            Rest::Sleep { states: 2, until: None }
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ mod cpu;
 #[cfg(target_os = "none")]
 pub mod instance;
 #[cfg(target_os = "none")]
+pub mod placement;
+#[cfg(target_os = "none")]
 mod run;
 #[cfg(target_os = "none")]
 pub mod screen;

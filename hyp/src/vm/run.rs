@@ -42,7 +42,8 @@ pub enum After {
     Continue,
     /// The vCPU waits for an interrupt (WFI, CPU_SUSPEND).
     Wait,
-    /// The vCPU spins on a lock (WFE): let another vCPU of this CPU run.
+    /// Let the CPU loop choose again: the vCPU spins on a lock (WFE), or
+    /// its power state changed (`CPU_OFF`, `CPU_ON`, a reset).
     Yield,
 }
 
@@ -77,20 +78,34 @@ pub fn handle_exit(
     after
 }
 
-/// Loads the list registers with what the vGIC has for this vCPU.
-pub fn load_list_registers(vm: &Vm, vcpu: usize, count: usize) {
-    let mut values = [0u64; 16];
-    let more = vm.vgic.lock().fill_list_registers(vcpu, &mut values[..count]).more;
-    for (n, &value) in values[..count].iter().enumerate() {
+/// Loads the list registers with what the vGIC has for this vCPU and
+/// returns how many it used, from the first; `values` (as many as the
+/// hardware has) is scratch space the fill overwrites, kept by the caller
+/// so that no entry pays for zeroing it. The hardware's list registers
+/// must all be empty (as [`save_list_registers`] and [`clear_list_registers`]
+/// leave them): only the used ones are written.
+pub fn load_list_registers(vm: &Vm, vcpu: usize, values: &mut [u64]) -> usize {
+    let fill = vm.vgic.lock().fill_list_registers(vcpu, values);
+    for (n, &value) in values[..fill.used].iter().enumerate() {
         gic::write_list_register(n, value);
     }
-    gic::set_underflow_interrupt(more);
+    gic::set_underflow_interrupt(fill.more);
+    fill.used
 }
 
-/// Folds the list registers back into the vGIC after an exit.
-pub fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
-    let mut values = [0u64; 16];
-    for (n, value) in values[..count].iter_mut().enumerate() {
+/// Empties every list register (`count` of them): at a CPU's start, since
+/// they reset to unknown values.
+pub fn clear_list_registers(count: usize) {
+    for n in 0..count {
+        gic::write_list_register(n, 0);
+    }
+}
+
+/// Folds the list registers back into the vGIC after an exit and empties
+/// them; `values` holds the ones [`load_list_registers`] used (the others
+/// stayed empty: the guest cannot fill a list register).
+pub fn save_list_registers(vm: &Vm, vcpu: usize, values: &mut [u64]) {
+    for (n, value) in values.iter_mut().enumerate() {
         *value = gic::read_list_register(n);
         // The state now lives in the model. Emptying the hardware's copy also
         // drops the maintenance interrupt (an EOI'd level interrupt keeps it
@@ -98,7 +113,7 @@ pub fn save_list_registers(vm: &Vm, vcpu: usize, count: usize) {
         gic::write_list_register(n, 0);
     }
     gic::set_underflow_interrupt(false);
-    vm.vgic.lock().sync_from_list_registers(vcpu, &values[..count]);
+    vm.vgic.lock().sync_from_list_registers(vcpu, values);
 }
 
 /// Most interrupts taken in one go, so that a stuck source cannot keep a
@@ -210,9 +225,13 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) -> After 
     match psci::handle(&call, &VmVcpus(vm)) {
         psci::Outcome::Return(value) => regs.x[0] = value,
         psci::Outcome::CpuOn { target, entry, context } => {
-            regs.x[0] = cpu_on(vm, target, entry, context, cpus)
+            regs.x[0] = cpu_on(vm, target, entry, context, cpus);
+            return After::Yield;
         }
-        psci::Outcome::CpuOff => *vm.power[vcpu].lock() = Power::Off,
+        psci::Outcome::CpuOff => {
+            *vm.power[vcpu].lock() = Power::Off;
+            return After::Yield;
+        }
         psci::Outcome::CpuSuspend => {
             regs.x[0] = psci::SUCCESS;
             return After::Wait;
@@ -220,8 +239,12 @@ fn smccc(vm: &Vm, vcpu: usize, regs: &mut GuestRegs, cpus: &impl Cpus) -> After 
         psci::Outcome::SystemOff => {
             println!("duet: vm {} powered off", vm.name);
             stop_vm(vm, cpus);
+            return After::Yield;
         }
-        psci::Outcome::SystemReset => reset_vm(vm, vcpu, cpus),
+        psci::Outcome::SystemReset => {
+            reset_vm(vm, vcpu, cpus);
+            return After::Yield;
+        }
     }
     After::Continue
 }

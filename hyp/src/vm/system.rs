@@ -4,6 +4,7 @@
 
 use super::device_tree::GicVersion;
 use super::instance::{GuestGic, Vm};
+use super::placement;
 use super::run::{self, Cpus};
 use crate::arch::aarch64::{cpu, gic, mmu};
 use crate::mm::regions::Region;
@@ -19,7 +20,6 @@ use core::sync::atomic::Ordering;
 use spin::Once;
 
 static VMS: Once<Vec<Vm>> = Once::new();
-static PLACEMENT: Once<Placement> = Once::new();
 /// The counter when the VMs were placed: energy is counted from then.
 static STARTED_AT: Once<u64> = Once::new();
 
@@ -61,20 +61,19 @@ pub fn start(package: Option<Region>) -> bool {
             Err(e) => halt(format_args!("vm {}: {e}", spec.name)),
         }
     }
-    let counts: Vec<usize> = vms.iter().map(Vm::vcpu_count).collect();
     // Foreground vCPUs on the biggest CPUs, background ones on the smallest.
-    let capacities: Vec<u32> = (0..smp::online())
-        .map(|c| boot::platform().map(|p| p.cpu_power(smp::mpidr_of(c)).capacity).unwrap_or(1024))
-        .collect();
-    let placement = match Placement::by_capacity(&counts, package.foreground(), &capacities) {
+    let scene = Scene { foreground: package.foreground(), screen_on: true };
+    let needs = placement::needs(&vms);
+    let placement = match Placement::for_scene(&needs, scene, &placement::capacities()) {
         Ok(placement) => placement,
         Err(e) => halt(format_args!("{e}")),
     };
     console::set_vm_count(vms.len());
-    crate::sched::power::SCENE.set(Scene { foreground: package.foreground(), screen_on: true });
+    crate::sched::power::SCENE.set(scene);
     println!("duet: vm {} is in the foreground", vms[package.foreground()].name);
     let vms = VMS.call_once(|| vms);
-    PLACEMENT.call_once(|| placement);
+    super::cpu::hand_out(vms);
+    placement::set(placement);
     STARTED_AT.call_once(cpu::counter);
     print_energy_model();
     // With a screen, the lock screen shows from now on.
@@ -90,16 +89,13 @@ fn halt(reason: core::fmt::Arguments) -> ! {
     machine::stop()
 }
 
-/// What every CPU does once Duet is up: run the vCPUs placed on it, or,
-/// with none, sleep (in its deepest standby idle state).
+/// What every CPU does once Duet is up (and after it was turned off and
+/// started again): once the VMs are placed, the CPU loop (`vm::cpu`),
+/// which runs the vCPUs the placement gives it or rests; before, sleep.
 pub fn cpu_loop(me: usize) -> ! {
     loop {
-        if let (Some(placement), Some(vms)) = (PLACEMENT.get(), VMS.get()) {
-            let placed: Vec<(&Vm, usize)> =
-                placement.queue(me).iter().map(|id| (&vms[id.vm], id.vcpu)).collect();
-            if !placed.is_empty() {
-                super::cpu::run_cpu(placed, &SystemCpus { me });
-            }
+        if VMS.get().is_some() && placement::is_set() {
+            super::cpu::run_cpu(&SystemCpus { me });
         }
         // The screen's idle timeout is the boot CPU's, vCPUs or not.
         crate::arch::aarch64::timer::arm_at(super::screen::deadline());
@@ -130,10 +126,9 @@ struct SystemCpus {
 
 impl Cpus for SystemCpus {
     fn kick(&self, vm: &Vm, vcpu: usize) {
-        let placement = PLACEMENT.get().expect("placed before running");
-        match placement.cpu_of(VcpuId { vm: vm.index, vcpu }) {
+        match placement::cpu_of(VcpuId { vm: vm.index, vcpu }) {
             Some(cpu) if cpu != self.me => gic::send_sgi(KICK_SGI, cpu),
-            _ => {}
+            _ => super::cpu::look_again(),
         }
     }
 
@@ -221,8 +216,28 @@ pub fn change_scene(scene: Scene) {
     } else {
         println!("duet: screen off: every VM is in the background");
     }
+    follow_scene(scene, vms);
+    super::cpu::look_again();
     for other in (0..smp::online()).filter(|&c| c != cpu::id()) {
         gic::send_sgi(KICK_SGI, other);
+    }
+}
+
+/// Places the vCPUs for `scene` (`sched::Placement::for_scene`); if that
+/// moves any, says where each CPU's vCPUs are now. The CPUs move them at
+/// their next turn, which the caller's kicks start.
+fn follow_scene(scene: Scene, vms: &[Vm]) {
+    let needs = placement::needs(vms);
+    let Ok(next) = Placement::for_scene(&needs, scene, &placement::capacities()) else { return };
+    let cpus = next.queues.len();
+    if (0..cpus).all(|c| placement::queue(c) == next.queue(c)) {
+        return;
+    }
+    placement::set(next);
+    placement::print(vms);
+    // CPUs that turned themselves off and now have vCPUs start again.
+    for c in (0..cpus).filter(|&c| !placement::queue(c).is_empty()) {
+        smp::power_on(c);
     }
 }
 
@@ -244,6 +259,13 @@ pub fn print_counters() {
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");
+        print!("duet: cpu{cpu}: placed");
+        placement::print_queue(vms, cpu, " nothing");
+        println!();
+        let started = STARTED_AT.get().copied().unwrap_or(0);
+        let now = cpu::counter();
+        let clock = crate::sched::power::Clock { frequency };
+        super::cpu::print_residency(cpu, now.saturating_sub(started), now, clock);
         let states = super::cpu::idle_state_counters(cpu);
         if states.iter().any(|&n| n > 0) {
             print!("duet: cpu{cpu}: idle-state sleeps");
@@ -281,12 +303,9 @@ fn print_energy_model() {
             if power.from_device_tree { "device tree" } else { "default" },
             if states == 1 { "" } else { "s" },
         );
-        let placed = PLACEMENT.get().map(|p| p.queue(c)).unwrap_or_default();
         let vms = VMS.get().map(Vec::as_slice).unwrap_or_default();
-        for id in placed {
-            print!(" {}/{}", vms[id.vm].name, id.vcpu);
-        }
-        println!("{}", if placed.is_empty() { " nothing" } else { "" });
+        placement::print_queue(vms, c, " nothing");
+        println!();
     }
 }
 
@@ -294,9 +313,7 @@ fn print_energy_model() {
 /// estimated energy since the VMs started (`sched::energy`), and a `total`
 /// line that is their sum.
 pub fn print_energy() {
-    let (Some(vms), Some(placement), Some(&started)) =
-        (VMS.get(), PLACEMENT.get(), STARTED_AT.get())
-    else {
+    let (Some(vms), Some(&started)) = (VMS.get(), STARTED_AT.get()) else {
         return;
     };
     let frequency = cpu::counter_frequency();
@@ -306,10 +323,11 @@ pub fn print_energy() {
     let accounts: Vec<CpuAccount> = (0..smp::online())
         .map(|c| {
             let mut vcpus = [0u32; MAX_VMS];
-            for id in placement.queue(c) {
+            for id in placement::queue(c) {
                 vcpus[id.vm] += 1;
             }
-            let idle = if placement.queue(c).is_empty() { elapsed } else { METER.idle(c, now) };
+            // Every CPU runs the CPU loop, which counts its sleeps.
+            let idle = METER.idle(c, now);
             let power = platform.map(|p| p.cpu_power(smp::mpidr_of(c))).unwrap_or_default();
             CpuAccount { power, elapsed, idle: idle.min(elapsed), vcpus }
         })

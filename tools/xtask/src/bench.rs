@@ -173,6 +173,41 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Only the microbenchmarks, once with icount on each side: prints their
+/// instruction rows (what `bench` would show) and writes nothing.
+pub fn run_micro() -> Result<()> {
+    deps::ensure_qemu()?;
+    let image = image::build(Variant::Release)?;
+    let (bench_guest, bench_package) = bench_guest_package()?;
+    let duet = Some((image.binary.as_path(), bench_package.as_path()));
+    let mut micro = Micro::default();
+    eprintln!("bench: microbenchmarks (Icount)");
+    micro.native_icount.push(
+        micro::run(bench_guest_command(None, &bench_guest), Clock::Icount)
+            .context("the bench guest without Duet")?,
+    );
+    micro.duet_icount.push(
+        micro::run(bench_guest_command(duet, &bench_guest), Clock::Icount)
+            .context("the bench guest under Duet")?,
+    );
+    let rows: Vec<Row> =
+        micro_rows(&micro).into_iter().filter(|row| !row.id.ends_with(".wall_ns")).collect();
+    print!("{}", table::plain(&rows));
+    Ok(())
+}
+
+/// Builds the bench guest and its one-VM persona package.
+fn bench_guest_package() -> Result<(PathBuf, PathBuf)> {
+    let board = duet_boards::default_board();
+    let bench_guest = image::build_bench_guest()?.binary;
+    let text = format!(
+        "[[vm]]\nname = \"bench\"\nrole = \"corporate\"\nkernel = {bench_guest:?}\n\
+         memory_mib = {BENCH_MEMORY_MIB}\nvcpus = {BENCH_CPUS}\n"
+    );
+    let bench_package = personas::package(&write_manifest("bench-guest", &text)?, board)?;
+    Ok((bench_guest, bench_package))
+}
+
 /// Builds Duet, the bench guest and the persona packages, and fetches the
 /// Linux guest.
 fn prepare() -> Result<Inputs> {
@@ -186,12 +221,7 @@ fn prepare() -> Result<Inputs> {
         .replace("{KERNEL:?}", &format!("{kernel:?}"))
         .replace("{INITRD:?}", &format!("{initrd:?}"));
     let single = personas::package(&write_manifest("bench-personal", &single)?, board)?;
-    let bench_guest = image::build_bench_guest()?.binary;
-    let text = format!(
-        "[[vm]]\nname = \"bench\"\nrole = \"corporate\"\nkernel = {bench_guest:?}\n\
-         memory_mib = {BENCH_MEMORY_MIB}\nvcpus = {BENCH_CPUS}\n"
-    );
-    let bench_package = personas::package(&write_manifest("bench-guest", &text)?, board)?;
+    let (bench_guest, bench_package) = bench_guest_package()?;
     Ok(Inputs { image, single, pair, kernel, initrd, bench_guest, bench_package })
 }
 

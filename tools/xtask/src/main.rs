@@ -109,6 +109,13 @@ enum Task {
         /// --report docs/benchmarks-power.md.
         #[arg(long)]
         power: bool,
+        /// With --power, only this scenario: hog, timers or idle.
+        #[arg(long, requires = "power")]
+        scenario: Option<String>,
+        /// Run only the bench guest's microbenchmarks, once with icount on
+        /// each side (quick; for work on Duet's hot paths).
+        #[arg(long, conflicts_with = "power")]
+        micro: bool,
     },
 }
 
@@ -211,11 +218,15 @@ fn run(task: Task) -> Result<ExitCode> {
             println!("{}", initramfs.display());
             Ok(ExitCode::SUCCESS)
         }
-        Task::Bench { power: true, report, .. } => {
-            bench::power::run(report)?;
+        Task::Bench { power: true, report, scenario, .. } => {
+            bench::power::run(report, scenario.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Bench { report, idle_seconds, runs, power: false } => {
+        Task::Bench { micro: true, .. } => {
+            bench::run_micro()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Task::Bench { report, idle_seconds, runs, power: false, micro: false, .. } => {
             bench::run(&bench::Options { report, idle_seconds, runs })?;
             Ok(ExitCode::SUCCESS)
         }

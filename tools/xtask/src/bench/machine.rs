@@ -172,7 +172,11 @@ impl Machine {
         if self.console.wait(POWER_OFF_TIMEOUT).is_none() {
             self.console.kill();
             result?;
-            bail!("QEMU ({}) did not end after power-off; stopped it", self.setup.name());
+            let tail = tail(&self.console.text(), 40);
+            bail!(
+                "QEMU ({}) did not end after power-off; stopped it; the console's last lines:\n{tail}",
+                self.setup.name()
+            );
         }
         result
     }

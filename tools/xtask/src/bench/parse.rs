@@ -56,12 +56,39 @@ pub struct VmCounters {
     pub wakeups: u64,
 }
 
+/// One CPU's residency line: since the VMs started, how long it was off
+/// and in each of its idle states, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Residency {
+    pub elapsed_ms: u64,
+    pub off_ms: u64,
+    pub offs: u64,
+    /// By idle state, shallowest first.
+    pub states_ms: Vec<u64>,
+}
+
+impl Residency {
+    /// The share of the time from `earlier` to `self` spent off or in the
+    /// deepest idle state, in percent.
+    pub fn deepest_percent_since(&self, earlier: &Residency) -> f64 {
+        let window = self.elapsed_ms.saturating_sub(earlier.elapsed_ms).max(1) as f64;
+        let deepest = |r: &Residency| r.states_ms.last().copied().unwrap_or(0) + r.off_ms;
+        100.0 * deepest(self).saturating_sub(deepest(earlier)) as f64 / window
+    }
+}
+
 /// Everything one `Ctrl-] s` printed.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Counters {
     pub vms: Vec<VmCounters>,
     /// Indexed by CPU number.
     pub cpus: Vec<CpuCounters>,
+    /// Indexed by CPU number (empty before Duet printed residency lines).
+    pub residency: Vec<Residency>,
+    /// Each CPU's vCPUs (`personal/0 corporate/0`, or `nothing`).
+    pub placed: Vec<String>,
+    /// Each persona's estimated energy since the VMs started, in mJ.
+    pub energy_mj: Vec<(String, f64)>,
     pub heap_used_kib: u64,
     pub heap_total_kib: u64,
 }
@@ -81,6 +108,18 @@ impl Counters {
                     counters.cpus.resize(cpu + 1, CpuCounters::default());
                 }
                 counters.cpus[cpu] = values;
+            } else if let Some((cpu, vcpus)) = placed_line(line) {
+                if counters.placed.len() <= cpu {
+                    counters.placed.resize(cpu + 1, String::new());
+                }
+                counters.placed[cpu] = vcpus;
+            } else if let Some(energy) = energy_line(line) {
+                counters.energy_mj.push(energy);
+            } else if let Some((cpu, values)) = residency_line(line) {
+                if counters.residency.len() <= cpu {
+                    counters.residency.resize(cpu + 1, Residency::default());
+                }
+                counters.residency[cpu] = values;
             } else if let Some(values) = heap_line(line) {
                 heap = Some(values);
             }
@@ -130,6 +169,40 @@ fn cpu_line(line: &str) -> Option<(usize, CpuCounters)> {
         timer_interrupts: timer.trim().parse().ok()?,
     };
     Some((cpu.parse().ok()?, values))
+}
+
+/// `cpu1: residency off=97.5% state0=0.1% offs=1 elapsed_ms=9000
+/// off_ms=8775 state0_ms=9`
+fn residency_line(line: &str) -> Option<(usize, Residency)> {
+    let (cpu, rest) = line.strip_prefix("cpu")?.split_once(": residency ")?;
+    let mut residency = Residency::default();
+    for (key, value) in rest.split_whitespace().filter_map(|kv| kv.split_once('=')) {
+        let number = || value.parse::<u64>().ok();
+        match key {
+            "elapsed_ms" => residency.elapsed_ms = number()?,
+            "off_ms" => residency.off_ms = number()?,
+            "offs" => residency.offs = number()?,
+            state if state.starts_with("state") && state.ends_with("_ms") => {
+                residency.states_ms.push(number()?)
+            }
+            _ => {}
+        }
+    }
+    Some((cpu.parse().ok()?, residency))
+}
+
+/// `cpu0: placed personal/0 corporate/0`
+fn placed_line(line: &str) -> Option<(usize, String)> {
+    let (cpu, vcpus) = line.strip_prefix("cpu")?.split_once(": placed ")?;
+    Some((cpu.parse().ok()?, vcpus.trim().to_owned()))
+}
+
+/// `energy persona=corporate cpu_ms=10695 wakeups=67 energy_mj=7152.729`
+fn energy_line(line: &str) -> Option<(String, f64)> {
+    let rest = line.strip_prefix("energy persona=")?;
+    let (persona, rest) = rest.split_once(' ')?;
+    let mj = rest.split_whitespace().find_map(|kv| kv.strip_prefix("energy_mj="))?;
+    Some((persona.to_owned(), mj.parse().ok()?))
 }
 
 /// `heap 412 KiB in use of 32768 KiB`
@@ -213,6 +286,28 @@ mod tests {
         assert_eq!((counters.heap_used_kib, counters.heap_total_kib), (412, 32768));
         // Without the heap line the block is not whole.
         assert_eq!(Counters::parse("duet: cpu0: idle sleeps 1, Duet timer interrupts 0\n"), None);
+    }
+
+    #[test]
+    fn residency_lines_and_the_deepest_share_over_a_window() {
+        let text = "duet: cpu1: residency off=50.0% state0=0.1% state1=20.0% offs=1 \
+                    elapsed_ms=10000 off_ms=5000 state0_ms=10 state1_ms=2000\n\
+                    duet: heap 1 KiB in use of 2 KiB\n";
+        let before = Counters::parse(text).unwrap();
+        let residency = &before.residency[1];
+        assert_eq!(residency.states_ms, [10, 2000]);
+        assert_eq!((residency.elapsed_ms, residency.off_ms, residency.offs), (10000, 5000, 1));
+        // 10 s later: 8 s more off, 1 s more in state1: 90% deepest.
+        let after =
+            Residency { elapsed_ms: 20000, off_ms: 13000, offs: 2, states_ms: vec![10, 3000] };
+        assert_eq!(after.deepest_percent_since(residency), 90.0);
+        let text = "duet: cpu0: placed personal/0 corporate/0\n\
+                    duet: cpu1: placed nothing\n\
+                    duet: energy persona=corporate cpu_ms=10 wakeups=6 energy_mj=7152.729\n\
+                    duet: heap 1 KiB in use of 2 KiB\n";
+        let counters = Counters::parse(text).unwrap();
+        assert_eq!(counters.placed, ["personal/0 corporate/0", "nothing"]);
+        assert_eq!(counters.energy_mj, [("corporate".to_owned(), 7152.729)]);
     }
 
     #[test]

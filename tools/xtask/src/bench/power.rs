@@ -10,6 +10,14 @@
 //!   a loop (`usleep 10000`); its wakeups over a window with no slack and
 //!   with 100 ms, and the personal persona's own 10 ms timer loop timed
 //!   beside it (its latency must not change).
+//! - **Idle, screen off** (the acceptance scenario): both personas idle
+//!   with the screen off (`Ctrl-] o`) for [`IDLE_WINDOW`] against one idle
+//!   native Linux for as long: QEMU's host CPU seconds as a ratio, and how
+//!   much of the window each CPU without vCPUs spent off or in its deepest
+//!   idle state (QEMU's own device tree has no idle states, so that is
+//!   `CPU_OFF`).
+//! - **Energy across budgets**: the hog's estimated energy over its run
+//!   (Duet's energy lines) at each budget.
 //!
 //! Prints a table and writes `target/bench/power.json`; with `--report`
 //! also `docs/benchmarks-power.md`. Timings are benchmarks, never asserts.
@@ -29,6 +37,13 @@ use std::time::{Duration, Instant};
 const BUDGETS: [u32; 2] = [10, 25];
 /// The timer slacks tried in the timer scenario, in ms.
 const SLACKS: [u32; 2] = [0, 100];
+/// The idle acceptance window.
+const IDLE_WINDOW: Duration = Duration::from_secs(60);
+/// The personas' background settings in the idle scenario: budgets that
+/// together need less than one CPU (2 x 30% + 25%), so that with the
+/// screen off Duet packs them onto one CPU, and 100 ms of timer slack.
+const IDLE_PERSONAL_POWER: &str = "background_cpu_percent = 30\nbackground_timer_slack_ms = 100";
+const IDLE_CORPORATE_POWER: &str = "background_cpu_percent = 25\nbackground_timer_slack_ms = 100";
 /// How long wakeups are counted.
 const TIMER_WINDOW: Duration = Duration::from_secs(10);
 /// The personal persona's timer loop: 100 sleeps of 10 ms.
@@ -45,6 +60,23 @@ pub struct Hog {
     pub with_hog_s: f64,
     /// The corporate persona's share of a CPU during that job, in percent.
     pub hog_share_percent: f64,
+    /// The corporate persona's estimated energy over that job, in mJ.
+    pub hog_energy_mj: f64,
+}
+
+/// The idle acceptance run.
+#[derive(Debug, Serialize)]
+pub struct IdleScreenOff {
+    pub window_s: u64,
+    /// QEMU's host CPU time over the window: one idle native Linux.
+    pub native_cpu_s: f64,
+    /// The same with both personas idle under Duet, the screen off.
+    pub duet_cpu_s: f64,
+    /// Each CPU's vCPUs during the window.
+    pub placed: Vec<String>,
+    /// For each CPU without vCPUs: (CPU, percent of the window off or in
+    /// its deepest idle state).
+    pub unused_deepest_percent: Vec<(usize, f64)>,
 }
 
 /// One timer run.
@@ -63,22 +95,39 @@ pub struct Timers {
 pub struct PowerResults {
     pub hog: Vec<Hog>,
     pub timers: Vec<Timers>,
+    pub idle: Option<IdleScreenOff>,
 }
 
-/// Runs both scenarios and writes the results.
-pub fn run(report: bool) -> Result<()> {
+/// The scenarios `--scenario` can pick.
+pub const SCENARIOS: [&str; 3] = ["hog", "timers", "idle"];
+
+/// Runs the scenarios (or only the one named `only`) and writes the
+/// results; the report only from a run of all.
+pub fn run(report: bool, only: Option<&str>) -> Result<()> {
+    anyhow::ensure!(
+        only.is_none_or(|o| SCENARIOS.contains(&o)),
+        "no power scenario {only:?}; there are {SCENARIOS:?}"
+    );
+    anyhow::ensure!(!(report && only.is_some()), "--report needs every scenario");
     deps::ensure_qemu()?;
     let image = image::build(Variant::Release)?;
     let kernel = guest::debian_kernel()?;
     let initrd = guest::busybox_initramfs()?;
-    let mut results = PowerResults { hog: Vec::new(), timers: Vec::new() };
-    for budget in BUDGETS {
+    let mut results = PowerResults { hog: Vec::new(), timers: Vec::new(), idle: None };
+    let wanted = |name: &str| only.is_none_or(|o| o == name);
+    if wanted("idle") {
+        eprintln!("bench: power: idle, screen off, against native");
+        let (personal, corporate) = (IDLE_PERSONAL_POWER, IDLE_CORPORATE_POWER);
+        let package = package_of("idle", &kernel, &initrd, personal, corporate)?;
+        results.idle = Some(idle(&image.binary, &package, &kernel, &initrd).context("idle")?);
+    }
+    for budget in BUDGETS.into_iter().filter(|_| wanted("hog")) {
         eprintln!("bench: power: background hog at {budget}%");
         let power = format!("background_cpu_percent = {budget}");
         let package = package(&format!("hog-{budget}"), &kernel, &initrd, &power)?;
         results.hog.push(hog(&image.binary, &package, budget).context("background hog")?);
     }
-    for slack in SLACKS {
+    for slack in SLACKS.into_iter().filter(|_| wanted("timers")) {
         eprintln!("bench: power: background timers with {slack} ms of slack");
         let power = format!("background_timer_slack_ms = {slack}");
         let package = package(&format!("timers-{slack}"), &kernel, &initrd, &power)?;
@@ -100,6 +149,17 @@ pub fn run(report: bool) -> Result<()> {
 
 /// The default pair with `power` as the corporate persona's `[vm.power]`.
 fn package(name: &str, kernel: &Path, initrd: &Path, power: &str) -> Result<PathBuf> {
+    package_of(name, kernel, initrd, "", power)
+}
+
+/// The default pair with `[vm.power]` keys for each persona.
+fn package_of(
+    name: &str,
+    kernel: &Path,
+    initrd: &Path,
+    personal: &str,
+    corporate: &str,
+) -> Result<PathBuf> {
     let vm = |name: &str, vcpus: u32, power: &str| {
         format!(
             "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {kernel:?}\ninitrd = {initrd:?}\n\
@@ -107,7 +167,14 @@ fn package(name: &str, kernel: &Path, initrd: &Path, power: &str) -> Result<Path
             if name == "personal" { 256 } else { 192 },
         )
     };
-    let text = vm("personal", 2, "") + &vm("corporate", 1, &format!("[vm.power]\n{power}\n"));
+    let power = |keys: &str| {
+        if keys.is_empty() {
+            String::new()
+        } else {
+            format!("[vm.power]\n{keys}\n")
+        }
+    };
+    let text = vm("personal", 2, &power(personal)) + &vm("corporate", 1, &power(corporate));
     let dir = crate::target_dir().join("bench");
     std::fs::create_dir_all(&dir)?;
     let manifest = dir.join(format!("power-{name}.toml"));
@@ -117,8 +184,10 @@ fn package(name: &str, kernel: &Path, initrd: &Path, power: &str) -> Result<Path
 
 fn boot(image: &Path, package: &Path) -> Result<Machine> {
     let options = qemu::Options { package: Some(package.to_path_buf()), ..Default::default() };
-    let mut machine =
-        Machine::start(qemu::command(duet_boards::default_board(), image, &options), Setup::Duet)?;
+    let mut machine = Machine::start(
+        qemu::command(duet_boards::default_board(), image, &options),
+        Setup::DuetPair,
+    )?;
     // The personal persona has the focus, so its prompt shows as it comes;
     // the corporate one's shows once it has the focus (a typed newline
     // makes its shell print one afresh). A persona on a small budget boots
@@ -163,8 +232,53 @@ fn hog(image: &Path, package: &Path, budget: u32) -> Result<Hog> {
     let with_hog_s = machine.timed_job(BUSY_JOB)?.min(machine.timed_job(BUSY_JOB)?);
     let (after, wall) = (machine.counters()?, start.elapsed().as_secs_f64());
     let hog_share_percent = 100.0 * guest_seconds(&after, "corporate", &before) / wall;
+    let energy = |c: &Counters| {
+        c.energy_mj.iter().find(|(p, _)| p == "corporate").map_or(0.0, |(_, mj)| *mj)
+    };
+    let hog_energy_mj = energy(&after) - energy(&before);
     machine.power_off()?;
-    Ok(Hog { budget_percent: budget, alone_s, with_hog_s, hog_share_percent })
+    Ok(Hog { budget_percent: budget, alone_s, with_hog_s, hog_share_percent, hog_energy_mj })
+}
+
+/// One idle native Linux, then both personas idle under Duet with the
+/// screen off, each for [`IDLE_WINDOW`].
+fn idle(image: &Path, package: &Path, kernel: &Path, initrd: &Path) -> Result<IdleScreenOff> {
+    let mut native = Machine::start(qemu::native_linux_command(kernel, initrd), Setup::Native)?;
+    native.boot()?;
+    machine::idle_for(SETTLE);
+    let start = native.cpu_seconds()?;
+    machine::idle_for(IDLE_WINDOW);
+    let native_cpu_s = native.cpu_seconds()? - start;
+    native.power_off()?;
+
+    let mut duet = boot(image, package)?;
+    duet.shell_until("\x1do", "duet: screen off")?;
+    machine::idle_for(SETTLE);
+    let before = duet.counters()?;
+    let start = duet.cpu_seconds()?;
+    machine::idle_for(IDLE_WINDOW);
+    let duet_cpu_s = duet.cpu_seconds()? - start;
+    let after = duet.counters()?;
+    // The figures are in; a power-off that does not finish (QEMU is then
+    // stopped) is reported, not fatal: see docs/power.md, "What is not
+    // done yet".
+    if let Err(e) = duet.power_off() {
+        eprintln!("bench: power: warning: after the idle window: {e:#}");
+    }
+    let unused_deepest_percent = (0..after.residency.len())
+        .filter(|&c| after.placed.get(c).is_some_and(|p| p == "nothing"))
+        .map(|c| {
+            let earlier = before.residency.get(c).cloned().unwrap_or_default();
+            (c, after.residency[c].deepest_percent_since(&earlier))
+        })
+        .collect();
+    Ok(IdleScreenOff {
+        window_s: IDLE_WINDOW.as_secs(),
+        native_cpu_s,
+        duet_cpu_s,
+        placed: after.placed,
+        unused_deepest_percent,
+    })
 }
 
 fn timers(image: &Path, package: &Path, slack: u32) -> Result<Timers> {
@@ -196,16 +310,18 @@ fn guest_seconds(after: &Counters, vm: &str, before: &Counters) -> f64 {
 fn table(results: &PowerResults) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "background hog (personal: {BUSY_JOB})");
-    let _ = writeln!(out, "  budget  personal alone  with hog  speed kept  hog's share");
+    let _ =
+        writeln!(out, "  budget  personal alone  with hog  speed kept  hog's share  hog's energy");
     for h in &results.hog {
         let _ = writeln!(
             out,
-            "  {:>5}%  {:>12.2} s  {:>6.2} s  {:>9.1}%  {:>10.1}%",
+            "  {:>5}%  {:>12.2} s  {:>6.2} s  {:>9.1}%  {:>10.1}%  {:>9.0} mJ",
             h.budget_percent,
             h.alone_s,
             h.with_hog_s,
             100.0 * h.alone_s / h.with_hog_s.max(f64::MIN_POSITIVE),
-            h.hog_share_percent
+            h.hog_share_percent,
+            h.hog_energy_mj
         );
     }
     let _ = writeln!(
@@ -221,6 +337,31 @@ fn table(results: &PowerResults) -> String {
             t.slack_ms, t.background_wakeups, t.duet_timer_interrupts, t.foreground_timer_loop_s
         );
     }
+    if let Some(idle) = &results.idle {
+        let _ = writeln!(
+            out,
+            "idle, screen off, {} s (personal: {}; corporate: {})",
+            idle.window_s,
+            IDLE_PERSONAL_POWER.replace('\n', ", "),
+            IDLE_CORPORATE_POWER.replace('\n', ", ")
+        );
+        let _ = writeln!(
+            out,
+            "  QEMU host CPU: native Linux {:.2} s, Duet {:.2} s, ratio {:.2}",
+            idle.native_cpu_s,
+            idle.duet_cpu_s,
+            idle.duet_cpu_s / idle.native_cpu_s.max(f64::MIN_POSITIVE)
+        );
+        for (cpu, placed) in idle.placed.iter().enumerate() {
+            let deepest = idle.unused_deepest_percent.iter().find(|(c, _)| *c == cpu);
+            let _ = match deepest {
+                Some((_, percent)) => {
+                    writeln!(out, "  cpu{cpu}: unused, {percent:.1}% off or in its deepest state")
+                }
+                None => writeln!(out, "  cpu{cpu}: runs {placed}"),
+            };
+        }
+    }
     out
 }
 
@@ -234,7 +375,10 @@ fn markdown(table: &str) -> String {
          beside the hog (the better of two runs each); the hog's share is its guest time \
          over the wall time of those two runs. Guest time is wall time between entering \
          and leaving the guest, so on a busy host it includes time the host took from \
-         QEMU's vCPU thread: the share then reads high.\n\n\
+         QEMU's vCPU thread: the share then reads high. The idle scenario turns the \
+         screen off, so both personas are in the background and packed onto one CPU; \
+         its CPU lines say what each CPU ran and, for those without vCPUs, the share \
+         of the window they were off or in their deepest idle state.\n\n\
          ```\n{table}```\n"
     )
 }

@@ -63,8 +63,9 @@ fn linux_uses_the_virtio_console_and_entropy_device() {
 
 /// The display flushes Duet counted for VM `vm` in a counters dump.
 fn display_flushes(counters: &str, vm: &str) -> Option<u64> {
-    let line = counters.lines().find(|l| l.contains(&format!("duet: vm {vm}: guest time")))?;
-    line.split("display flushes ").nth(1)?.trim().parse().ok()
+    let prefix = format!("duet: vm {vm}: display flushes ");
+    let line = counters.lines().find(|l| l.starts_with(&prefix))?;
+    line.strip_prefix(&prefix)?.trim().parse().ok()
 }
 
 /// Asks Duet for its counters; VM `vm`'s display flushes.
@@ -111,6 +112,9 @@ fn linux_gets_a_virtual_display_and_input_devices() {
     }
     run.shell("sleep 1", PROMPT, COMMAND);
     let after = flushes_now(&mut run, "personal");
+    eprintln!(
+        "display flushes of the personal VM: {before} before filling /dev/fb0, {after} after"
+    );
     if after <= before {
         run.fail(&format!("display flushes went from {before} to {after}"));
     }
@@ -144,6 +148,16 @@ const ABUSES: [&str; 20] = [
     "queue-ring-misaligned",
 ];
 
+/// The probe's well-formed but wrong display commands, with the error
+/// response each must get (`guests/probe/src/virtio.rs`, module `gpu`).
+const GPU_ABUSES: [(&str, &str); 5] = [
+    ("gpu-backing-outside-ram", "0x1205"),
+    ("gpu-resource-too-large", "0x1205"),
+    ("gpu-rectangle-outside-resource", "0x1205"),
+    ("gpu-unknown-resource", "0x1203"),
+    ("gpu-too-many-resources", "0x1201"),
+];
+
 #[test]
 fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     let manifest = duet_tests::manifest(
@@ -159,7 +173,7 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
     let console = run.expect("duet: vm abuser powered off", LINUX_BOOT);
     let lines: Vec<&str> =
         console.lines().filter_map(|l| l.strip_prefix("[abuser] probe: virtio ")).collect();
-    for device in ["console", "rng", "blk", "net"] {
+    for device in ["console", "rng", "blk", "net", "gpu", "keyboard", "touch"] {
         for abuse in ABUSES {
             let line = format!("{device} {abuse}: rejected");
             if !lines.contains(&line.as_str()) {
@@ -167,18 +181,34 @@ fn a_guest_abusing_its_virtio_devices_is_refused_and_linux_beside_it_goes_on() {
             }
         }
     }
+    for (abuse, response) in GPU_ABUSES {
+        let line = format!("gpu {abuse}: rejected ({response})");
+        if !lines.contains(&line.as_str()) {
+            run.fail(&format!("no {line:?} among the probe's lines {lines:#?}"));
+        }
+    }
     run.require(&[
-        "[abuser] probe: virtio done: 4 devices, 20 abuses each, 0 not rejected",
+        "[abuser] probe: virtio done: 7 devices, 20 abuses each, 5 more for the gpu, 0 not rejected",
         "[abuser] probe: virtio rng good-request: served (16 bytes)",
         "[abuser] probe: virtio console good-request: served (0 bytes)",
         // A read of the disk's first sector: 512 bytes and the status byte.
         "[abuser] probe: virtio blk good-request: served (513 bytes)",
         "[abuser] probe: virtio net good-request: served",
+        // GET_DISPLAY_INFO: the header and 16 scanouts of 24 bytes.
+        "[abuser] probe: virtio gpu good-request: served (408 bytes)",
+        "[abuser] probe: virtio keyboard good-request: served (0 bytes)",
+        "[abuser] probe: virtio touch good-request: served (0 bytes)",
         "[abuser] probe: hvc line\n",
         // Duet says what it refused.
         "vm abuser: virtio-rng: queue 0: the chain loops back to descriptor 0; the device needs a reset",
         "vm abuser: virtio-console: DRIVER_OK set before FEATURES_OK; the device needs a reset",
         "vm abuser: virtio-rng: driver did not accept VIRTIO_F_VERSION_1 (legacy); refused",
+        "vm abuser: virtio-gpu: command 0x106 refused: backing entry 0 (1024 bytes at ",
+        "vm abuser: virtio-gpu: command 0x101 refused: a 4097x16 resource (1 to 4096 pixels a side)",
+        "vm abuser: virtio-gpu: command 0x104 refused: rectangle 16x16 at (8, 8) is not inside the 16x16 resource",
+        "vm abuser: virtio-gpu: command 0x103 refused: there is no resource 77",
+        "vm abuser: virtio-gpu: command 0x104 refused: there is no resource 78",
+        "vm abuser: virtio-gpu: command 0x101 refused: more than 16 resources",
     ]);
     run.forbid("HALTED");
 

@@ -1,14 +1,18 @@
 //! `probe.mode=virtio`: a driver that breaks every rule. For each virtio
-//! device Duet gave it (slots 0 to 3), the probe sets the device up and
+//! device Duet gave it (slots 0 to 6), the probe sets the device up and
 //! then abuses it one way at a time: descriptor chains that loop, reach
 //! outside its RAM, are too long, are readable after writable; indirect
 //! tables that are not negotiated, the wrong length, nested or chained;
 //! ring indices that run away; and status abuse (DRIVER_OK before
 //! FEATURES_OK, a legacy driver, features changed late, bad queues).
 //! Each must be refused: DEVICE_NEEDS_RESET set, or FEATURES_OK or the
-//! queue not accepted. One line each, `probe: virtio <device> <abuse>:
-//! rejected` (or `NOT REJECTED ...`). Last, after a reset, a good request
-//! must still be served. Then it powers off.
+//! queue not accepted. The display (virtio-gpu) is first also sent
+//! commands that are well formed but wrong (backing outside its RAM, a
+//! resource too large, a rectangle outside its resource, unknown resource
+//! IDs, too many resources), each of which must get its error response.
+//! One line each, `probe: virtio <device> <abuse>: rejected` (or `NOT
+//! REJECTED ...`). Last, after a reset, a good request must still be
+//! served. Then it powers off.
 
 use crate::attack::load;
 use crate::{mmu, smccc};
@@ -94,6 +98,14 @@ impl Rings {
             fence(Ordering::SeqCst);
             write_volatile((self.avail + 2) as *mut u16, index);
         }
+        fence(Ordering::SeqCst);
+    }
+
+    /// Publishes available index `index` (the entries are written).
+    fn offer_index(&self, index: u16) {
+        fence(Ordering::SeqCst);
+        // SAFETY: as in `clear`.
+        unsafe { write_volatile((self.avail + 2) as *mut u16, index) };
         fence(Ordering::SeqCst);
     }
 
@@ -359,12 +371,20 @@ fn good_request(device: &Device, rings: &Rings) -> Result<u32, &'static str> {
         "rng" => (F_WRITE, 16),
         "console" => (0, line.len() as u32),
         "net" => (0, 12 + 60),
+        "keyboard" | "touch" => (0, 8),
+        "gpu" => (F_NEXT, 24),
         _ => (F_NEXT, 16),
     };
     device.bring_up(rings, 0);
     // The console's line; for the disk, its request header: type 0 (IN),
-    // reserved, sector 0, so the first 16 bytes must be zero.
-    let bytes: &[u8] = if device.name == "blk" { &[0; 16] } else { line };
+    // reserved, sector 0, so the first 16 bytes must be zero; for the
+    // display, GET_DISPLAY_INFO's header.
+    let display_info = gpu::header(gpu::GET_DISPLAY_INFO);
+    let bytes: &[u8] = match device.name {
+        "blk" => &[0; 16],
+        "gpu" => &display_info,
+        _ => line,
+    };
     for (i, byte) in bytes.iter().enumerate() {
         // SAFETY: the probe's own RAM.
         unsafe { write_volatile((rings.data + i as u64) as *mut u8, *byte) };
@@ -373,6 +393,9 @@ fn good_request(device: &Device, rings: &Rings) -> Result<u32, &'static str> {
     if device.name == "blk" {
         rings.descriptor(rings.desc, 1, rings.data + 512, 512, F_WRITE | F_NEXT, 2);
         rings.descriptor(rings.desc, 2, rings.data + 1024, 1, F_WRITE, 0);
+    }
+    if device.name == "gpu" {
+        rings.descriptor(rings.desc, 1, rings.data + 512, gpu::DISPLAY_INFO_BYTES, F_WRITE, 0);
     }
     rings.offer(0, 1);
     device.notify();
@@ -385,14 +408,19 @@ fn good_request(device: &Device, rings: &Rings) -> Result<u32, &'static str> {
     }
 }
 
-fn device_name(id: u32) -> Option<(&'static str, u32)> {
+fn device_name(id: u32, slot: u64) -> Option<(&'static str, u32)> {
     // The queue each device walks at once: the transmit queue of console
-    // and network, the only queue of entropy and disk.
-    match id {
-        1 => Some(("net", 1)),
-        2 => Some(("blk", 0)),
-        3 => Some(("console", 1)),
-        4 => Some(("rng", 0)),
+    // and network, the only queue of entropy and disk, the display's
+    // control queue, the input devices' status queue. Keyboard and
+    // touchscreen are both virtio-input; their slots tell them apart.
+    match (id, slot) {
+        (1, _) => Some(("net", 1)),
+        (2, _) => Some(("blk", 0)),
+        (3, _) => Some(("console", 1)),
+        (4, _) => Some(("rng", 0)),
+        (16, _) => Some(("gpu", 0)),
+        (18, 5) => Some(("keyboard", 1)),
+        (18, _) => Some(("touch", 1)),
         _ => None,
     }
 }
@@ -403,17 +431,20 @@ pub fn run(ram_base: u64, ram_end: u64) -> ! {
     let context = Context { ram_end };
     let mut devices = 0;
     let mut failures = 0;
-    for slot in 0..4 {
+    for slot in 0..7 {
         let base = virt::VIRTIO_BASE + slot * virt::VIRTIO_STRIDE;
         let Ok(magic) = load(base + MAGIC, 4) else { continue };
         let id = load(base + DEVICE_ID, 4).unwrap_or(0) as u32;
-        let Some((name, queue)) = device_name(id).filter(|_| magic == 0x7472_6976) else {
+        let Some((name, queue)) = device_name(id, slot).filter(|_| magic == 0x7472_6976) else {
             say!("probe: virtio slot {slot}: unknown device {id} (magic {magic:#x})");
             continue;
         };
         devices += 1;
         let device = Device { base, name, queue };
         say!("probe: virtio slot {slot}: {name}");
+        if name == "gpu" {
+            failures += gpu::abuse(&device, &rings, &context);
+        }
         for abuse in ABUSES {
             if (abuse.run)(&device, &rings, &context) {
                 say!("probe: virtio {name} {}: rejected", abuse.name);
@@ -433,8 +464,174 @@ pub fn run(ram_base: u64, ram_end: u64) -> ! {
         device.reset();
     }
     say!(
-        "probe: virtio done: {devices} devices, {} abuses each, {failures} not rejected",
-        ABUSES.len()
+        "probe: virtio done: {devices} devices, {} abuses each, {} more for the gpu, \
+         {failures} not rejected",
+        ABUSES.len(),
+        gpu::ABUSES.len()
     );
     smccc::power_off()
+}
+
+/// Commands to the display that are well formed but wrong.
+mod gpu {
+    use super::{Context, Device, Rings, F_NEXT, F_WRITE};
+    use core::ptr::{read_volatile, write_volatile};
+
+    pub const GET_DISPLAY_INFO: u32 = 0x0100;
+    const RESOURCE_CREATE_2D: u32 = 0x0101;
+    const SET_SCANOUT: u32 = 0x0103;
+    const RESOURCE_FLUSH: u32 = 0x0104;
+    const RESOURCE_ATTACH_BACKING: u32 = 0x0106;
+    const OK_NODATA: u32 = 0x1100;
+    const ERR_OUT_OF_MEMORY: u32 = 0x1201;
+    const ERR_INVALID_RESOURCE_ID: u32 = 0x1203;
+    const ERR_INVALID_PARAMETER: u32 = 0x1205;
+    /// B8G8R8X8, the format Linux uses.
+    const FORMAT: u32 = 2;
+    pub const DISPLAY_INFO_BYTES: u32 = 24 + 16 * 24;
+
+    /// A command header of `kind` (no fence).
+    pub fn header(kind: u32) -> [u8; 24] {
+        let mut header = [0u8; 24];
+        header[..4].copy_from_slice(&kind.to_le_bytes());
+        header
+    }
+
+    /// One abuse: what it sends to a freshly set-up display, and the
+    /// response its last command must get.
+    pub struct Abuse {
+        pub name: &'static str,
+        run: fn(&mut Session, &Context) -> u32,
+        expected: u32,
+    }
+
+    pub const ABUSES: &[Abuse] = &[
+        Abuse {
+            name: "gpu-backing-outside-ram",
+            run: backing_outside,
+            expected: ERR_INVALID_PARAMETER,
+        },
+        Abuse { name: "gpu-resource-too-large", run: too_large, expected: ERR_INVALID_PARAMETER },
+        Abuse {
+            name: "gpu-rectangle-outside-resource",
+            run: rect_outside,
+            expected: ERR_INVALID_PARAMETER,
+        },
+        Abuse { name: "gpu-unknown-resource", run: unknown, expected: ERR_INVALID_RESOURCE_ID },
+        Abuse { name: "gpu-too-many-resources", run: too_many, expected: ERR_OUT_OF_MEMORY },
+    ];
+
+    /// Commands sent one at a time on the control queue, each in chain 0:
+    /// the request at `data`, backing entries after it, the response at
+    /// `data + 0x800`.
+    pub struct Session<'a> {
+        device: &'a Device,
+        rings: &'a Rings,
+        sent: u16,
+    }
+
+    impl Session<'_> {
+        /// Sends command `kind` with `words` after its header and backing
+        /// `entries`; the response type (0 if none came back).
+        fn send(&mut self, kind: u32, words: &[u32], entries: &[(u64, u32)]) -> u32 {
+            let r = self.rings;
+            let request = header(kind);
+            let mut at = r.data;
+            let mut put = |bytes: &[u8]| {
+                for byte in bytes {
+                    // SAFETY: the probe's own RAM, which nothing else uses.
+                    unsafe { write_volatile(at as *mut u8, *byte) };
+                    at += 1;
+                }
+            };
+            put(&request);
+            for word in words {
+                put(&word.to_le_bytes());
+            }
+            for (address, length) in entries {
+                put(&address.to_le_bytes());
+                put(&length.to_le_bytes());
+                put(&[0; 4]);
+            }
+            let response = r.data + 0x800;
+            // SAFETY: as above.
+            unsafe { write_volatile(response as *mut u32, 0) };
+            r.descriptor(r.desc, 0, r.data, (at - r.data) as u32, F_NEXT, 1);
+            r.descriptor(r.desc, 1, response, 64, F_WRITE, 0);
+            self.sent += 1;
+            // SAFETY: as above; the available ring's slot for this offer.
+            unsafe {
+                let slot = u64::from((self.sent - 1) % super::QUEUE_SIZE);
+                write_volatile((r.avail + 4 + 2 * slot) as *mut u16, 0);
+            }
+            r.offer_index(self.sent);
+            self.device.notify();
+            if r.used_index() != self.sent {
+                return 0;
+            }
+            // SAFETY: as above.
+            unsafe { read_volatile(response as *const u32) }
+        }
+
+        fn create(&mut self, id: u32, width: u32, height: u32) -> u32 {
+            self.send(RESOURCE_CREATE_2D, &[id, FORMAT, width, height], &[])
+        }
+    }
+
+    fn backing_outside(s: &mut Session, c: &Context) -> u32 {
+        s.create(1, 16, 16);
+        s.send(RESOURCE_ATTACH_BACKING, &[1, 1], &[(c.ram_end - 512, 1024)])
+    }
+
+    fn too_large(s: &mut Session, _: &Context) -> u32 {
+        s.create(1, 4097, 16)
+    }
+
+    fn rect_outside(s: &mut Session, _: &Context) -> u32 {
+        s.create(1, 16, 16);
+        let backing = s.rings.data + 0x1000;
+        if s.send(RESOURCE_ATTACH_BACKING, &[1, 1], &[(backing, 1024)]) != OK_NODATA {
+            return 0;
+        }
+        s.send(RESOURCE_FLUSH, &[8, 8, 16, 16, 1, 0], &[])
+    }
+
+    fn unknown(s: &mut Session, _: &Context) -> u32 {
+        s.create(1, 16, 16);
+        match s.send(SET_SCANOUT, &[0, 0, 16, 16, 0, 77], &[]) {
+            ERR_INVALID_RESOURCE_ID => s.send(RESOURCE_FLUSH, &[0, 0, 16, 16, 78, 0], &[]),
+            other => other,
+        }
+    }
+
+    fn too_many(s: &mut Session, _: &Context) -> u32 {
+        for id in 1..=16 {
+            if s.create(id, 1, 1) != OK_NODATA {
+                return 0;
+            }
+        }
+        s.create(17, 1, 1)
+    }
+
+    /// Runs every abuse on a freshly set-up display; how many were not
+    /// refused as they should have been.
+    pub fn abuse(device: &Device, rings: &Rings, context: &Context) -> u32 {
+        let mut failures = 0;
+        for abuse in ABUSES {
+            device.bring_up(rings, 0);
+            let mut session = Session { device, rings, sent: 0 };
+            let response = (abuse.run)(&mut session, context);
+            if response == abuse.expected && !device.needs_reset() {
+                say!("probe: virtio gpu {}: rejected ({response:#x})", abuse.name);
+            } else {
+                failures += 1;
+                say!(
+                    "probe: virtio gpu {}: NOT REJECTED (response {response:#x}, status {:#x})",
+                    abuse.name,
+                    device.status()
+                );
+            }
+        }
+        failures
+    }
 }

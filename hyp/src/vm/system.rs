@@ -231,6 +231,10 @@ pub fn print_counters() {
     for vm in vms {
         println!("duet: {}", vm.counters.report(vm.name, frequency));
     }
+    // Lines of their own: readers parse the lines above to their end.
+    for vm in vms {
+        println!("duet: vm {}: display flushes {}", vm.name, vm.counters.display_flushes());
+    }
     for cpu in 0..smp::online() {
         let (sleeps, timer) = super::cpu::cpu_counters(cpu);
         println!("duet: cpu{cpu}: idle sleeps {sleeps}, Duet timer interrupts {timer}");

@@ -182,21 +182,10 @@ pub fn push_input(vm: &Vm, kind: InputKind, events: &[InputEvent], cpus: &dyn Cp
 /// device stays locked meanwhile: `f` must not wait for a lock that a
 /// `DisplaySink` of this VM takes.
 pub fn with_scanout<R>(vm: &Vm, f: impl FnOnce(Option<&dyn Frame>) -> R) -> R {
-    let mut f = Some(f);
-    let mut result = None;
-    if let Some(device) = vm.virtio.iter().find(|d| d.slot == GPU_SLOT) {
-        let mut transport = device.transport.lock();
-        transport.device().with_frame(&mut |frame| {
-            if let Some(f) = f.take() {
-                result = Some(f(Some(frame)));
-            }
-        });
-    }
-    match (result, f) {
-        (Some(result), _) => result,
-        (None, Some(f)) => f(None),
-        (None, None) => unreachable!("f runs exactly once"),
-    }
+    let Some(device) = vm.virtio.iter().find(|d| d.slot == GPU_SLOT) else { return f(None) };
+    let mut transport = device.transport.lock();
+    let frame = transport.device().frame();
+    f(frame.as_deref())
 }
 
 /// Signals slot `slot`'s interrupt (edge-triggered) to the VM.

@@ -73,15 +73,16 @@ pub const ATTEMPTS: &[Attempt] = &[
     Attempt { name: "load-secure-uart", run: |_| must_fault_load(host::SECURE_UART) },
     Attempt { name: "load-smmu", run: |_| must_fault_load(host::SMMU) },
     // Slot 0 is the guest's own virtio console (Duet's model answers); the
-    // slots past Duet's devices (console, rng, disk, network) are holes.
+    // slots past Duet's devices (console, rng, disk, network, display,
+    // keyboard, touchscreen: 0 to 6) are holes.
     Attempt { name: "load-virtio-mmio-own-console", run: |_| emulated_read(host::VIRTIO_MMIO, 4) },
     Attempt {
         name: "load-virtio-mmio-empty-slot",
-        run: |_| must_fault_load(virt::VIRTIO_BASE + 4 * virt::VIRTIO_STRIDE),
+        run: |_| must_fault_load(virt::VIRTIO_BASE + 7 * virt::VIRTIO_STRIDE),
     },
     Attempt {
         name: "store-virtio-mmio-empty-slot",
-        run: |_| must_fault_store(virt::VIRTIO_BASE + 4 * virt::VIRTIO_STRIDE + 0x70),
+        run: |_| must_fault_store(virt::VIRTIO_BASE + 7 * virt::VIRTIO_STRIDE + 0x70),
     },
     Attempt {
         name: "load-virtio-mmio-last-slot",

@@ -381,6 +381,18 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_event_buffer_drops_the_events_and_needs_a_reset() {
+        let (mut ram, mut t, mut events, _) = setup(Flavour::Keyboard);
+        let memory = ram.memory();
+        events.descriptor(&memory, 0, BASE + 0x2_0000, 8, W, 0);
+        events.offer(&memory, 0);
+        let event = InputEvent { kind: EV_KEY, code: 30, value: 1 };
+        assert!(!t.deliver(EVENT_QUEUE, |env| deliver(env, &[event])));
+        assert_ne!(t.status() & 64, 0, "DEVICE_NEEDS_RESET");
+        assert!(!t.deliver(EVENT_QUEUE, |env| deliver(env, &[event])));
+    }
+
+    #[test]
     fn status_buffers_are_returned_unread() {
         let (mut ram, mut t, _, mut status) = setup(Flavour::Keyboard);
         let memory = ram.memory();

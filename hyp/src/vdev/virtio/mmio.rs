@@ -147,9 +147,10 @@ pub trait Device: Send {
     fn service(&mut self, queue: usize, env: &mut Env) -> Result<(), QueueError>;
     /// Back to the state after power-on.
     fn reset(&mut self) {}
-    /// Calls `f` with what a display device shows now, if it shows
-    /// anything (`gpu`); other devices never call it.
-    fn with_frame(&self, _f: &mut dyn FnMut(&dyn Frame)) {}
+    /// What a display device (`gpu`) shows now, if anything.
+    fn frame(&self) -> Option<Box<dyn Frame + '_>> {
+        None
+    }
 }
 
 /// Register window of one virtio-mmio device.

@@ -214,11 +214,16 @@ impl Compositor {
         self.showing = Showing::Persona(persona);
         let look = self.looks.get(persona).copied().unwrap_or(Look { name: "?", colour: BLACK });
         self.draw_strip(screen, look.name, look.colour);
-        screen.fill(self.persona_area(), BLACK);
-        if let Some(frame) = frame {
-            let whole = Rect { x: 0, y: 0, width: frame.width(), height: frame.height() };
-            self.copy(screen, frame, whole);
-        }
+        // The scanout, then black where it does not reach: every pixel of
+        // the area is written once, none left from what showed before.
+        let area = self.persona_area();
+        let whole = frame.map(|f| Rect { x: 0, y: 0, width: f.width(), height: f.height() });
+        let covered = frame.zip(whole).and_then(|(frame, whole)| self.copy(screen, frame, whole));
+        let (width, height) = covered.map_or((0, 0), |c| (c.width, c.height));
+        let right = Rect { x: width, y: area.y, width: area.width - width, height };
+        let below = Rect { y: area.y + height, height: area.height - height, ..area };
+        screen.fill(right, BLACK);
+        screen.fill(below, BLACK);
         screen.bounds()
     }
 
@@ -279,11 +284,12 @@ impl Compositor {
             let Some(span) = screen.span(source.x, STRIP_HEIGHT + y, source.width) else {
                 continue;
             };
-            // A row the guest's backing does not cover keeps what the
-            // persona showed there before (never another's: a switch
-            // blanks the area first).
+            // A row the guest's backing does not cover goes black: never
+            // what showed there before (another persona's, on a switch).
             if frame.read_row(y, source.x, span) {
                 span.iter_mut().for_each(|pixel| *pixel |= OPAQUE);
+            } else {
+                span.fill(OPAQUE | BLACK);
             }
         }
         Some(Rect { y: STRIP_HEIGHT + source.y, ..source })
@@ -449,6 +455,34 @@ mod tests {
         assert_eq!(at(&buffer, 10, 57), 0);
         assert_eq!(at(&buffer, 0, 58), 0);
         assert_eq!(at(&buffer, 0, 0), 0x1e6fd9);
+    }
+
+    /// A scanout whose backing covers no row.
+    struct Unbacked;
+
+    impl Frame for Unbacked {
+        fn width(&self) -> u32 {
+            W
+        }
+        fn height(&self) -> u32 {
+            H
+        }
+        fn read_row(&self, _y: u32, _x: u32, _out: &mut [u32]) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn nothing_of_the_previous_persona_survives_a_switch() {
+        let (mut compositor, mut buffer) = setup();
+        let mut screen = pixels(&mut buffer);
+        compositor.show_persona(&mut screen, 0, Some(&full_frame(0x777777)));
+        compositor.show_persona(&mut screen, 1, Some(&Unbacked));
+        assert!(buffer[(48 * W) as usize..].iter().all(|&p| p & 0xff_ffff == 0));
+        let mut screen = pixels(&mut buffer);
+        compositor.show_persona(&mut screen, 0, Some(&full_frame(0x777777)));
+        compositor.show_persona(&mut screen, 1, None);
+        assert!(buffer[(48 * W) as usize..].iter().all(|&p| p & 0xff_ffff == 0));
     }
 
     #[test]

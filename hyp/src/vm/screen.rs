@@ -37,17 +37,17 @@ struct Display {
 }
 
 impl Display {
-    /// Draws with the compositor into the panel and flushes what changed.
-    fn draw(&mut self, draw: impl FnOnce(&Compositor, &mut Pixels) -> Option<Rect>) {
-        self.draw_mut(|compositor, pixels| draw(compositor, pixels));
-    }
-
-    fn draw_mut(&mut self, draw: impl FnOnce(&mut Compositor, &mut Pixels) -> Option<Rect>) {
+    /// Draws with the compositor into the panel and flushes what changed;
+    /// returns the counter when the drawing was done (before the flush).
+    fn draw(&mut self, draw: impl FnOnce(&mut Compositor, &mut Pixels) -> Option<Rect>) -> u64 {
         let (width, height) = self.panel.size();
         let mut pixels = Pixels { pixels: self.panel.framebuffer(), width, height };
-        if let Some(rect) = draw(&mut self.compositor, &mut pixels) {
+        let changed = draw(&mut self.compositor, &mut pixels);
+        let drawn = cpu::counter();
+        if let Some(rect) = changed {
             self.panel.flush(rect);
         }
+        drawn
     }
 }
 
@@ -213,7 +213,7 @@ fn lock() {
     };
     let cards: Vec<Rect> = areas.iter().map(|a: &Area| rect(*a)).collect();
     if let Some(display) = DISPLAY.get() {
-        display.lock().draw_mut(|c, pixels| Some(c.show_lock(pixels, &cards, selected)));
+        display.lock().draw(|c, pixels| Some(c.show_lock(pixels, &cards, selected)));
     }
     let last = SCENE.load().foreground;
     println!("duet: screen: locked");
@@ -223,26 +223,28 @@ fn lock() {
 fn unlock(persona: usize, at: u64, vms: &[Vm]) {
     let Some(vm) = vms.get(persona) else { return };
     let Some(display) = DISPLAY.get() else { return };
-    println!("duet: screen: unlocked into vm {}", vm.name);
-    super::system::change_scene(Scene { foreground: persona, screen_on: true });
     FRONT.store(persona, Ordering::Release);
     // The VM's display lock, then the screen's: the order a flush takes.
     // What its scanout holds now is its first frame (black if it never
-    // set one): no redraw is asked of it.
-    with_scanout(vm, |frame| {
-        display.lock().draw_mut(|c, pixels| Some(c.show_persona(pixels, persona, frame)));
+    // set one): no redraw is asked of it. The screen first, then the
+    // console and the scheduler, so neither delays what the user sees.
+    let drawing = cpu::counter();
+    let drawn = with_scanout(vm, |frame| {
+        display.lock().draw(|c, pixels| Some(c.show_persona(pixels, persona, frame)))
     });
-    switch_done(vm.name, at);
-}
-
-/// The switch whose gesture ended at counter `at` has its persona's first
-/// frame on the screen.
-fn switch_done(name: &str, at: u64) {
-    let us = micros(cpu::counter().wrapping_sub(at));
+    let shown = cpu::counter();
+    let us = micros(shown.wrapping_sub(at));
     SWITCH_LAST_US.store(us, Ordering::Relaxed);
     SWITCH_MAX_US.fetch_max(us, Ordering::Relaxed);
     SWITCHES.fetch_add(1, Ordering::Relaxed);
-    println!("duet: screen: switch to vm {name} took {us} us");
+    println!("duet: screen: unlocked into vm {}", vm.name);
+    println!(
+        "duet: screen: switch to vm {} took {us} us (drawing {} us, flushing {} us)",
+        vm.name,
+        micros(drawn.wrapping_sub(drawing)),
+        micros(shown.wrapping_sub(drawn))
+    );
+    super::system::change_scene(Scene { foreground: persona, screen_on: true });
 }
 
 /// One VM's display sink.

@@ -101,8 +101,14 @@ pub fn cpu_loop(me: usize) -> ! {
                 super::cpu::run_cpu(placed, &SystemCpus { me });
             }
         }
+        // The screen's idle timeout is the boot CPU's, vCPUs or not.
+        crate::arch::aarch64::timer::arm_at(super::screen::deadline());
         super::cpu::sleep_unplaced();
         while let Some(intid) = gic::acknowledge() {
+            if intid == super::layout::TIMER_HYP_INTID {
+                super::cpu::hypervisor_timer_fired();
+                SystemCpus { me }.screen_tick();
+            }
             // The NIC's interrupt comes to the boot CPU even when it has no
             // vCPU left: frames from the network still reach running VMs.
             if Some(intid) == crate::drivers::virtio_net::intid() {

@@ -8,7 +8,8 @@
 //! alternating, and takes from each: the time to init and a fixed CPU-bound
 //! job in its shell. The idle window (QEMU's host CPU time, with Duet's
 //! counters around it) compares one idle native Linux (first run) with the
-//! default pair of personas under Duet (one extra boot). Duet's size comes
+//! default pair of personas under Duet (one extra boot); one more boot of
+//! the pair with the phone's screen times persona switches. Duet's size comes
 //! from its ELF. One table goes to stdout and `target/bench/results.json`,
 //! and with `--report` to `docs/benchmarks.md` with a plot of the ratios.
 //!
@@ -152,13 +153,15 @@ pub fn run(options: &Options) -> Result<()> {
     let window = Duration::from_secs(options.idle_seconds);
     measure(&inputs, Setup::DuetPair, Some(window), false, &mut pair)
         .context("the idle window under Duet")?;
+    eprintln!("bench: persona switches: Duet, two personas, with a screen");
+    let switches = switch_latencies(&inputs).context("persona switches under Duet")?;
     let size = size::measure(&inputs.image.elf, &inputs.image.binary)?;
     let results = Results {
         host: report::Host::describe(load_at_start)?,
         runs: options.runs,
         idle_seconds: options.idle_seconds,
         busy_job: BUSY_JOB.into(),
-        rows: rows(options, &native, &duet, &pair, &micro, &size),
+        rows: rows(options, &native, &duet, &pair, &switches, &micro, &size),
         idle_counters: pair.idle.and_then(|idle| idle.counters),
         size,
     };
@@ -257,6 +260,25 @@ fn measure(
     machine.power_off()
 }
 
+/// Unlocks into a persona this many times.
+const SWITCHES: u32 = 5;
+
+/// The default pair with the phone's screen: the latency of unlocking into
+/// a persona (Duet's own figure, from the key to the persona's frame on the
+/// screen), [`SWITCHES`] times.
+fn switch_latencies(inputs: &Inputs) -> Result<Vec<f64>> {
+    let options =
+        qemu::Options { package: Some(inputs.pair.clone()), screen: true, ..Default::default() };
+    let command = qemu::command(duet_boards::default_board(), &inputs.image.binary, &options);
+    let mut machine = Machine::start(command, Setup::DuetPair)?;
+    machine.boot()?;
+    machine.locked()?;
+    machine::idle_for(SETTLE);
+    let micros = (0..SWITCHES).map(|_| machine.switch_micros()).collect::<Result<Vec<_>>>()?;
+    machine.power_off()?;
+    Ok(micros)
+}
+
 fn command(inputs: &Inputs, setup: Setup) -> std::process::Command {
     match setup {
         Setup::Native => qemu::native_linux_command(&inputs.kernel, &inputs.initrd),
@@ -291,6 +313,7 @@ fn rows(
     native: &Samples,
     duet: &Samples,
     pair: &Samples,
+    switches: &[f64],
     micro: &Micro,
     size: &size::Size,
 ) -> Vec<Row> {
@@ -340,6 +363,14 @@ fn rows(
             after.heap_used_kib as f64,
         ));
     }
+    rows.push(Row::compared(
+        "screen.switch",
+        "persona switch: key to the persona's frame on the screen (median)",
+        Unit::Microseconds,
+        Vec::new(),
+        switches.to_vec(),
+        None,
+    ));
     rows.push(Row::compared(
         "busy.md5",
         "busy: md5sum of 256 MiB (median)",

@@ -28,6 +28,11 @@ const SHOW_COUNTERS: &[u8] = b"\x1ds";
 const NEXT_VM: &[u8] = b"\x1dn";
 /// The last line of the counters.
 const COUNTERS_END: &str = "duet: heap ";
+/// Duet's console key for the screen: locks it, or unlocks it into the
+/// persona used last.
+const TOGGLE_SCREEN: &[u8] = b"\x1do";
+const LOCKED: &str = "duet: screen: locked";
+const SWITCHED: &str = "duet: screen: switch to vm ";
 
 /// With or without Duet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +141,28 @@ impl Machine {
         let output = self.console.slice(mark, Some(prompt.start));
         parse::real_seconds(&output)
             .with_context(|| format!("no `real` time in what `{command}` printed: {output:?}"))
+    }
+
+    /// With the lock screen showing: unlocks it with Duet's console key,
+    /// reads the switch latency Duet prints, in microseconds, and locks it
+    /// again.
+    pub fn switch_micros(&mut self) -> Result<f64> {
+        let mark = self.console.len();
+        self.send(TOGGLE_SCREEN)?;
+        let switched = self.expect(mark, SWITCHED, COMMAND_TIMEOUT)?;
+        let end = self.expect(switched.end, "\n", COMMAND_TIMEOUT)?;
+        let line = self.console.slice(switched.start, Some(end.end));
+        let micros = parse::switch_micros(&line)
+            .with_context(|| format!("no switch latency in {line:?}"))?;
+        let mark = self.console.len();
+        self.send(TOGGLE_SCREEN)?;
+        self.expect(mark, LOCKED, COMMAND_TIMEOUT)?;
+        Ok(micros)
+    }
+
+    /// Waits for Duet's lock screen (a board with a screen, at boot).
+    pub fn locked(&mut self) -> Result<()> {
+        self.expect(0, LOCKED, BOOT_TIMEOUT).map(|_| ())
     }
 
     /// Powers every guest off and waits for QEMU to end; stops QEMU if that

@@ -13,6 +13,14 @@ pub fn real_seconds(output: &str) -> Option<f64> {
     Some(minutes.trim().parse::<f64>().ok()? * 60.0 + seconds)
 }
 
+/// Microseconds of Duet's `duet: screen: switch to vm NAME took N us ...`
+/// line in `output`.
+pub fn switch_micros(output: &str) -> Option<f64> {
+    let line = output.lines().find(|l| l.contains("duet: screen: switch to vm "))?;
+    let after = &line[line.find(" took ")? + " took ".len()..];
+    after.split_once(" us")?.0.trim().parse().ok()
+}
+
 /// User plus system time, in clock ticks, from the text of
 /// `/proc/<pid>/stat` (fields 14 and 15). The command name (field 2) sits in
 /// parentheses and may itself hold spaces or parentheses, so the fields are
@@ -148,6 +156,15 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn switch_latencies_are_read() {
+        let line = "[personal] x\nduet: screen: switch to vm corporate took 6134 us \
+                    (drawing 5000 us, flushing 1134 us)\n";
+        assert_eq!(switch_micros(line), Some(6134.0));
+        assert_eq!(switch_micros("duet: screen: unlocked into vm corporate\n"), None);
+        assert_eq!(switch_micros("duet: screen: switch to vm a took many us\n"), None);
+    }
 
     #[test]
     fn busybox_time_with_and_without_the_vm_tag() {

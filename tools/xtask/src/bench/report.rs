@@ -255,6 +255,12 @@ with the time it arrived.
   native median.
 - **boot to init, two personas**: the same for the personal VM of the pair
   (one sample): what the corporate VM booting beside it adds.
+- **persona switch**: the default pair booted with the phone's screen
+  (`--screen`); five times, Duet's console key `Ctrl-] o` unlocks the lock
+  screen into the persona used last and locks it again. The figure is
+  Duet's own (`duet: screen: switch to vm ... took N us`): the system
+  counter from reading the key to the end of the physical flush of the
+  persona's frame (see persona-switch.md); the median of the five.
 - **boot: Duet's banner**: wall time from starting QEMU to Duet's first line
   (`Duet ... -- a hypervisor for phones, at EL2`): QEMU's own start-up plus
   Duet's early boot.

@@ -22,6 +22,8 @@ pub enum Unit {
     Instructions,
     /// Nanoseconds of the guest's counter.
     Nanoseconds,
+    /// Microseconds of Duet's counter.
+    Microseconds,
     /// A percentage.
     Percent,
 }
@@ -34,6 +36,7 @@ impl Unit {
             Unit::Kib => format!("{value:.0} KiB"),
             Unit::Instructions => format!("{value:.0}"),
             Unit::Nanoseconds => format!("{value:.0} ns"),
+            Unit::Microseconds => format!("{value:.0} us"),
             Unit::Percent => format!("{value:.1} %"),
         }
     }

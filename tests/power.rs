@@ -543,3 +543,24 @@ fn counter_and_energy_lines_are_read() {
     assert_eq!(residency(line, 3, "offs"), Some(2.0));
     assert_eq!(residency(line, 2, "off"), None);
 }
+
+#[test]
+fn packed_with_the_screen_off_the_last_persona_still_answers() {
+    // With the screen off both personas share CPU 0. Once the personal one
+    // powers off, its vCPUs keep their last timers; those must not keep
+    // waking CPU 0 (a deadline past for ever) and starve the corporate one.
+    let personal = "background_cpu_percent = 30\nbackground_timer_slack_ms = 100";
+    let corporate = "background_cpu_percent = 25\nbackground_timer_slack_ms = 100";
+    let text = linux_vm("personal", "personal", 2, personal)
+        + &linux_vm("corporate", "corporate", 1, corporate);
+    let vms = ["personal", "corporate"];
+    let mut run = boot(manifest("power-packed", &text), &vms);
+    let text = toggle_screen(&mut run, "duet: screen off");
+    require_placed(
+        &mut run,
+        &text,
+        ["personal/0 personal/1 corporate/0", "nothing", "nothing", "nothing"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    power_off_and_check_energy(&mut run, &vms);
+}

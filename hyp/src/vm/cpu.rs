@@ -332,12 +332,14 @@ impl Turn {
 
     /// When this CPU must look again at its vCPUs other than `running`: the
     /// waiting ones' timer deadlines (background ones within their slack)
-    /// and the next window of those that wait for their budget.
+    /// and the next window of those that wait for their budget. A vCPU
+    /// that is off, or whose VM stopped, keeps its last timer, which no
+    /// longer wakes it: counting that deadline, once past, would arm Duet's
+    /// timer in the past at every turn and starve the other vCPUs.
     fn wake(&self, slots: &[Slot], running: Option<usize>, loaded: Option<usize>) -> Option<u64> {
-        let timers = slots
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| Some(*i) != running && Some(*i) != loaded && s.waiting);
+        let timers = slots.iter().enumerate().filter(|(i, s)| {
+            Some(*i) != running && Some(*i) != loaded && s.waiting && timer_can_wake(s)
+        });
         let timers = timers.filter_map(|(_, s)| {
             let slack = self.scene.timer_slack(s.vm.index, &s.power, self.clock);
             s.saved.timer_deadline().map(|at| Deadline { at, slack })
@@ -351,6 +353,12 @@ impl Turn {
         });
         coalesced_wake(timers.chain(refills))
     }
+}
+
+/// Whether a waiting slot's timer can still wake its vCPU: its VM runs and
+/// the vCPU is on.
+fn timer_can_wake(slot: &Slot) -> bool {
+    slot.vm.is_running() && matches!(*slot.vm.power[slot.index].lock(), Power::On)
 }
 
 /// Whether a slot's vCPU can run now. A waiting vCPU wakes for an

@@ -259,12 +259,7 @@ fn idle(image: &Path, package: &Path, kernel: &Path, initrd: &Path) -> Result<Id
     machine::idle_for(IDLE_WINDOW);
     let duet_cpu_s = duet.cpu_seconds()? - start;
     let after = duet.counters()?;
-    // The figures are in; a power-off that does not finish (QEMU is then
-    // stopped) is reported, not fatal: see docs/power.md, "What is not
-    // done yet".
-    if let Err(e) = duet.power_off() {
-        eprintln!("bench: power: warning: after the idle window: {e:#}");
-    }
+    duet.power_off().context("power-off after the idle window")?;
     let unused_deepest_percent = (0..after.residency.len())
         .filter(|&c| after.placed.get(c).is_some_and(|p| p == "nothing"))
         .map(|c| {

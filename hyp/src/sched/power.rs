@@ -254,6 +254,42 @@ pub fn next_by_rank(len: usize, last: usize, rank: impl Fn(usize) -> Option<u32>
     best.map(|(i, _)| i)
 }
 
+/// A CPU's time slice: the vCPU (by position in the CPU's queue) that
+/// holds the CPU and when its hold ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub slot: usize,
+    pub ends: u64,
+}
+
+/// Who runs the next turn on a CPU whose queue has `len` vCPUs. The holder
+/// of the `current` slice keeps the CPU, with its slice's end unchanged,
+/// while the slice lasts, it can run and nothing ranks above it: an
+/// interrupt that ends a turn does not hand the CPU on. Ending turns
+/// early would preempt a guest kernel inside a critical section and let
+/// its sibling vCPU spin on the lock it holds (QEMU does not trap WFE, so
+/// the spinner gives nothing back until its own slice ends). Otherwise
+/// [`next_by_rank`] after the holder chooses, with a fresh slice of
+/// `length` ticks from `now`.
+pub fn next_slice(
+    len: usize,
+    current: Option<Slice>,
+    now: u64,
+    length: u64,
+    rank: impl Fn(usize) -> Option<u32>,
+) -> Option<Slice> {
+    let current = current.filter(|s| s.slot < len);
+    if let Some(held) = current.filter(|s| now < s.ends) {
+        if let Some(own) = rank(held.slot) {
+            if (0..len).all(|i| rank(i).is_none_or(|r| r <= own)) {
+                return Some(held);
+            }
+        }
+    }
+    let last = current.map_or(len.saturating_sub(1), |s| s.slot);
+    next_by_rank(len, last, rank).map(|slot| Slice { slot, ends: now.saturating_add(length) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,5 +507,39 @@ mod tests {
         for last in 0..4 {
             assert_eq!(next_by_rank(4, last, |_| Some(1)), Some((last + 1) % 4));
         }
+    }
+
+    #[test]
+    fn the_slice_holder_keeps_the_cpu_until_its_slice_ends() {
+        let all = |_: usize| Some(1);
+        let first = next_slice(3, None, 0, 10, all).unwrap();
+        assert_eq!(first, Slice { slot: 0, ends: 10 });
+        // A turn that ended early (an interrupt) does not hand the CPU on.
+        assert_eq!(next_slice(3, Some(first), 4, 10, all), Some(first));
+        // At the slice's end the next in round-robin order gets a fresh one.
+        assert_eq!(next_slice(3, Some(first), 10, 10, all), Some(Slice { slot: 1, ends: 20 }));
+    }
+
+    #[test]
+    fn the_slice_moves_on_when_its_holder_cannot_run_or_is_outranked() {
+        let held = Slice { slot: 1, ends: 50 };
+        let blocked = |i: usize| (i != 1).then_some(1);
+        assert_eq!(next_slice(3, Some(held), 20, 10, blocked), Some(Slice { slot: 2, ends: 30 }));
+        let outranked = |i: usize| Some(if i == 0 { 5 } else { 1 });
+        assert_eq!(next_slice(3, Some(held), 20, 10, outranked), Some(Slice { slot: 0, ends: 30 }));
+        assert_eq!(next_slice(3, Some(held), 20, 10, |_| None), None);
+    }
+
+    #[test]
+    fn a_sole_or_top_ranked_holder_gets_a_fresh_slice() {
+        let held = Slice { slot: 0, ends: 10 };
+        let only = |i: usize| (i == 0).then_some(1);
+        assert_eq!(next_slice(2, Some(held), 15, 10, only), Some(Slice { slot: 0, ends: 25 }));
+        // A queue that shrank under the holder starts again from its front.
+        let gone = Slice { slot: 4, ends: 99 };
+        assert_eq!(
+            next_slice(2, Some(gone), 15, 10, |_| Some(1)),
+            Some(Slice { slot: 0, ends: 25 })
+        );
     }
 }

@@ -10,7 +10,10 @@
 //! through as many exits as return straight to it (a hypercall, an MMIO
 //! access) and ends when it blocks, an interrupt comes (Duet's timer for a
 //! slice, budget or deadline; a kick; a device), or this CPU's own exit
-//! handling made one of its vCPUs runnable or changed the scene.
+//! handling made one of its vCPUs runnable or changed the scene. The end
+//! of a turn is not the end of the vCPU's time slice: it keeps the CPU
+//! until it blocks, its slice ends or a higher-ranked vCPU can run
+//! (`sched::power::next_slice`).
 //!
 //! Which vCPUs a CPU runs follows `vm::placement`: at each turn a CPU whose
 //! placement changed hands over the vCPUs it no longer runs (their saved
@@ -28,7 +31,9 @@ use crate::arch::aarch64::context::SavedState;
 use crate::arch::aarch64::{cpu, gic, guest, psci, timer};
 use crate::personas::power::PowerSpec;
 use crate::sched::energy::{CpuPower, IdleState, Rest, MAX_IDLE_STATES};
-use crate::sched::power::{self, coalesced_wake, Budget, Clock, Deadline, Scene, State, Verdict};
+use crate::sched::power::{
+    self, coalesced_wake, Budget, Clock, Deadline, Scene, Slice, State, Verdict,
+};
 use crate::sched::{earliest, energy, VcpuId, KICK_SGI};
 use crate::{print, println, smp, MAX_CPUS};
 use alloc::vec::Vec;
@@ -166,7 +171,7 @@ pub fn run_cpu(cpus: &impl Cpus) -> ! {
     let clock = Clock { frequency: cpu::counter_frequency() };
     let model = power_model_of_this_cpu();
     let mut loaded: Option<usize> = None;
-    let mut last = 0;
+    let mut slice: Option<Slice> = None;
     let mut unused_since = None;
     loop {
         LOOK_AGAIN[me].store(false, Ordering::Relaxed);
@@ -174,7 +179,7 @@ pub fn run_cpu(cpus: &impl Cpus) -> ! {
         if followed != Some(generation) || INCOMING[me].swap(false, Ordering::SeqCst) {
             follow_placement(&mut slots, &mut loaded, me);
             followed = Some(generation);
-            last = slots.len().saturating_sub(1);
+            slice = None;
             unused_since = match (slots.is_empty(), unused_since) {
                 (false, _) => None,
                 (true, None) => Some(cpu::counter()),
@@ -183,21 +188,25 @@ pub fn run_cpu(cpus: &impl Cpus) -> ! {
         }
         let now = cpu::counter();
         let turn = Turn::decide(&slots, loaded, now, clock);
-        let Some(next) = power::next_by_rank(slots.len(), last, |i| turn.rank(&slots, i)) else {
+        let rank = |i| turn.rank(&slots, i);
+        let Some(chosen) = power::next_slice(slots.len(), slice, now, clock.ticks(SLICE_MS), rank)
+        else {
             match unused_since {
                 Some(since) => rest_unused(model, since, clock, generation, cpus),
                 None => idle(&slots, loaded, &turn, model.standby_states(), cpus),
             }
             continue;
         };
-        last = next;
+        slice = Some(chosen);
+        let next = chosen.slot;
         if loaded != Some(next) {
             switch(&mut slots, loaded, next);
             loaded = Some(next);
         }
         let contended = (0..slots.len()).any(|i| i != next && turn.rank(&slots, i).is_some());
         let budget_end = turn.budget_end(&slots[next], next);
-        run_slot(&mut slots, next, contended, budget_end, &turn, lrs, cpus);
+        let slice_end = contended.then_some(chosen.ends);
+        run_slot(&mut slots, next, slice_end, budget_end, &turn, lrs, cpus);
     }
 }
 
@@ -331,14 +340,16 @@ impl Turn {
     }
 
     /// When this CPU must look again at its vCPUs other than `running`: the
-    /// waiting ones' timer deadlines (background ones within their slack)
-    /// and the next window of those that wait for their budget. A vCPU
+    /// waiting (not yet runnable) ones' timer deadlines (background ones
+    /// within their slack) and the next window of those that wait for their budget. A vCPU
     /// that is off, or whose VM stopped, keeps its last timer, which no
     /// longer wakes it: counting that deadline, once past, would arm Duet's
     /// timer in the past at every turn and starve the other vCPUs.
     fn wake(&self, slots: &[Slot], running: Option<usize>, loaded: Option<usize>) -> Option<u64> {
-        let timers = slots.iter().enumerate().filter(|(i, s)| {
-            Some(*i) != running && Some(*i) != loaded && s.waiting && timer_can_wake(s)
+        // One already runnable waits for the slice's end, not its timer.
+        let timers = slots.iter().enumerate().filter(|&(i, s)| {
+            let waits = s.waiting && self.wants & 1 << i == 0;
+            Some(i) != running && Some(i) != loaded && waits && timer_can_wake(s)
         });
         let timers = timers.filter_map(|(_, s)| {
             let slack = self.scene.timer_slack(s.vm.index, &s.power, self.clock);
@@ -403,14 +414,13 @@ fn switch(slots: &mut [Slot], loaded: Option<usize>, next: usize) {
 fn run_slot(
     slots: &mut [Slot],
     i: usize,
-    contended: bool,
+    slice_end: Option<u64>,
     budget_end: Option<u64>,
     turn: &Turn,
     lrs: &mut [u64],
     cpus: &impl Cpus,
 ) {
     let wake = turn.wake(slots, Some(i), Some(i));
-    let slice_end = contended.then(|| turn.now + turn.clock.ticks(SLICE_MS));
     timer::arm_at(earliest([wake, slice_end, budget_end, super::screen::deadline()]));
 
     let slot = &mut slots[i];

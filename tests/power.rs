@@ -1,7 +1,8 @@
 //! Power-aware scheduling, judged from Duet's counters: a background
 //! persona spinning gets about its CPU budget while the foreground persona
 //! still answers; background timers with a slack wake their CPU far less
-//! often than the same timers without; and the energy lines printed at
+//! often than the same timers without, and less again with the screen off
+//! and a longer screen-off slack; and the energy lines printed at
 //! power-off name every persona and add up to the total.
 
 use duet_tests::{manifest, require_qemu, status, Machine};
@@ -255,12 +256,31 @@ fn a_background_persona_may_use_an_idle_cpu_only_while_the_foreground_leaves_it(
     power_off_and_check_energy(&mut run, &["personal", "corporate"]);
 }
 
+/// Each VM's wakeups over the next 10 s.
+fn wakeups_over_10_s(run: &mut Machine, vms: [&str; 2]) -> [u64; 2] {
+    let before = counters(run);
+    std::thread::sleep(Duration::from_secs(10));
+    let after = counters(run);
+    let wakeups =
+        |vm: &str| Some(vm_field(&after, vm, "wakeups")? - vm_field(&before, vm, "wakeups")?);
+    let (Some(first), Some(second)) = (wakeups(vms[0]), wakeups(vms[1])) else {
+        run.fail("the counters lack the wakeups");
+    };
+    [first, second]
+}
+
 #[test]
 fn background_timer_slack_cuts_wakeups() {
-    // Two background personas each wake every 10 ms; one may be 100 ms late.
+    // Two background personas each wake every 10 ms; one may be 100 ms
+    // late, and a second late with the screen off.
     let text = linux_vm("personal", "personal", 1, "")
         + &linux_vm("strict", "corporate", 1, "")
-        + &linux_vm("slack", "corporate", 1, "background_timer_slack_ms = 100");
+        + &linux_vm(
+            "slack",
+            "corporate",
+            1,
+            "background_timer_slack_ms = 100\nscreen_off_timer_slack_ms = 1000",
+        );
     let vms = ["personal", "strict", "slack"];
     let mut run = boot(manifest("power-slack", &text), &vms);
     for vm in ["strict", "slack"] {
@@ -269,14 +289,7 @@ fn background_timer_slack_cuts_wakeups() {
     }
     focus(&mut run, "personal");
     std::thread::sleep(Duration::from_secs(2));
-    let before = counters(&mut run);
-    std::thread::sleep(Duration::from_secs(10));
-    let after = counters(&mut run);
-    let wakeups =
-        |vm: &str| Some(vm_field(&after, vm, "wakeups")? - vm_field(&before, vm, "wakeups")?);
-    let (Some(strict), Some(slack)) = (wakeups("strict"), wakeups("slack")) else {
-        run.fail("the counters lack the wakeups");
-    };
+    let [strict, slack] = wakeups_over_10_s(&mut run, ["strict", "slack"]);
     println!(
         "wakeups over 10 s of a 10 ms timer loop: {strict} without slack, {slack} with 100 ms"
     );
@@ -286,6 +299,20 @@ fn background_timer_slack_cuts_wakeups() {
     if slack * 5 > strict {
         run.fail(&format!("100 ms of slack cut wakeups only from {strict} to {slack}"));
     }
+    let mark = run.mark();
+    run.send(SCREEN);
+    run.expect_since(mark, "duet: screen off", COMMAND);
+    std::thread::sleep(Duration::from_secs(2));
+    let [strict_off, slack_off] = wakeups_over_10_s(&mut run, ["strict", "slack"]);
+    println!("with the screen off: {strict_off} without slack, {slack_off} with 1000 ms");
+    if strict_off < 200 {
+        run.fail(&format!("with the screen off the strict loop woke only {strict_off} times"));
+    }
+    if slack_off * 4 > slack || slack_off > 25 {
+        run.fail(&format!("the screen-off slack cut wakeups only from {slack} to {slack_off}"));
+    }
+    run.send(SCREEN);
+    run.expect_since(mark, "duet: screen on", COMMAND);
     ask(&mut run, "personal", "echo still-$((3 * 14))", "still-42");
     power_off_and_check_energy(&mut run, &vms);
 }

@@ -25,6 +25,10 @@ pub struct PowerSpec {
     /// While in the background with the screen on, whether it may run past
     /// its budget on a CPU the foreground does not want.
     pub background_may_use_idle: bool,
+    /// With the screen off, how late its timer interrupts may arrive, if
+    /// later than `background_timer_slack_ms` allows: nobody looks at the
+    /// screen, so wakeups may line up further. 0 to [`MAX_TIMER_SLACK_MS`].
+    pub screen_off_timer_slack_ms: u32,
 }
 
 impl PowerSpec {
@@ -34,6 +38,7 @@ impl PowerSpec {
         background_cpu_percent: 100,
         background_timer_slack_ms: 0,
         background_may_use_idle: false,
+        screen_off_timer_slack_ms: 0,
     };
 }
 
@@ -56,14 +61,16 @@ pub enum Key {
     BackgroundCpuPercent,
     BackgroundTimerSlackMs,
     BackgroundMayUseIdle,
+    ScreenOffTimerSlackMs,
 }
 
 impl Key {
-    pub const ALL: [Key; 4] = [
+    pub const ALL: [Key; 5] = [
         Key::Priority,
         Key::BackgroundCpuPercent,
         Key::BackgroundTimerSlackMs,
         Key::BackgroundMayUseIdle,
+        Key::ScreenOffTimerSlackMs,
     ];
 
     /// The manifest's key.
@@ -73,6 +80,7 @@ impl Key {
             Key::BackgroundCpuPercent => "background_cpu_percent",
             Key::BackgroundTimerSlackMs => "background_timer_slack_ms",
             Key::BackgroundMayUseIdle => "background_may_use_idle",
+            Key::ScreenOffTimerSlackMs => "screen_off_timer_slack_ms",
         }
     }
 
@@ -84,6 +92,7 @@ impl Key {
             Key::BackgroundCpuPercent => prop::BACKGROUND_CPU_PERCENT,
             Key::BackgroundTimerSlackMs => prop::BACKGROUND_TIMER_SLACK_MS,
             Key::BackgroundMayUseIdle => prop::BACKGROUND_MAY_USE_IDLE,
+            Key::ScreenOffTimerSlackMs => prop::SCREEN_OFF_TIMER_SLACK_MS,
         }
     }
 
@@ -94,6 +103,7 @@ impl Key {
             Key::BackgroundCpuPercent => (1, 100),
             Key::BackgroundTimerSlackMs => (0, MAX_TIMER_SLACK_MS),
             Key::BackgroundMayUseIdle => (0, 1),
+            Key::ScreenOffTimerSlackMs => (0, MAX_TIMER_SLACK_MS),
         }
     }
 
@@ -114,6 +124,7 @@ impl Key {
             Key::BackgroundCpuPercent => spec.background_cpu_percent = value,
             Key::BackgroundTimerSlackMs => spec.background_timer_slack_ms = value,
             Key::BackgroundMayUseIdle => spec.background_may_use_idle = value != 0,
+            Key::ScreenOffTimerSlackMs => spec.screen_off_timer_slack_ms = value,
         }
     }
 
@@ -124,6 +135,7 @@ impl Key {
             Key::BackgroundCpuPercent => spec.background_cpu_percent,
             Key::BackgroundTimerSlackMs => spec.background_timer_slack_ms,
             Key::BackgroundMayUseIdle => spec.background_may_use_idle.into(),
+            Key::ScreenOffTimerSlackMs => spec.screen_off_timer_slack_ms,
         }
     }
 }
@@ -152,10 +164,16 @@ pub mod prop {
     pub const BACKGROUND_CPU_PERCENT: &str = "background-cpu-percent";
     pub const BACKGROUND_TIMER_SLACK_MS: &str = "background-timer-slack-ms";
     pub const BACKGROUND_MAY_USE_IDLE: &str = "background-may-use-idle";
+    pub const SCREEN_OFF_TIMER_SLACK_MS: &str = "screen-off-timer-slack-ms";
 
     /// Every power property a VM node may carry.
-    pub const VM: &[&str] =
-        &[PRIORITY, BACKGROUND_CPU_PERCENT, BACKGROUND_TIMER_SLACK_MS, BACKGROUND_MAY_USE_IDLE];
+    pub const VM: &[&str] = &[
+        PRIORITY,
+        BACKGROUND_CPU_PERCENT,
+        BACKGROUND_TIMER_SLACK_MS,
+        BACKGROUND_MAY_USE_IDLE,
+        SCREEN_OFF_TIMER_SLACK_MS,
+    ];
 }
 
 #[cfg(test)]
@@ -173,17 +191,19 @@ mod tests {
         assert_eq!(Key::BackgroundCpuPercent.check(100), Ok(100));
         assert!(Key::BackgroundTimerSlackMs.check(1001).is_err());
         assert!(Key::BackgroundMayUseIdle.check(2).is_err());
+        assert!(Key::ScreenOffTimerSlackMs.check(1001).is_err());
     }
 
     #[test]
     fn set_and_get_agree() {
         let mut spec = PowerSpec::DEFAULT;
-        for (key, value) in Key::ALL.into_iter().zip([3, 20, 50, 1]) {
+        for (key, value) in Key::ALL.into_iter().zip([3, 20, 50, 1, 700]) {
             key.set(&mut spec, value);
             assert_eq!(key.get(&spec), value);
         }
         assert!(spec.background_may_use_idle);
         assert_eq!(spec.background_cpu_percent, 20);
+        assert_eq!(spec.screen_off_timer_slack_ms, 700);
     }
 
     #[test]

@@ -87,12 +87,17 @@ impl Scene {
             && (foreground_wants_cpu || !power.background_may_use_idle || !self.screen_on)
     }
 
-    /// The timer slack of VM `vm` in ticks: 0 in the foreground.
+    /// The timer slack of VM `vm` in ticks: 0 in the foreground; with the
+    /// screen off, the larger of its two slacks.
     pub fn timer_slack(self, vm: usize, power: &PowerSpec, clock: Clock) -> u64 {
-        match self.state(vm) {
+        let ms = match self.state(vm) {
             State::Foreground => 0,
-            State::Background => clock.ticks(power.background_timer_slack_ms.into()),
-        }
+            State::Background if self.screen_on => power.background_timer_slack_ms,
+            State::Background => {
+                power.background_timer_slack_ms.max(power.screen_off_timer_slack_ms)
+            }
+        };
+        clock.ticks(ms.into())
     }
 }
 
@@ -304,6 +309,7 @@ mod tests {
             background_cpu_percent: percent,
             background_timer_slack_ms: slack_ms,
             background_may_use_idle: may_use_idle,
+            screen_off_timer_slack_ms: 0,
         }
     }
 
@@ -477,6 +483,14 @@ mod tests {
         let p = power(10, 50, false);
         assert_eq!(scene.timer_slack(0, &p, CLOCK), 0);
         assert_eq!(scene.timer_slack(1, &p, CLOCK), 50 * MS);
+        let off = Scene { foreground: 0, screen_on: false };
+        assert_eq!(off.timer_slack(0, &p, CLOCK), 50 * MS);
+        // With the screen off the longer of the two slacks counts.
+        let longer = PowerSpec { screen_off_timer_slack_ms: 1000, ..p };
+        assert_eq!(off.timer_slack(0, &longer, CLOCK), 1000 * MS);
+        assert_eq!(scene.timer_slack(1, &longer, CLOCK), 50 * MS);
+        let shorter = PowerSpec { screen_off_timer_slack_ms: 20, ..p };
+        assert_eq!(off.timer_slack(1, &shorter, CLOCK), 50 * MS);
     }
 
     #[test]

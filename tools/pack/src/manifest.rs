@@ -30,6 +30,7 @@
 //! background_cpu_percent = 10     # 1 to 100, default 100
 //! background_timer_slack_ms = 50  # 0 to 1000, default 0
 //! background_may_use_idle = false # default false
+//! screen_off_timer_slack_ms = 1000 # 0 to 1000, default 0: with the screen off, if longer
 //! ```
 //!
 //! A top-level `foreground = "name"` (before the first `[[vm]]`) names the
@@ -237,6 +238,7 @@ struct RawPower {
     background_cpu_percent: Option<u32>,
     background_timer_slack_ms: Option<u32>,
     background_may_use_idle: Option<bool>,
+    screen_off_timer_slack_ms: Option<u32>,
 }
 
 impl RawPower {
@@ -247,6 +249,7 @@ impl RawPower {
             self.background_cpu_percent,
             self.background_timer_slack_ms,
             self.background_may_use_idle.map(u32::from),
+            self.screen_off_timer_slack_ms,
         ];
         let mut spec = PowerSpec::DEFAULT;
         for (key, value) in power::Key::ALL.into_iter().zip(values) {

@@ -44,7 +44,8 @@ fn patch_cell(package: &mut [u8], path: &str, property: &str, value: u32) {
 }
 
 const CORPORATE_POWER: &str = "priority = 2\nbackground_cpu_percent = 10\n\
-                               background_timer_slack_ms = 50\nbackground_may_use_idle = true";
+                               background_timer_slack_ms = 50\nbackground_may_use_idle = true\n\
+                               screen_off_timer_slack_ms = 500";
 
 #[test]
 fn settings_are_read_and_defaults_fill_the_rest() {
@@ -56,6 +57,7 @@ fn settings_are_read_and_defaults_fill_the_rest() {
         background_cpu_percent: 10,
         background_timer_slack_ms: 50,
         background_may_use_idle: true,
+        screen_off_timer_slack_ms: 500,
     };
     assert_eq!(manifest.vms[1].power, expected);
 

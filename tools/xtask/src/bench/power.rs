@@ -41,9 +41,12 @@ const SLACKS: [u32; 2] = [0, 100];
 const IDLE_WINDOW: Duration = Duration::from_secs(60);
 /// The personas' background settings in the idle scenario: budgets that
 /// together need less than one CPU (2 x 30% + 25%), so that with the
-/// screen off Duet packs them onto one CPU, and 100 ms of timer slack.
-const IDLE_PERSONAL_POWER: &str = "background_cpu_percent = 30\nbackground_timer_slack_ms = 100";
-const IDLE_CORPORATE_POWER: &str = "background_cpu_percent = 25\nbackground_timer_slack_ms = 100";
+/// screen off Duet packs them onto one CPU, 100 ms of timer slack with the
+/// screen on and a second with it off.
+const IDLE_PERSONAL_POWER: &str = "background_cpu_percent = 30\nbackground_timer_slack_ms = 100\n\
+                                   screen_off_timer_slack_ms = 1000";
+const IDLE_CORPORATE_POWER: &str = "background_cpu_percent = 25\nbackground_timer_slack_ms = 100\n\
+                                    screen_off_timer_slack_ms = 1000";
 /// How long wakeups are counted.
 const TIMER_WINDOW: Duration = Duration::from_secs(10);
 /// The personal persona's timer loop: 100 sleeps of 10 ms.

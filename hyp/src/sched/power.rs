@@ -260,39 +260,70 @@ pub fn next_by_rank(len: usize, last: usize, rank: impl Fn(usize) -> Option<u32>
 }
 
 /// A CPU's time slice: the vCPU (by position in the CPU's queue) that
-/// holds the CPU and when its hold ends.
+/// holds the CPU, when its hold ends, and whether a foreground vCPU that
+/// comes to want the CPU takes it at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slice {
     pub slot: usize,
     pub ends: u64,
+    pub yields_to_foreground: bool,
 }
 
-/// Who runs the next turn on a CPU whose queue has `len` vCPUs. The holder
-/// of the `current` slice keeps the CPU, with its slice's end unchanged,
-/// while the slice lasts, it can run and nothing ranks above it: an
-/// interrupt that ends a turn does not hand the CPU on. Ending turns
-/// early would preempt a guest kernel inside a critical section and let
-/// its sibling vCPU spin on the lock it holds (QEMU does not trap WFE, so
-/// the spinner gives nothing back until its own slice ends). Otherwise
-/// [`next_by_rank`] after the holder chooses, with a fresh slice of
-/// `length` ticks from `now`.
+/// What a CPU's scheduler knows of one vCPU in its queue at a moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Want {
+    /// Its VM's priority.
+    pub rank: u32,
+    /// Its persona is in the foreground.
+    pub foreground: bool,
+}
+
+/// Who runs the next turn on a CPU whose queue has `len` vCPUs; `want`
+/// says which can run now. The holder of the `current` slice keeps the
+/// CPU, with its slice's end unchanged, while the slice lasts, it can run
+/// and nothing ranks above it: an interrupt that ends a turn does not hand
+/// the CPU on. Ending turns early would preempt a guest kernel inside a
+/// critical section and let its sibling vCPU spin on the lock it holds
+/// (QEMU does not trap WFE, so the spinner gives nothing back until its
+/// own slice ends). Otherwise [`next_by_rank`] after the holder chooses,
+/// with a fresh slice of `length` ticks from `now`.
+///
+/// The foreground persona wins a CPU it wants: a background holder that
+/// got its slice while no foreground vCPU could run gives the CPU up as
+/// soon as one can, to a foreground vCPU. One that got its slice beside a
+/// busy foreground (its share within its budget) keeps it.
 pub fn next_slice(
     len: usize,
     current: Option<Slice>,
     now: u64,
     length: u64,
-    rank: impl Fn(usize) -> Option<u32>,
+    want: impl Fn(usize) -> Option<Want>,
 ) -> Option<Slice> {
+    let rank = |i: usize| want(i).map(|w| w.rank);
+    let foreground_wants = (0..len).any(|i| want(i).is_some_and(|w| w.foreground));
     let current = current.filter(|s| s.slot < len);
     if let Some(held) = current.filter(|s| now < s.ends) {
-        if let Some(own) = rank(held.slot) {
-            if (0..len).all(|i| rank(i).is_none_or(|r| r <= own)) {
+        if let Some(own) = want(held.slot) {
+            let outranked = (0..len).any(|i| rank(i).is_some_and(|r| r > own.rank));
+            let displaced = held.yields_to_foreground && !own.foreground && foreground_wants;
+            if !outranked && !displaced {
                 return Some(held);
             }
         }
     }
     let last = current.map_or(len.saturating_sub(1), |s| s.slot);
-    next_by_rank(len, last, rank).map(|slot| Slice { slot, ends: now.saturating_add(length) })
+    let displacing = current.is_some_and(|s| s.yields_to_foreground) && foreground_wants;
+    let slot = if displacing {
+        next_by_rank(len, last, |i| want(i).filter(|w| w.foreground).map(|w| w.rank))
+    } else {
+        next_by_rank(len, last, rank)
+    }?;
+    let foreground = want(slot).is_some_and(|w| w.foreground);
+    Some(Slice {
+        slot,
+        ends: now.saturating_add(length),
+        yields_to_foreground: !foreground && !foreground_wants,
+    })
 }
 
 #[cfg(test)]
@@ -523,37 +554,58 @@ mod tests {
         }
     }
 
+    fn any(rank: u32) -> Option<Want> {
+        Some(Want { rank, foreground: false })
+    }
+
+    fn slice(slot: usize, ends: u64) -> Slice {
+        Slice { slot, ends, yields_to_foreground: true }
+    }
+
     #[test]
     fn the_slice_holder_keeps_the_cpu_until_its_slice_ends() {
-        let all = |_: usize| Some(1);
+        let all = |_: usize| any(1);
         let first = next_slice(3, None, 0, 10, all).unwrap();
-        assert_eq!(first, Slice { slot: 0, ends: 10 });
+        assert_eq!(first, slice(0, 10));
         // A turn that ended early (an interrupt) does not hand the CPU on.
         assert_eq!(next_slice(3, Some(first), 4, 10, all), Some(first));
         // At the slice's end the next in round-robin order gets a fresh one.
-        assert_eq!(next_slice(3, Some(first), 10, 10, all), Some(Slice { slot: 1, ends: 20 }));
+        assert_eq!(next_slice(3, Some(first), 10, 10, all), Some(slice(1, 20)));
     }
 
     #[test]
     fn the_slice_moves_on_when_its_holder_cannot_run_or_is_outranked() {
-        let held = Slice { slot: 1, ends: 50 };
-        let blocked = |i: usize| (i != 1).then_some(1);
-        assert_eq!(next_slice(3, Some(held), 20, 10, blocked), Some(Slice { slot: 2, ends: 30 }));
-        let outranked = |i: usize| Some(if i == 0 { 5 } else { 1 });
-        assert_eq!(next_slice(3, Some(held), 20, 10, outranked), Some(Slice { slot: 0, ends: 30 }));
+        let held = slice(1, 50);
+        let blocked = |i: usize| if i == 1 { None } else { any(1) };
+        assert_eq!(next_slice(3, Some(held), 20, 10, blocked), Some(slice(2, 30)));
+        let outranked = |i: usize| any(if i == 0 { 5 } else { 1 });
+        assert_eq!(next_slice(3, Some(held), 20, 10, outranked), Some(slice(0, 30)));
         assert_eq!(next_slice(3, Some(held), 20, 10, |_| None), None);
     }
 
     #[test]
     fn a_sole_or_top_ranked_holder_gets_a_fresh_slice() {
-        let held = Slice { slot: 0, ends: 10 };
-        let only = |i: usize| (i == 0).then_some(1);
-        assert_eq!(next_slice(2, Some(held), 15, 10, only), Some(Slice { slot: 0, ends: 25 }));
+        let only = |i: usize| if i == 0 { any(1) } else { None };
+        assert_eq!(next_slice(2, Some(slice(0, 10)), 15, 10, only), Some(slice(0, 25)));
         // A queue that shrank under the holder starts again from its front.
-        let gone = Slice { slot: 4, ends: 99 };
-        assert_eq!(
-            next_slice(2, Some(gone), 15, 10, |_| Some(1)),
-            Some(Slice { slot: 0, ends: 25 })
-        );
+        assert_eq!(next_slice(2, Some(slice(4, 99)), 15, 10, |_| any(1)), Some(slice(0, 25)));
+    }
+
+    #[test]
+    fn a_waking_foreground_takes_the_cpu_from_an_idle_time_background_holder() {
+        // Slots 0 and 1 background, 2 foreground; only 0 wants the CPU.
+        let alone = |i: usize| if i == 0 { any(0) } else { None };
+        let held = next_slice(3, None, 0, 10, alone).unwrap();
+        assert!(held.yields_to_foreground);
+        // Every slot wants it now: the foreground, not the next background.
+        let fg = |i: usize| Some(Want { rank: 0, foreground: i == 2 });
+        let taken = next_slice(3, Some(held), 2, 10, fg).unwrap();
+        assert_eq!(taken.slot, 2);
+        assert!(!taken.yields_to_foreground);
+        // Its slice over, a background vCPU gets its turn beside the busy
+        // foreground, and keeps it although the foreground still wants one.
+        let turn = next_slice(3, Some(taken), 12, 10, fg).unwrap();
+        assert_eq!(turn, Slice { slot: 0, ends: 22, yields_to_foreground: false });
+        assert_eq!(next_slice(3, Some(turn), 15, 10, fg), Some(turn));
     }
 }

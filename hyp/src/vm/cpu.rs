@@ -12,7 +12,8 @@
 //! slice, budget or deadline; a kick; a device), or this CPU's own exit
 //! handling made one of its vCPUs runnable or changed the scene. The end
 //! of a turn is not the end of the vCPU's time slice: it keeps the CPU
-//! until it blocks, its slice ends or a higher-ranked vCPU can run
+//! until it blocks, its slice ends, a higher-ranked vCPU can run, or (if
+//! it is in the background and took an idle CPU) a foreground one can
 //! (`sched::power::next_slice`).
 //!
 //! Which vCPUs a CPU runs follows `vm::placement`: at each turn a CPU whose
@@ -32,7 +33,7 @@ use crate::arch::aarch64::{cpu, gic, guest, psci, timer};
 use crate::personas::power::PowerSpec;
 use crate::sched::energy::{CpuPower, IdleState, Rest, MAX_IDLE_STATES};
 use crate::sched::power::{
-    self, coalesced_wake, Budget, Clock, Deadline, Scene, Slice, State, Verdict,
+    self, coalesced_wake, Budget, Clock, Deadline, Scene, Slice, State, Verdict, Want,
 };
 use crate::sched::{earliest, energy, VcpuId, KICK_SGI};
 use crate::{print, println, smp, MAX_CPUS};
@@ -188,8 +189,8 @@ pub fn run_cpu(cpus: &impl Cpus) -> ! {
         }
         let now = cpu::counter();
         let turn = Turn::decide(&slots, loaded, now, clock);
-        let rank = |i| turn.rank(&slots, i);
-        let Some(chosen) = power::next_slice(slots.len(), slice, now, clock.ticks(SLICE_MS), rank)
+        let want = |i| turn.want(&slots, i);
+        let Some(chosen) = power::next_slice(slots.len(), slice, now, clock.ticks(SLICE_MS), want)
         else {
             match unused_since {
                 Some(since) => rest_unused(model, since, clock, generation, cpus),
@@ -329,6 +330,12 @@ impl Turn {
         let slot = &slots[i];
         let spent = matches!(self.verdict(slot, i), Some(Verdict::WaitUntil(_)));
         (self.wants & 1 << i != 0 && !spent).then_some(slot.power.priority)
+    }
+
+    /// The slot's rank and state if it may run now.
+    fn want(&self, slots: &[Slot], i: usize) -> Option<Want> {
+        let foreground = self.scene.state(slots[i].vm.index) == State::Foreground;
+        self.rank(slots, i).map(|rank| Want { rank, foreground })
     }
 
     /// When the slot's budget runs out, if it is held to one.

@@ -5,9 +5,8 @@
 //! and a longer screen-off slack; and the energy lines printed at
 //! power-off name every persona and add up to the total.
 
-use duet_tests::{manifest, require_qemu, status, Machine};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use duet_tests::{manifest, status, Machine};
+use std::path::PathBuf;
 use std::time::Duration;
 
 const LINUX_BOOT: Duration = Duration::from_secs(300);
@@ -317,107 +316,6 @@ fn background_timer_slack_cuts_wakeups() {
     power_off_and_check_energy(&mut run, &vms);
 }
 
-/// QEMU's own device tree for the default board with `smp` CPUs, rewritten
-/// with an energy model: CPUs 2 and 3 big, 0 and 1 little (capacity,
-/// dynamic-power coefficient, an OPP table per class), every CPU with one
-/// standby idle state (PSCI power state 0x1: QEMU's PSCI takes it as WFI)
-/// and one power-down state (0x10000).
-fn device_tree_with_energy_model(smp: u32) -> PathBuf {
-    require_qemu();
-    let board = duet_boards::default_board();
-    let dir = xtask::target_dir().join("test-personas");
-    std::fs::create_dir_all(&dir).expect("create target/test-personas");
-    let dumped = dir.join("qemu-virt-dumped.dtb");
-    let status = Command::new(xtask::deps::QEMU)
-        .args(["-machine", &format!("{},dumpdtb={}", board.qemu.machine, dumped.display())])
-        .args(["-cpu", board.qemu.cpu, "-m", &format!("{}M", board.qemu.memory_mib)])
-        .args(["-smp", &smp.to_string(), "-nographic"])
-        .status()
-        .expect("run QEMU to dump its device tree");
-    assert!(status.success(), "QEMU could not dump its device tree: {status}");
-    let bytes = std::fs::read(&dumped).expect("read the dumped device tree");
-    let edited = dir.join("qemu-virt-energy.dtb");
-    std::fs::write(&edited, with_energy_model(&bytes)).expect("write the edited device tree");
-    edited
-}
-
-/// Phandles for the added nodes, above any QEMU uses.
-const IDLE_PHANDLE: u32 = 0xd000;
-const POWER_DOWN_PHANDLE: u32 = 0xd003;
-const OPP_BIG: u32 = 0xd001;
-const OPP_LITTLE: u32 = 0xd002;
-
-fn with_energy_model(dtb: &[u8]) -> Vec<u8> {
-    let fdt = fdt::Fdt::new(dtb).expect("QEMU's device tree parses");
-    let mut out = vm_fdt::FdtWriter::new().unwrap();
-    copy_node(&fdt.find_node("/").unwrap(), Path::new("/"), &mut out);
-    out.finish().unwrap()
-}
-
-fn copy_node(node: &fdt::node::FdtNode, path: &Path, out: &mut vm_fdt::FdtWriter) {
-    let name = if path == Path::new("/") { "" } else { node.name };
-    let handle = out.begin_node(name).unwrap();
-    for property in node.properties() {
-        out.property(property.name, property.value).unwrap();
-    }
-    let parent = path.parent().map(|p| p.to_string_lossy().into_owned());
-    if parent.as_deref() == Some("/cpus") && node.name.starts_with("cpu@") {
-        let index: u32 = node.name["cpu@".len()..].parse().unwrap_or(0);
-        let big = index >= 2;
-        out.property_u32("capacity-dmips-mhz", if big { 1024 } else { 446 }).unwrap();
-        out.property_u32("dynamic-power-coefficient", if big { 400 } else { 100 }).unwrap();
-        out.property_u32("operating-points-v2", if big { OPP_BIG } else { OPP_LITTLE }).unwrap();
-        out.property_array_u32("cpu-idle-states", &[IDLE_PHANDLE, POWER_DOWN_PHANDLE]).unwrap();
-    }
-    // QEMU writes the memory and PSCI nodes itself, turning any in the
-    // tree into NOP tokens, which the `fdt` crate Duet reads the board with
-    // does not get past (it then misses `/chosen`): leave them out.
-    let rewritten = |name: &str| name.starts_with("memory") || name == "psci";
-    for child in node.children().filter(|c| !rewritten(c.name)) {
-        copy_node(&child, &path.join(child.name), out);
-    }
-    if path == Path::new("/cpus") {
-        let states = out.begin_node("idle-states").unwrap();
-        out.property_string("entry-method", "psci").unwrap();
-        let state = out.begin_node("cpu-retention").unwrap();
-        out.property_string("compatible", "arm,idle-state").unwrap();
-        out.property_u32("entry-latency-us", 20).unwrap();
-        out.property_u32("exit-latency-us", 40).unwrap();
-        out.property_u32("min-residency-us", 100).unwrap();
-        out.property_u32("arm,psci-suspend-param", 0x1).unwrap();
-        out.property_u32("phandle", IDLE_PHANDLE).unwrap();
-        out.end_node(state).unwrap();
-        // A power-down state (StateType bit 16): QEMU's PSCI takes it as
-        // WFI and returns, as a firmware may that picks a shallower state.
-        let state = out.begin_node("cpu-sleep").unwrap();
-        out.property_string("compatible", "arm,idle-state").unwrap();
-        out.property_null("local-timer-stop").unwrap();
-        out.property_u32("entry-latency-us", 100).unwrap();
-        out.property_u32("exit-latency-us", 250).unwrap();
-        out.property_u32("min-residency-us", 2000).unwrap();
-        out.property_u32("arm,psci-suspend-param", 0x1_0000).unwrap();
-        out.property_u32("phandle", POWER_DOWN_PHANDLE).unwrap();
-        out.end_node(state).unwrap();
-        out.end_node(states).unwrap();
-    }
-    if path == Path::new("/") {
-        for (name, phandle, hz, uv) in [
-            ("opp-table-big", OPP_BIG, 2_000_000_000u64, 1_000_000u32),
-            ("opp-table-little", OPP_LITTLE, 1_000_000_000, 800_000),
-        ] {
-            let table = out.begin_node(name).unwrap();
-            out.property_string("compatible", "operating-points-v2").unwrap();
-            out.property_u32("phandle", phandle).unwrap();
-            let opp = out.begin_node(&format!("opp-{hz}")).unwrap();
-            out.property_u64("opp-hz", hz).unwrap();
-            out.property_u32("opp-microvolt", uv).unwrap();
-            out.end_node(opp).unwrap();
-            out.end_node(table).unwrap();
-        }
-    }
-    out.end_node(handle).unwrap();
-}
-
 /// A CPU's idle-state sleeps from the last `duet: cpuN: idle-state sleeps
 /// state0 N ...` line.
 fn idle_state_sleeps(text: &str, cpu: usize) -> Option<u64> {
@@ -465,7 +363,7 @@ fn require_placed(run: &mut Machine, text: &str, expected: [&str; 4]) {
 
 #[test]
 fn big_little_placement_and_idle_states_from_the_device_tree() {
-    let dtb = device_tree_with_energy_model(4);
+    let dtb = xtask::big_little::device_tree(4).expect("a big.LITTLE device tree");
     // Background budgets that add up to less than one CPU: with the screen
     // off both vCPUs share one little CPU.
     let text = linux_vm("personal", "personal", 1, "background_cpu_percent = 50")

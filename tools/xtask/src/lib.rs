@@ -4,6 +4,7 @@
 //! Linux guest Duet boots.
 
 pub mod bench;
+pub mod big_little;
 pub mod console;
 pub mod deps;
 pub mod disk;

@@ -104,12 +104,13 @@ enum Task {
         /// Boots of each kind (native, Duet); figures are medians.
         #[arg(long, default_value_t = 3)]
         runs: u32,
-        /// Run the power-scheduling scenarios instead (background hog and
-        /// timers, docs/power.md): target/bench/power.json, and with
-        /// --report docs/benchmarks-power.md.
+        /// Run the power-scheduling scenarios instead (background hog,
+        /// timers, idle with the screen off, big.LITTLE placement;
+        /// docs/power.md): target/bench/power.json, and with --report
+        /// docs/benchmarks-power.md.
         #[arg(long)]
         power: bool,
-        /// With --power, only this scenario: hog, timers or idle.
+        /// With --power, only this scenario: hog, timers, idle or big-little.
         #[arg(long, requires = "power")]
         scenario: Option<String>,
         /// Run only the bench guest's microbenchmarks, once with icount on

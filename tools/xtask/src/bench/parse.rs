@@ -75,6 +75,15 @@ impl Residency {
         let deepest = |r: &Residency| r.states_ms.last().copied().unwrap_or(0) + r.off_ms;
         100.0 * deepest(self).saturating_sub(deepest(earlier)) as f64 / window
     }
+
+    /// The share of the time from `earlier` to `self` spent neither off
+    /// nor in an idle state, in percent.
+    pub fn busy_percent_since(&self, earlier: &Residency) -> f64 {
+        let window = self.elapsed_ms.saturating_sub(earlier.elapsed_ms).max(1) as f64;
+        let resting = |r: &Residency| r.states_ms.iter().sum::<u64>() + r.off_ms;
+        let rested = resting(self).saturating_sub(resting(earlier)) as f64;
+        (100.0 * (1.0 - rested / window)).max(0.0)
+    }
 }
 
 /// Everything one `Ctrl-] s` printed.
@@ -301,6 +310,8 @@ mod tests {
         let after =
             Residency { elapsed_ms: 20000, off_ms: 13000, offs: 2, states_ms: vec![10, 3000] };
         assert_eq!(after.deepest_percent_since(residency), 90.0);
+        // 8 s off and 1 s in idle states of the 10: busy 10% of the time.
+        assert!((after.busy_percent_since(residency) - 10.0).abs() < 1e-9);
         let text = "duet: cpu0: placed personal/0 corporate/0\n\
                     duet: cpu1: placed nothing\n\
                     duet: energy persona=corporate cpu_ms=10 wakeups=6 energy_mj=7152.729\n\

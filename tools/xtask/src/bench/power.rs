@@ -16,6 +16,10 @@
 //!   much of the window each CPU without vCPUs spent off or in its deepest
 //!   idle state (QEMU's own device tree has no idle states, so that is
 //!   `CPU_OFF`).
+//! - **big.LITTLE**: on a device tree that makes two CPUs big and two
+//!   little (`crate::big_little`), the personal persona spinning in the
+//!   foreground and the corporate one idle: each CPU's vCPUs and how busy
+//!   it was.
 //! - **Energy across budgets**: the hog's estimated energy over its run
 //!   (Duet's energy lines) at each budget.
 //!
@@ -47,6 +51,8 @@ const IDLE_PERSONAL_POWER: &str = "background_cpu_percent = 30\nbackground_timer
                                    screen_off_timer_slack_ms = 1000";
 const IDLE_CORPORATE_POWER: &str = "background_cpu_percent = 25\nbackground_timer_slack_ms = 100\n\
                                     screen_off_timer_slack_ms = 1000";
+/// How long the big.LITTLE run watches the CPUs.
+const BIG_LITTLE_WINDOW: Duration = Duration::from_secs(5);
 /// How long wakeups are counted.
 const TIMER_WINDOW: Duration = Duration::from_secs(10);
 /// The personal persona's timer loop: 100 sleeps of 10 ms.
@@ -94,15 +100,29 @@ pub struct Timers {
     pub foreground_timer_loop_s: f64,
 }
 
+/// One CPU in the big.LITTLE run.
+#[derive(Debug, Serialize)]
+pub struct CpuUse {
+    pub cpu: usize,
+    pub big: bool,
+    /// Its vCPUs.
+    pub placed: String,
+    /// The share of the window it was neither off nor idle, in percent.
+    pub busy_percent: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct PowerResults {
     pub hog: Vec<Hog>,
     pub timers: Vec<Timers>,
+    /// The personal persona busy, the corporate one idle, with the screen
+    /// on, on CPUs described big and little.
+    pub big_little: Vec<CpuUse>,
     pub idle: Option<IdleScreenOff>,
 }
 
 /// The scenarios `--scenario` can pick.
-pub const SCENARIOS: [&str; 3] = ["hog", "timers", "idle"];
+pub const SCENARIOS: [&str; 4] = ["hog", "timers", "idle", "big-little"];
 
 /// Runs the scenarios (or only the one named `only`) and writes the
 /// results; the report only from a run of all.
@@ -116,7 +136,8 @@ pub fn run(report: bool, only: Option<&str>) -> Result<()> {
     let image = image::build(Variant::Release)?;
     let kernel = guest::debian_kernel()?;
     let initrd = guest::busybox_initramfs()?;
-    let mut results = PowerResults { hog: Vec::new(), timers: Vec::new(), idle: None };
+    let mut results =
+        PowerResults { hog: Vec::new(), timers: Vec::new(), big_little: Vec::new(), idle: None };
     let wanted = |name: &str| only.is_none_or(|o| o == name);
     if wanted("idle") {
         eprintln!("bench: power: idle, screen off, against native");
@@ -136,6 +157,11 @@ pub fn run(report: bool, only: Option<&str>) -> Result<()> {
         let package = package(&format!("timers-{slack}"), &kernel, &initrd, &power)?;
         results.timers.push(timers(&image.binary, &package, slack).context("background timers")?);
     }
+    if wanted("big-little") {
+        eprintln!("bench: power: big.LITTLE placement");
+        let package = package("big-little", &kernel, &initrd, "background_cpu_percent = 25")?;
+        results.big_little = big_little(&image.binary, &package).context("big.LITTLE")?;
+    }
     let table = table(&results);
     print!("{table}");
     let dir = crate::target_dir().join("bench");
@@ -145,7 +171,12 @@ pub fn run(report: bool, only: Option<&str>) -> Result<()> {
         let path = crate::workspace_root().join("docs/benchmarks-power.md");
         std::fs::write(&path, markdown(&table))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("bench: wrote {}", path.display());
+        let main = crate::workspace_root().join("docs/benchmarks.md");
+        let earlier = std::fs::read_to_string(&main).unwrap_or_default();
+        let power = super::report::power_markdown(&table);
+        std::fs::write(&main, super::report::with_power_section(&earlier, &power))
+            .with_context(|| format!("cannot write {}", main.display()))?;
+        eprintln!("bench: wrote {} and its section in {}", path.display(), main.display());
     }
     Ok(())
 }
@@ -186,7 +217,16 @@ fn package_of(
 }
 
 fn boot(image: &Path, package: &Path) -> Result<Machine> {
-    let options = qemu::Options { package: Some(package.to_path_buf()), ..Default::default() };
+    boot_with_tree(image, package, None)
+}
+
+/// [`boot`] with a device tree of its own for the board (`-dtb`).
+fn boot_with_tree(image: &Path, package: &Path, dtb: Option<&Path>) -> Result<Machine> {
+    let options = qemu::Options {
+        package: Some(package.to_path_buf()),
+        dtb: dtb.map(Path::to_path_buf),
+        ..Default::default()
+    };
     let mut machine = Machine::start(
         qemu::command(duet_boards::default_board(), image, &options),
         Setup::DuetPair,
@@ -279,6 +319,30 @@ fn idle(image: &Path, package: &Path, kernel: &Path, initrd: &Path) -> Result<Id
     })
 }
 
+/// The personal persona (foreground) spinning and the corporate one idle,
+/// on a device tree that makes CPUs 2 and 3 big: where each CPU's vCPUs
+/// are and how busy each CPU was over [`BIG_LITTLE_WINDOW`].
+fn big_little(image: &Path, package: &Path) -> Result<Vec<CpuUse>> {
+    let dtb = crate::big_little::device_tree(4)?;
+    let mut machine = boot_with_tree(image, package, Some(&dtb))?;
+    machine.shell_until("while :; do :; done & echo spinning-$((40 + 2))", "spinning-42")?;
+    machine::idle_for(Duration::from_secs(1));
+    let before = machine.counters()?;
+    machine::idle_for(BIG_LITTLE_WINDOW);
+    let after = machine.counters()?;
+    machine.shell_until("kill $! && echo stopped-$((40 + 2))", "stopped-42")?;
+    machine.power_off()?;
+    let earlier = |cpu: usize| before.residency.get(cpu).cloned().unwrap_or_default();
+    Ok((0..after.residency.len())
+        .map(|cpu| CpuUse {
+            cpu,
+            big: crate::big_little::is_big(cpu),
+            placed: after.placed.get(cpu).cloned().unwrap_or_default(),
+            busy_percent: after.residency[cpu].busy_percent_since(&earlier(cpu)),
+        })
+        .collect())
+}
+
 fn timers(image: &Path, package: &Path, slack: u32) -> Result<Timers> {
     let mut machine = boot(image, package)?;
     let loop_command = "while :; do usleep 10000; done & echo timers-$((40 + 2))";
@@ -335,6 +399,22 @@ fn table(results: &PowerResults) -> String {
             t.slack_ms, t.background_wakeups, t.duet_timer_interrupts, t.foreground_timer_loop_s
         );
     }
+    if !results.big_little.is_empty() {
+        let _ = writeln!(
+            out,
+            "big.LITTLE (device tree: cpu2, cpu3 big; personal spinning, corporate idle, \
+             screen on, {} s)",
+            BIG_LITTLE_WINDOW.as_secs()
+        );
+        for c in &results.big_little {
+            let class = if c.big { "big" } else { "little" };
+            let _ = writeln!(
+                out,
+                "  cpu{} {:<6}  busy {:>5.1}%  runs {}",
+                c.cpu, class, c.busy_percent, c.placed
+            );
+        }
+    }
     if let Some(idle) = &results.idle {
         let _ = writeln!(
             out,
@@ -376,7 +456,11 @@ fn markdown(table: &str) -> String {
          QEMU's vCPU thread: the share then reads high. The idle scenario turns the \
          screen off, so both personas are in the background and packed onto one CPU; \
          its CPU lines say what each CPU ran and, for those without vCPUs, the share \
-         of the window they were off or in their deepest idle state.\n\n\
+         of the window they were off or in their deepest idle state. The big.LITTLE run \
+         boots with a device tree that describes CPUs 2 and 3 as big and 0 and 1 as \
+         little (`tools/xtask/src/big_little.rs`; QEMU's CPUs are all alike) and shows \
+         where Duet placed each vCPU and how busy each CPU was (from its idle-state \
+         residency).\n\n\
          ```\n{table}```\n"
     )
 }

@@ -90,7 +90,10 @@ pub fn write(results: &Results) -> Result<()> {
     let png = docs.join("benchmarks.png");
     plot(&results.rows, &png).context("cannot draw the benchmark chart")?;
     let md = docs.join("benchmarks.md");
-    std::fs::write(&md, markdown(results))
+    // The power section is `bench --power`'s: keep the one there is.
+    let earlier = std::fs::read_to_string(&md).unwrap_or_default();
+    let power = power_section(&earlier).unwrap_or(POWER_PLACEHOLDER);
+    std::fs::write(&md, markdown(results) + "\n" + power)
         .with_context(|| format!("cannot write {}", md.display()))?;
     eprintln!("bench: wrote {} and {}", md.display(), png.display());
     Ok(())
@@ -134,6 +137,39 @@ fn markdown(results: &Results) -> String {
         .replace("{BUSY_SETUP}", BUSY_SETUP)
         .replace("{CORES}", &host.cores.to_string());
     out
+}
+
+/// The heading of docs/benchmarks.md's last section, which `cargo xtask
+/// bench --power --report` writes.
+const POWER_HEADING: &str = "## Power\n";
+/// The power section before `bench --power --report` ever ran.
+const POWER_PLACEHOLDER: &str =
+    "## Power\n\nNot measured yet: `cargo xtask bench --power --report` \
+                                 writes this section and benchmarks-power.md.\n";
+
+/// The power section of a benchmarks.md: from its heading to the end.
+fn power_section(md: &str) -> Option<&str> {
+    let start = md.find(POWER_HEADING)?;
+    (start == 0 || md[..start].ends_with('\n')).then(|| &md[start..])
+}
+
+/// `md` with its power section replaced by (or, without one, followed by)
+/// `section`, which starts with the power heading.
+pub fn with_power_section(md: &str, section: &str) -> String {
+    let kept = match power_section(md) {
+        Some(old) => &md[..md.len() - old.len()],
+        None if md.is_empty() || md.ends_with("\n\n") => md,
+        None => return format!("{}\n\n{section}", md.trim_end()),
+    };
+    format!("{kept}{section}")
+}
+
+/// The power section written by `bench --power --report`: the table.
+pub fn power_markdown(table: &str) -> String {
+    format!(
+        "{POWER_HEADING}\nPower-aware scheduling (docs/power.md), measured by `cargo xtask bench \
+         --power --report`; how each scenario runs is in benchmarks-power.md.\n\n```\n{table}```\n"
+    )
 }
 
 /// How each figure is measured (docs/benchmarks.md, after the table).
@@ -494,5 +530,20 @@ mod tests {
     fn memory_from_meminfo() {
         assert_eq!(mem_total_kib("MemTotal:       24576000 kB\nMemFree: 1 kB\n"), Some(24576000));
         assert_eq!(mem_total_kib(""), None);
+    }
+
+    #[test]
+    fn the_power_section_is_replaced_or_added_and_kept() {
+        let section = power_markdown("idle 0.6\n");
+        let main = "# Benchmarks\n\nrows\n";
+        let added = with_power_section(main, &section);
+        assert_eq!(added, format!("# Benchmarks\n\nrows\n\n{section}"));
+        assert_eq!(power_section(&added), Some(section.as_str()));
+        let newer = power_markdown("idle 0.5\n");
+        let replaced = with_power_section(&added, &newer);
+        assert_eq!(replaced, format!("# Benchmarks\n\nrows\n\n{newer}"));
+        assert_eq!(power_section("no section\n"), None);
+        // A heading's text inside a line is not a heading.
+        assert_eq!(power_section("see ## Power\nx"), None);
     }
 }

@@ -71,6 +71,8 @@ pub struct Hog {
     pub hog_share_percent: f64,
     /// The corporate persona's estimated energy over that job, in mJ.
     pub hog_energy_mj: f64,
+    /// The same over the job's wall time: its average power, in mW.
+    pub hog_power_mw: f64,
 }
 
 /// The idle acceptance run.
@@ -279,8 +281,16 @@ fn hog(image: &Path, package: &Path, budget: u32) -> Result<Hog> {
         c.energy_mj.iter().find(|(p, _)| p == "corporate").map_or(0.0, |(_, mj)| *mj)
     };
     let hog_energy_mj = energy(&after) - energy(&before);
+    let hog_power_mw = hog_energy_mj / wall;
     machine.power_off()?;
-    Ok(Hog { budget_percent: budget, alone_s, with_hog_s, hog_share_percent, hog_energy_mj })
+    Ok(Hog {
+        budget_percent: budget,
+        alone_s,
+        with_hog_s,
+        hog_share_percent,
+        hog_energy_mj,
+        hog_power_mw,
+    })
 }
 
 /// One idle native Linux, then both personas idle under Duet with the
@@ -372,18 +382,21 @@ fn guest_seconds(after: &Counters, vm: &str, before: &Counters) -> f64 {
 fn table(results: &PowerResults) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "background hog (personal: {BUSY_JOB})");
-    let _ =
-        writeln!(out, "  budget  personal alone  with hog  speed kept  hog's share  hog's energy");
+    let _ = writeln!(
+        out,
+        "  budget  personal alone  with hog  speed kept  hog's share  hog's energy  (power)"
+    );
     for h in &results.hog {
         let _ = writeln!(
             out,
-            "  {:>5}%  {:>12.2} s  {:>6.2} s  {:>9.1}%  {:>10.1}%  {:>9.0} mJ",
+            "  {:>5}%  {:>12.2} s  {:>6.2} s  {:>9.1}%  {:>10.1}%  {:>9.0} mJ  ({:.0} mW)",
             h.budget_percent,
             h.alone_s,
             h.with_hog_s,
             100.0 * h.alone_s / h.with_hog_s.max(f64::MIN_POSITIVE),
             h.hog_share_percent,
-            h.hog_energy_mj
+            h.hog_energy_mj,
+            h.hog_power_mw
         );
     }
     let _ = writeln!(
@@ -451,7 +464,8 @@ fn markdown(table: &str) -> String {
          the foreground and the corporate persona (1 vCPU) in the background, each on \
          CPUs of their own. \"Speed kept\" is the personal job's time alone over its time \
          beside the hog (the better of two runs each); the hog's share is its guest time \
-         over the wall time of those two runs. Guest time is wall time between entering \
+         over the wall time of those two runs, and its power its estimated energy over that \
+         wall time. Guest time is wall time between entering \
          and leaving the guest, so on a busy host it includes time the host took from \
          QEMU's vCPU thread: the share then reads high. The idle scenario turns the \
          screen off, so both personas are in the background and packed onto one CPU; \

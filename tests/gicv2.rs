@@ -6,6 +6,7 @@
 //! the virtual GICv2; and a GICv2 without its virtualization interface
 //! stops Duet with a message saying so, not a hang.
 
+use duet_tests::qmp::socket_path;
 use duet_tests::{manifest, status, Machine, BOOT_TIMEOUT};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -68,19 +69,9 @@ fn the_mail_guest_gets_a_lease_and_an_answer_through_the_virtual_gicv2() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
     let port = listener.local_addr().unwrap().port();
     let received = serve_one_line_late(listener);
-    let image = match xtask::image::build_mail() {
-        Ok(image) => image.binary,
-        Err(e) => panic!("cannot build the mail guest: {e:#}"),
-    };
-    let text = format!(
-        "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
-         cmdline = \"mail.hello=10.0.2.2:{port}\"\nmemory_mib = 16\nvcpus = 1\n\
-         disk_mib = 4\nnic = true\nuplink = true\n"
-    );
-    let path = manifest("gicv2-mail", &text);
-    let path = path.to_str().expect("UTF-8 path");
+    let path = mail_manifest("gicv2-mail", &format!("mail.hello=10.0.2.2:{port}"), true);
     let mut run =
-        Machine::xtask(&["run", "--board", "virt-gicv2", "--manifest", path, "--new-disk"]);
+        Machine::xtask(&["run", "--board", "virt-gicv2", "--manifest", &path, "--new-disk"]);
     let exit = run.wait(Duration::from_secs(120));
     run.require(&[
         "  gic     GICv2, distributor 0x8000000, cpu interface 0x8010000, virtualization yes",
@@ -98,6 +89,55 @@ fn the_mail_guest_gets_a_lease_and_an_answer_through_the_virtual_gicv2() {
         Ok(line) if line == "hello from the mail guest\n" => {}
         other => run.fail(&format!("the host's server received {other:?}")),
     }
+}
+
+/// The screen's keyboard reaches Duet on a GICv2: its interrupt (an SPI
+/// Duet routes to itself, like the NIC's) comes, and a key unlocks the
+/// lock screen into the mail guest, which then quits on a console key.
+#[test]
+fn a_key_on_the_keyboard_unlocks_the_screen_on_a_gicv2() {
+    const STEP: Duration = Duration::from_secs(60);
+    let socket = socket_path("gicv2-screen");
+    let path = mail_manifest("gicv2-screen", "mail.ui", false);
+    let mut run = Machine::xtask(&[
+        "run",
+        "--board",
+        "virt-gicv2",
+        "--screen",
+        "--manifest",
+        &path,
+        "--new-disk",
+        "--qmp",
+        socket.to_str().expect("UTF-8 path"),
+    ]);
+    run.expect("duet: screen: locked", BOOT_TIMEOUT * 2);
+    run.expect("[corporate] inbox: 0 messages", BOOT_TIMEOUT * 2);
+    let mark = run.mark();
+    if let Err(e) = run.qmp().press_key("1") {
+        run.fail(&format!("QMP: {e}"));
+    }
+    run.expect_since(mark, "duet: screen: unlocked into vm corporate", STEP);
+    run.send("q");
+    let exit = run.wait(STEP);
+    run.require(&[&format!("{} every VM has powered off", status::POWER_OFF)]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+/// A manifest with the mail guest alone (a 4 MiB disk; a NIC on the
+/// uplink if `nic`), as `name.toml`; returns its path.
+fn mail_manifest(name: &str, cmdline: &str, nic: bool) -> String {
+    let image = match xtask::image::build_mail() {
+        Ok(image) => image.binary,
+        Err(e) => panic!("cannot build the mail guest: {e:#}"),
+    };
+    let text = format!(
+        "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
+         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\n\
+         nic = {nic}\nuplink = {nic}\n"
+    );
+    manifest(name, &text).to_str().expect("UTF-8 path").to_string()
 }
 
 /// Reads one connection's first line, waits [`REPLY_DELAY`], answers with

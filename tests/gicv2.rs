@@ -1,10 +1,15 @@
 //! Duet on GICv2 hosts (QEMU `virt` with `gic-version=2`; the Raspberry
 //! Pi 4's GIC-400 in `rpi4.rs`): the Debian kernel boots as a guest with 2
-//! vCPUs on the virtual GICv2, takes its timer interrupts on both, answers
-//! on its console and powers off; and a GICv2 without its virtualization
-//! interface stops Duet with a message saying so, not a hang.
+//! vCPUs on the virtual GICv2, takes its timer interrupts on both, gets a
+//! DHCP lease over the uplink, answers on its console and powers off; the
+//! mail guest gets its lease and is woken by its NIC's interrupt through
+//! the virtual GICv2; and a GICv2 without its virtualization interface
+//! stops Duet with a message saying so, not a hang.
 
-use duet_tests::{status, Machine, BOOT_TIMEOUT};
+use duet_tests::qmp::socket_path;
+use duet_tests::{manifest, status, Machine, BOOT_TIMEOUT};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -38,7 +43,118 @@ fn debian_linux_boots_with_two_vcpus_on_a_virtual_gicv2() {
     if !answer.contains("duet-42") {
         run.fail(&format!("`taskset 2 echo` printed {answer:?}"));
     }
+    // Frames from the uplink reach the guest: Duet takes the physical NIC's
+    // SPI and the guest its virtual one. A lease needs QEMU's offer and ack.
+    run.shell("echo '#!/bin/sh' > /tmp/d && chmod +x /tmp/d", PROMPT, COMMAND);
+    run.shell("ifconfig eth0 up", PROMPT, COMMAND);
+    let lease = run.shell("udhcpc -i eth0 -n -q -t 10 -s /tmp/d 2>&1", PROMPT, COMMAND * 2);
+    if !lease.contains("lease of 10.0.2.") {
+        run.fail(&format!("no DHCP lease from QEMU: {lease:?}"));
+    }
     run.power_off_personal_then_corporate(COMMAND * 2);
+}
+
+/// How long the host's server waits before it answers the mail guest: far
+/// longer than any smoltcp timer the guest has pending once its line is
+/// acknowledged, far shorter than its 30 s read deadline.
+const REPLY_DELAY: Duration = Duration::from_secs(5);
+
+/// The mail guest alone, with a NIC on the uplink: it gets its address by
+/// DHCP, connects to a server on the host's loopback, sends a line and
+/// waits in WFI for the answer. The server answers late, so the guest sees
+/// it only if its NIC's interrupt wakes it (through Duet's physical GICv2
+/// and the guest's virtual one); otherwise its read times out.
+#[test]
+fn the_mail_guest_gets_a_lease_and_an_answer_through_the_virtual_gicv2() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().unwrap().port();
+    let received = serve_one_line_late(listener);
+    let path = mail_manifest("gicv2-mail", &format!("mail.hello=10.0.2.2:{port}"), true);
+    let mut run =
+        Machine::xtask(&["run", "--board", "virt-gicv2", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(Duration::from_secs(120));
+    run.require(&[
+        "  gic     GICv2, distributor 0x8000000, cpu interface 0x8010000, virtualization yes",
+        "[corporate] mail: virtio nic at 0xa000600, MAC 02:",
+        "[corporate] mail: net: address 10.0.2.15/24 by DHCP, router 10.0.2.2",
+        &format!("[corporate] mail: net: connected to 10.0.2.2:{port}, line sent"),
+        "[corporate] mail: net: got \"host saw 26 bytes\"",
+        "duet: vm corporate powered off",
+        &format!("{} every VM has powered off", status::POWER_OFF),
+    ]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    match received.recv_timeout(Duration::from_secs(5)) {
+        Ok(line) if line == "hello from the mail guest\n" => {}
+        other => run.fail(&format!("the host's server received {other:?}")),
+    }
+}
+
+/// The screen's keyboard reaches Duet on a GICv2: its interrupt (an SPI
+/// Duet routes to itself, like the NIC's) comes, and a key unlocks the
+/// lock screen into the mail guest, which then quits on a console key.
+#[test]
+fn a_key_on_the_keyboard_unlocks_the_screen_on_a_gicv2() {
+    const STEP: Duration = Duration::from_secs(60);
+    let socket = socket_path("gicv2-screen");
+    let path = mail_manifest("gicv2-screen", "mail.ui", false);
+    let mut run = Machine::xtask(&[
+        "run",
+        "--board",
+        "virt-gicv2",
+        "--screen",
+        "--manifest",
+        &path,
+        "--new-disk",
+        "--qmp",
+        socket.to_str().expect("UTF-8 path"),
+    ]);
+    run.expect("duet: screen: locked", BOOT_TIMEOUT * 2);
+    run.expect("[corporate] inbox: 0 messages", BOOT_TIMEOUT * 2);
+    let mark = run.mark();
+    if let Err(e) = run.qmp().press_key("1") {
+        run.fail(&format!("QMP: {e}"));
+    }
+    run.expect_since(mark, "duet: screen: unlocked into vm corporate", STEP);
+    run.send("q");
+    let exit = run.wait(STEP);
+    run.require(&[&format!("{} every VM has powered off", status::POWER_OFF)]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+/// A manifest with the mail guest alone (a 4 MiB disk; a NIC on the
+/// uplink if `nic`), as `name.toml`; returns its path.
+fn mail_manifest(name: &str, cmdline: &str, nic: bool) -> String {
+    let image = match xtask::image::build_mail() {
+        Ok(image) => image.binary,
+        Err(e) => panic!("cannot build the mail guest: {e:#}"),
+    };
+    let text = format!(
+        "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
+         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\n\
+         nic = {nic}\nuplink = {nic}\n"
+    );
+    manifest(name, &text).to_str().expect("UTF-8 path").to_string()
+}
+
+/// Reads one connection's first line, waits [`REPLY_DELAY`], answers with
+/// its length; sends what it got.
+fn serve_one_line_late(listener: TcpListener) -> std::sync::mpsc::Receiver<String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() {
+            std::thread::sleep(REPLY_DELAY);
+            let _ = stream.write_all(format!("host saw {} bytes\n", line.len()).as_bytes());
+            let _ = sender.send(line);
+        }
+    });
+    receiver
 }
 
 #[test]

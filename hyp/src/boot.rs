@@ -169,19 +169,19 @@ fn init_interrupts(platform: &Platform) {
     }
     init_interrupts_on_this_cpu();
     if let Some(intid) = platform.uart_intid {
-        if let Some(gic) = GIC.get() {
-            gic.enable_shared(intid, cpu::mpidr());
-        } else if let Some(gic) = GICV2.get() {
-            gic.enable_shared(intid, cpu::id());
-        }
+        enable_device_interrupt(intid);
         console::set_input_interrupt(true);
     }
 }
 
-/// Routes a device's interrupt (an SPI) to this CPU and enables it.
+/// Routes a device's interrupt (an SPI) to this CPU and enables it, on
+/// whichever GIC the board has (the console UART, the uplink NIC, the
+/// touch panel and the keyboard all come through here).
 pub fn enable_device_interrupt(intid: u32) {
     if let Some(gic) = GIC.get() {
         gic.enable_shared(intid, cpu::mpidr());
+    } else if let Some(gic) = GICV2.get() {
+        gic.enable_shared(intid, cpu::id());
     }
 }
 

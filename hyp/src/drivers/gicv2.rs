@@ -1,10 +1,11 @@
 //! The physical GICv2 (the GIC-400 of the Raspberry Pi 4, QEMU's GICv2 on
 //! `virt`), as far as Duet needs it: the distributor, to route Duet's own few
-//! interrupts (the kick SGI, the timer and maintenance PPIs, the console
-//! UART's SPI) and send SGIs; the CPU interface, to take them; and the
-//! virtual interface control (GICH), whose list registers present virtual
-//! interrupts to the guest that runs on this CPU. All MMIO, per CPU banked
-//! where the architecture banks it. Everything else stays disabled.
+//! interrupts (the kick SGI, the timer and maintenance PPIs, the SPIs of the
+//! devices Duet drives: console UART, NIC, touch panel, keyboard) and send
+//! SGIs; the CPU interface, to take them; and the virtual interface control
+//! (GICH), whose list registers present virtual interrupts to the guest
+//! that runs on this CPU. All MMIO, per CPU banked where the architecture
+//! banks it. Everything else stays disabled.
 //!
 //! Interrupt groups are left as firmware set them: a GIC without security
 //! extensions (QEMU virt) keeps Group 0; with them (the Pi's GIC-400, where

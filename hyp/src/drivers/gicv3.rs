@@ -1,6 +1,7 @@
 //! The physical GICv3 distributor and redistributors, as far as Duet needs
 //! them: route its own few interrupts (the kick SGI, the virtual timer and
-//! maintenance PPIs, the console UART's SPI) to Group 1 and enable them.
+//! maintenance PPIs, the SPIs of the devices Duet drives: console UART,
+//! NIC, touch panel, keyboard) to Group 1 and enable them.
 //! Everything else stays disabled: guests get virtual interrupts only.
 
 use tock_registers::interfaces::{Readable, Writeable};

@@ -15,7 +15,7 @@
 
 use duet::screen::layout::{persona_areas, STRIP_HEIGHT};
 use duet_tests::qmp::{near, socket_path, Picture, Qmp, QmpError};
-use duet_tests::{manifest, Machine, SCREEN};
+use duet_tests::{screen_manifest, Machine, SCREEN};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -43,40 +43,15 @@ const TOLERANCE: u8 = 8;
 /// The manifest of two Linux personas, Debian's kernel with the busybox
 /// initramfs, the console's cursor off (so fbcon draws nothing over the
 /// patterns), and an idle lock after `idle_seconds` (0: never).
-fn two_personas(name: &str, idle_seconds: u32) -> PathBuf {
-    let default = xtask::guest::default_manifest().expect("the default guest is available");
-    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
-    let vm = |name: &str, role: &str, vcpus: u32, colour: [u8; 3]| {
-        format!(
-            "[[vm]]\nname = \"{name}\"\nrole = \"{role}\"\nkernel = {:?}\ninitrd = {:?}\n\
-             cmdline = \"console=ttyAMA0 quiet vt.global_cursor_default=0\"\n\
-             memory_mib = 192\nvcpus = {vcpus}\ncolour = \"#{:02x}{:02x}{:02x}\"\n\n",
-            guests.join("Image"),
-            guests.join("initramfs.cpio"),
-            colour[0],
-            colour[1],
-            colour[2],
-        )
-    };
-    let text = format!("[screen]\nlock_after_idle_seconds = {idle_seconds}\n\n")
-        + &vm("personal", "personal", 1, PERSONAL_COLOUR)
-        + &vm("corporate", "corporate", 1, CORPORATE_COLOUR);
-    manifest(name, &text)
+fn two_personas(name: &str, idle_seconds: u64) -> PathBuf {
+    let personas = [("personal", PERSONAL_COLOUR), ("corporate", CORPORATE_COLOUR)];
+    screen_manifest(name, idle_seconds, "vt.global_cursor_default=0", &personas)
 }
 
 /// Boots the two personas with a QMP socket, and waits for both shells and
 /// the lock screen. The personal persona has the console's focus.
-fn boot(name: &str, idle_seconds: u32) -> Machine {
-    let path = two_personas(name, idle_seconds);
-    let socket = socket_path(name);
-    let mut run = Machine::xtask(&[
-        "run",
-        "--screen",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--qmp",
-        socket.to_str().unwrap(),
-    ]);
+fn boot(name: &str, idle_seconds: u64) -> Machine {
+    let mut run = Machine::run_screen(name, &two_personas(name, idle_seconds));
     for vm in ["personal", "corporate"] {
         run.expect(&format!("[{vm}] duet-guest: init ran"), LINUX_BOOT);
     }

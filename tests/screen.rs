@@ -6,9 +6,8 @@
 //! after the manifest's idle time; Duet's console key unlocks and locks;
 //! the switch latency appears in Duet's counters.
 
-use duet_tests::qmp::{socket_path, Picture};
-use duet_tests::{manifest, Machine};
-use std::path::PathBuf;
+use duet_tests::qmp::Picture;
+use duet_tests::{screen_manifest, Machine};
 use std::time::{Duration, Instant};
 
 const LINUX_BOOT: Duration = Duration::from_secs(300);
@@ -25,27 +24,6 @@ const CORPORATE: [u8; 3] = [0xcc, 0x33, 0x00];
 const IDLE_SECONDS: u64 = 20;
 /// The lock screen's strip (`screen::compose`).
 const LOCK_STRIP: [u8; 3] = [0x20; 3];
-
-/// Two small Linux personas with colours of the test's own.
-fn two_personas() -> PathBuf {
-    let default = xtask::guest::default_manifest().expect("the default guest is available");
-    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
-    let vm = |name: &str, [r, g, b]: [u8; 3]| {
-        format!(
-            "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {:?}\ninitrd = {:?}\n\
-             cmdline = \"console=ttyAMA0 quiet\"\nmemory_mib = 192\nvcpus = 1\n\
-             colour = \"#{r:02x}{g:02x}{b:02x}\"\n\n",
-            guests.join("Image"),
-            guests.join("initramfs.cpio"),
-        )
-    };
-    let text = format!(
-        "[screen]\nlock_after_idle_seconds = {IDLE_SECONDS}\n\n{}{}",
-        vm("personal", PERSONAL),
-        vm("corporate", CORPORATE)
-    );
-    manifest("screen", &text)
-}
 
 /// What the screen shows now, kept in `target/test-screen/NAME.ppm`.
 fn screenshot(run: &mut Machine, name: &str) -> Picture {
@@ -84,16 +62,10 @@ fn input(
 
 #[test]
 fn the_lock_screen_shows_both_personas_and_a_key_unlocks_into_one() {
-    let socket = socket_path("screen");
-    let path = two_personas();
-    let mut run = Machine::xtask(&[
-        "run",
-        "--screen",
-        "--manifest",
-        path.to_str().unwrap(),
-        "--qmp",
-        socket.to_str().unwrap(),
-    ]);
+    // Two small Linux personas with colours of the test's own.
+    let personas = [("personal", PERSONAL), ("corporate", CORPORATE)];
+    let path = screen_manifest("screen", IDLE_SECONDS, "", &personas);
+    let mut run = Machine::run_screen("screen", &path);
     run.expect("virtio  gpu at", LINUX_BOOT);
     run.expect("duet: screen: locked", LINUX_BOOT);
     run.require(&["duet: screen off: every VM is in the background"]);

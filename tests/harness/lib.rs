@@ -7,7 +7,7 @@
 pub mod qmp;
 
 use qmp::Qmp;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -67,6 +67,39 @@ pub fn manifest(name: &str, manifest: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, manifest).expect("write the test manifest");
     path
+}
+
+/// A persona of [`screen_manifest`]: its name, which is also its role, and
+/// its indicator colour.
+pub type ScreenPersona<'a> = (&'a str, [u8; 3]);
+
+/// Writes, as [`manifest`] `name`, a manifest for the phone's screen: an
+/// idle lock after `idle_seconds` (0: never) and one small Linux VM per
+/// persona (Debian's kernel with the busybox initramfs, 1 vCPU, 192 MiB,
+/// `console=ttyAMA0 quiet` and `cmdline` on its command line).
+pub fn screen_manifest(
+    name: &str,
+    idle_seconds: u64,
+    cmdline: &str,
+    personas: &[ScreenPersona],
+) -> PathBuf {
+    let default = xtask::guest::default_manifest().expect("the default guest is available");
+    let guests = default.parent().expect("guests/").parent().expect("root").join("target/guests");
+    let cmdline = format!("console=ttyAMA0 quiet {cmdline}");
+    let cmdline = cmdline.trim_end();
+    let vm = |(name, [r, g, b]): &ScreenPersona| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {:?}\ninitrd = {:?}\n\
+             cmdline = \"{}\"\nmemory_mib = 192\nvcpus = 1\n\
+             colour = \"#{r:02x}{g:02x}{b:02x}\"\n\n",
+            guests.join("Image"),
+            guests.join("initramfs.cpio"),
+            cmdline,
+        )
+    };
+    let text = format!("[screen]\nlock_after_idle_seconds = {idle_seconds}\n\n")
+        + &personas.iter().map(vm).collect::<String>();
+    manifest(name, &text)
 }
 
 /// A manifest with one VM, "probe", running the probe guest.
@@ -149,6 +182,16 @@ impl Machine {
         let qmp = args.iter().position(|&a| a == "--qmp").and_then(|i| args.get(i + 1));
         Machine::spawn(command, &format!("cargo xtask {}", args.join(" ")))
             .with_qmp(qmp.map(PathBuf::from))
+    }
+
+    /// Runs `cargo xtask run --screen` on `manifest` (e.g. a
+    /// [`screen_manifest`]) with a QMP socket of its own, named after `name`
+    /// (see [`qmp::socket_path`]), for [`Machine::qmp`].
+    pub fn run_screen(name: &str, manifest: &Path) -> Machine {
+        let socket = qmp::socket_path(name);
+        let manifest = manifest.to_str().expect("a UTF-8 manifest path");
+        let socket = socket.to_str().expect("a UTF-8 socket path");
+        Machine::xtask(&["run", "--screen", "--manifest", manifest, "--qmp", socket])
     }
 
     fn spawn(command: Command, what: &str) -> Machine {

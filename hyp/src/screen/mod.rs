@@ -14,8 +14,10 @@
 //! - `compose`: what the screen shows (the trusted indicator, the persona
 //!   in front clipped to its area, the lock screen).
 //! - `route`: where each physical input event goes.
+//! - `deadline`: the router's next deadline, readable without its lock.
 
 pub mod compose;
+pub mod deadline;
 pub mod gesture;
 pub mod held_keys;
 pub mod layout;

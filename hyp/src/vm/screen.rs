@@ -18,6 +18,7 @@ use crate::personas::PersonaPackage;
 use crate::println;
 use crate::sched::power::{Scene, SCENE};
 use crate::screen::compose::{Compositor, Look, Pixels};
+use crate::screen::deadline::{micros_to_ticks, SharedDeadline};
 use crate::screen::layout::Area;
 use crate::screen::route::{Device, Out, Router};
 use crate::vdev::virtio::backend::{DisplaySink, Frame, Rect};
@@ -67,6 +68,10 @@ static SWITCH_LAST_US: AtomicU64 = AtomicU64::new(0);
 static SWITCH_MAX_US: AtomicU64 = AtomicU64::new(0);
 static SWITCHES: AtomicU64 = AtomicU64::new(0);
 
+/// The router's next deadline, for [`deadline`], which the CPU loop calls
+/// and which must not wait for [`INPUT`] (see [`publish`]).
+static IDLE_DEADLINE: SharedDeadline = SharedDeadline::none();
+
 /// Takes the board's panel and input devices (started by the drivers) and
 /// sets up the compositor and the router for `package`'s personas.
 pub fn start(package: &PersonaPackage) {
@@ -94,6 +99,7 @@ pub fn start(package: &PersonaPackage) {
         package.foreground(),
         idle_us,
     );
+    publish(&router);
     INPUT.call_once(|| Mutex::new(Inputs { router, devices }));
 }
 
@@ -137,6 +143,7 @@ pub fn input_interrupt(intid: u32, vms: &[Vm], cpus: &dyn Cpus) {
             InputRole::Keyboard => router.key(event, micros(now)),
             InputRole::Touch { .. } => router.touch(event, micros(now)),
         };
+        publish(router);
         drop(guard);
         perform(out, now, vms, cpus);
     }
@@ -147,7 +154,7 @@ pub fn input_interrupt(intid: u32, vms: &[Vm], cpus: &dyn Cpus) {
 pub fn toggle(vms: &[Vm], cpus: &dyn Cpus) -> bool {
     let Some(input) = INPUT.get() else { return false };
     let now = cpu::counter();
-    let out = input.lock().router.toggle(micros(now));
+    let out = change(input, |router| router.toggle(micros(now)));
     perform(out, now, vms, cpus);
     true
 }
@@ -156,18 +163,33 @@ pub fn toggle(vms: &[Vm], cpus: &dyn Cpus) -> bool {
 pub fn tick(vms: &[Vm], cpus: &dyn Cpus) {
     let Some(input) = INPUT.get() else { return };
     let now = cpu::counter();
-    let out = input.lock().router.tick(micros(now));
+    let out = change(input, |router| router.tick(micros(now)));
     perform(out, now, vms, cpus);
 }
 
 /// When the boot CPU's timer must fire for the idle timeout, as a counter
-/// value.
+/// value. Lock-free: the CPU loop asks every turn, and a turn that found
+/// the router busy would otherwise arm nothing for the idle lock.
 pub fn deadline() -> Option<u64> {
     if cpu::id() != 0 {
         return None;
     }
-    let us = INPUT.get()?.try_lock()?.router.next_deadline_us()?;
-    Some(u64::try_from(u128::from(us) * u128::from(frequency()) / 1_000_000).unwrap_or(u64::MAX))
+    Some(micros_to_ticks(IDLE_DEADLINE.get()?, frequency()))
+}
+
+/// Changes the router under [`INPUT`]'s lock, and publishes its deadline.
+fn change(input: &Mutex<Inputs>, change: impl FnOnce(&mut Router) -> Vec<Out>) -> Vec<Out> {
+    let mut input = input.lock();
+    let out = change(&mut input.router);
+    publish(&input.router);
+    out
+}
+
+/// Publishes the router's deadline for [`deadline`] after a change. Called
+/// with [`INPUT`] held (or before it exists), so that publications land in
+/// the order of the changes.
+fn publish(router: &Router) {
+    IDLE_DEADLINE.set(router.next_deadline_us());
 }
 
 /// Prints the switch latency, for `print_counters`.

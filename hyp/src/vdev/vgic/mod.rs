@@ -1,6 +1,6 @@
 //! The virtual GIC's interrupt model: one [`Vgic`] per VM, shared by every
 //! GIC front end (GICv3 in [`v3`], GICv2 in [`v2`]; the register banks
-//! both share in [`bank`]).
+//! both share in [`bank`], their shared distributor shell in [`dist`]).
 //!
 //! It owns the state of each virtual interrupt (enable, pending latch, level
 //! line, active, priority, trigger, routing), decides which interrupts each
@@ -21,6 +21,7 @@
 //! virtual one, so acknowledge, EOI and priority masking never reach Duet.
 
 mod bank;
+mod dist;
 pub mod v2;
 pub mod v3;
 
@@ -31,9 +32,10 @@ mod tests_v2;
 
 use core::fmt;
 
+pub use dist::Distributor;
+
 use crate::vm::device_tree::GicVersion;
 use crate::vm::layout;
-use crate::vm::mmio::{MmioDevice, MmioError, Size};
 
 /// SGIs are INTIDs 0..16, per vCPU.
 pub const SGI_COUNT: u32 = 16;
@@ -122,28 +124,6 @@ pub trait ListRegisterFormat {
     fn encode(entry: LrEntry) -> Self::Word;
     /// The state the guest left in a list register.
     fn state(word: Self::Word) -> LrState;
-}
-
-/// The distributor a VM's guest sees, whichever its version.
-pub enum Distributor<'a> {
-    V2(v2::GicDistributor<'a>),
-    V3(v3::GicDistributor<'a>),
-}
-
-impl MmioDevice for Distributor<'_> {
-    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
-        match self {
-            Distributor::V2(d) => d.read(vcpu, offset, size),
-            Distributor::V3(d) => d.read(vcpu, offset, size),
-        }
-    }
-
-    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
-        match self {
-            Distributor::V2(d) => d.write(vcpu, offset, size, value),
-            Distributor::V3(d) => d.write(vcpu, offset, size, value),
-        }
-    }
 }
 
 /// One 1-bit-per-interrupt property, as the set/clear register banks of
@@ -341,10 +321,7 @@ impl Vgic {
 
     /// The distributor of this front end, for one MMIO access.
     pub fn distributor(&mut self) -> Distributor<'_> {
-        match self.front_end {
-            GicVersion::V3 => Distributor::V3(v3::GicDistributor::new(self)),
-            GicVersion::V2 => Distributor::V2(v2::GicDistributor::new(self)),
-        }
+        Distributor::new(self)
     }
 
     /// Drives the input line of PPI `intid` of vCPU `vcpu`, or of SPI

@@ -3,7 +3,8 @@
 //! out again here from the GICv3 specification, so a wrong constant in the
 //! front end shows up as a failing test rather than agreeing with itself.
 
-use super::v3::{IchLr, SgiRequest, SgiTargets, IIDR};
+use super::dist::IIDR;
+use super::v3::{IchLr, SgiRequest, SgiTargets};
 use super::*;
 use crate::vm::mmio::{MmioDevice, MmioError, Size};
 

@@ -1,6 +1,7 @@
-//! The GICv2 front end of the virtual GIC: the distributor registers a guest
-//! reaches through MMIO (GICD_SGIR included, through which it sends SGIs)
-//! and the GICH_LR<n> list-register encoding. The guest's CPU interface is
+//! The GICv2 front end of the virtual GIC: what its distributor adds to the
+//! shared one in [`super::dist`] (GICD_ITARGETSR<n>, GICD_SGIR through which
+//! the guest sends SGIs, the CTLR and TYPER bits) and the GICH_LR<n>
+//! list-register encoding. The guest's CPU interface is
 //! the hardware's virtual one (GICV, mapped into its stage 2), so it has no
 //! emulation here.
 //!
@@ -18,16 +19,14 @@
 //! refused with an [`MmioError`] so that Duet can inject an abort; offsets
 //! with no register read as zero and ignore writes.
 
-use super::bank::{check_access, offsets, BankReg, Width};
+use super::bank::{offsets, BankReg, Width};
+use super::dist::FrontEnd;
 use super::{ListRegisterFormat, LrEntry, LrState, Vgic, INTID_LIMIT, PRIVATE_COUNT, SGI_COUNT};
-use crate::vm::layout;
-use crate::vm::mmio::{MmioDevice, MmioError, Size};
+use crate::vm::mmio::Size;
 
-/// Distributor register offsets, from `layout::GICD_BASE`, beyond the banks.
+/// Distributor register offsets, from `layout::GICD_BASE`, beyond those
+/// both versions share.
 mod gicd {
-    pub const CTLR: u64 = 0x0000;
-    pub const TYPER: u64 = 0x0004;
-    pub const IIDR: u64 = 0x0008;
     pub const SGIR: u64 = 0x0f00;
     pub const CPENDSGIR: u64 = 0x0f10;
     pub const SPENDSGIR_END: u64 = 0x0f30;
@@ -95,149 +94,116 @@ fn cpu_mask(vcpus: usize) -> u32 {
     (1u32 << vcpus.min(8)) - 1
 }
 
-/// A distributor register.
+/// A distributor register only GICv2 has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DistReg {
-    Ctlr,
-    Typer,
-    Iidr,
-    Pidr2,
-    Bank(BankReg),
+pub(super) enum Gicv2Reg {
+    /// GICD_ICFGR0: SGIs are edge-triggered, whatever is written.
+    SgiConfig,
     /// GICD_ITARGETSR<n>, from byte `first` (one byte per INTID).
     Targets {
         first: u32,
     },
     Sgir,
-    RazWi(Width),
+    /// GICD_CPENDSGIR and GICD_SPENDSGIR: SGI sources are not kept.
+    SgiSources,
 }
 
-impl DistReg {
-    fn decode(offset: u64) -> Self {
-        match offset {
-            gicd::CTLR => DistReg::Ctlr,
-            gicd::TYPER => DistReg::Typer,
-            gicd::IIDR => DistReg::Iidr,
-            gicd::PIDR2 => DistReg::Pidr2,
-            gicd::SGIR => DistReg::Sgir,
-            // GICD_CPENDSGIR and GICD_SPENDSGIR: SGI sources are not kept.
-            gicd::CPENDSGIR..gicd::SPENDSGIR_END => DistReg::RazWi(Width::ByteOrWord),
-            offsets::ITARGETSR..offsets::ICFGR => {
-                DistReg::Targets { first: (offset - offsets::ITARGETSR) as u32 }
-            }
-            _ => match BankReg::decode(offset) {
-                // Every interrupt is Group 0.
-                Some(BankReg::Group { .. }) => DistReg::RazWi(Width::Word),
-                Some(reg) => DistReg::Bank(reg),
-                None => DistReg::RazWi(Width::Word),
-            },
-        }
-    }
-
-    fn width(self) -> Width {
-        match self {
-            DistReg::Bank(reg) => reg.width(),
-            DistReg::Targets { .. } => Width::ByteOrWord,
-            DistReg::RazWi(width) => width,
-            _ => Width::Word,
-        }
-    }
-}
-
-/// The GICv2 distributor of a VM, at `layout::GICD_BASE`. Its SGI and PPI
+/// What the GICv2 distributor adds to the shared one. Its SGI and PPI
 /// registers are those of the vCPU that accesses them.
-pub struct GicDistributor<'a> {
-    vgic: &'a mut Vgic,
-}
+pub(super) struct Gicv2;
 
-impl<'a> GicDistributor<'a> {
-    pub fn new(vgic: &'a mut Vgic) -> Self {
-        Self { vgic }
+impl FrontEnd for Gicv2 {
+    type Reg = Gicv2Reg;
+    const PIDR2_OFFSET: u64 = gicd::PIDR2;
+    const PIDR2: u32 = PIDR2_GICV2;
+    const CTLR_ENABLE: u32 = CTLR_ENABLE;
+    const CTLR_FIXED: u32 = 0;
+
+    fn typer(vcpus: usize) -> u32 {
+        (vcpus as u32 - 1) << TYPER_CPUS_SHIFT
     }
 
-    fn decode(offset: u64, size: Size) -> Result<DistReg, MmioError> {
-        check_access(offset, size)?;
-        if offset >= layout::GICD_SIZE {
-            return Err(MmioError::NoRegister { offset });
-        }
-        let reg = DistReg::decode(offset);
-        reg.width().check(offset, size)?;
-        Ok(reg)
-    }
-
-    fn typer(&self) -> u32 {
-        let lines = INTID_LIMIT / 32 - 1;
-        (self.vgic.vcpu_count() as u32 - 1) << TYPER_CPUS_SHIFT | lines
-    }
-
-    /// The target byte of `intid` as `vcpu` reads it: SGIs and PPIs name
-    /// the reader, SPIs their routing, unimplemented INTIDs nothing.
-    fn target_byte(&self, vcpu: usize, intid: u32) -> u32 {
-        if intid >= INTID_LIMIT {
-            0
-        } else if intid < PRIVATE_COUNT {
-            1 << vcpu
-        } else {
-            self.vgic.route(intid) as u32 & 0xff
-        }
-    }
-
-    fn read_targets(&self, vcpu: usize, first: u32, size: Size) -> u64 {
-        let word = (0..u32::from(size))
-            .fold(0, |word, lane| word | self.target_byte(vcpu, first + lane) << (8 * lane));
-        u64::from(word)
-    }
-
-    /// Routes each SPI of the access to the lowest vCPU its byte names;
-    /// bits of vCPUs the VM lacks read back as zero, as on hardware.
-    fn write_targets(&mut self, actor: usize, first: u32, size: Size, value: u64) {
-        let implemented = cpu_mask(self.vgic.vcpu_count());
-        for lane in 0..u32::from(size) {
-            let intid = first + lane;
-            if !(PRIVATE_COUNT..INTID_LIMIT).contains(&intid) {
-                continue;
+    fn decode(offset: u64) -> Option<Gicv2Reg> {
+        Some(match offset {
+            offsets::ICFGR => Gicv2Reg::SgiConfig,
+            gicd::SGIR => Gicv2Reg::Sgir,
+            gicd::CPENDSGIR..gicd::SPENDSGIR_END => Gicv2Reg::SgiSources,
+            offsets::ITARGETSR..offsets::ICFGR => {
+                Gicv2Reg::Targets { first: (offset - offsets::ITARGETSR) as u32 }
             }
-            let byte = (value >> (8 * lane)) as u32 & implemented;
-            let target = (byte != 0).then(|| byte.trailing_zeros() as usize);
-            self.vgic.set_route(actor, intid, u64::from(byte), target);
-        }
-    }
-
-    fn send_sgi(&mut self, sender: usize, value: u32) {
-        let request = SgirRequest::decode(value);
-        let targets = request.target_mask(self.vgic.vcpu_count(), sender);
-        self.vgic.signal_sgi(sender, request.intid, targets);
-    }
-}
-
-impl MmioDevice for GicDistributor<'_> {
-    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
-        Ok(match Self::decode(offset, size)? {
-            DistReg::Ctlr => {
-                u64::from(if self.vgic.distributor_enabled() { CTLR_ENABLE } else { 0 })
-            }
-            DistReg::Typer => u64::from(self.typer()),
-            DistReg::Iidr => u64::from(super::v3::IIDR),
-            DistReg::Pidr2 => u64::from(PIDR2_GICV2),
-            DistReg::Bank(BankReg::Config { first: 0 }) => u64::from(ICFGR_ALL_EDGE),
-            DistReg::Bank(reg) => self.vgic.bank_read(vcpu, reg, size),
-            DistReg::Targets { first } => self.read_targets(vcpu, first, size),
-            DistReg::Sgir | DistReg::RazWi(_) => 0,
+            _ => return None,
         })
     }
 
-    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
-        match Self::decode(offset, size)? {
-            DistReg::Ctlr => {
-                let enable = value as u32 & CTLR_ENABLE != 0;
-                self.vgic.set_distributor_enabled(vcpu, enable);
-            }
-            DistReg::Bank(reg) => self.vgic.bank_write(vcpu, vcpu, reg, size, value),
-            DistReg::Targets { first } => self.write_targets(vcpu, first, size, value),
-            DistReg::Sgir => self.send_sgi(vcpu, value as u32),
-            DistReg::Typer | DistReg::Iidr | DistReg::Pidr2 | DistReg::RazWi(_) => {}
+    /// Every interrupt is Group 0.
+    fn bank(reg: BankReg) -> BankReg {
+        match reg {
+            BankReg::Group { .. } => reg.ignored(),
+            _ => reg,
         }
-        Ok(())
     }
+
+    fn width(reg: Gicv2Reg) -> Width {
+        match reg {
+            Gicv2Reg::Targets { .. } | Gicv2Reg::SgiSources => Width::ByteOrWord,
+            Gicv2Reg::SgiConfig | Gicv2Reg::Sgir => Width::Word,
+        }
+    }
+
+    fn read(vgic: &Vgic, vcpu: usize, reg: Gicv2Reg, size: Size) -> u64 {
+        match reg {
+            Gicv2Reg::SgiConfig => u64::from(ICFGR_ALL_EDGE),
+            Gicv2Reg::Targets { first } => read_targets(vgic, vcpu, first, size),
+            Gicv2Reg::Sgir | Gicv2Reg::SgiSources => 0,
+        }
+    }
+
+    fn write(vgic: &mut Vgic, vcpu: usize, reg: Gicv2Reg, size: Size, value: u64) {
+        match reg {
+            Gicv2Reg::Targets { first } => write_targets(vgic, vcpu, first, size, value),
+            Gicv2Reg::Sgir => send_sgi(vgic, vcpu, value as u32),
+            Gicv2Reg::SgiConfig | Gicv2Reg::SgiSources => {}
+        }
+    }
+}
+
+/// The target byte of `intid` as `vcpu` reads it: SGIs and PPIs name the
+/// reader, SPIs their routing, unimplemented INTIDs nothing.
+fn target_byte(vgic: &Vgic, vcpu: usize, intid: u32) -> u32 {
+    if intid >= INTID_LIMIT {
+        0
+    } else if intid < PRIVATE_COUNT {
+        1 << vcpu
+    } else {
+        vgic.route(intid) as u32 & 0xff
+    }
+}
+
+fn read_targets(vgic: &Vgic, vcpu: usize, first: u32, size: Size) -> u64 {
+    let word = (0..u32::from(size))
+        .fold(0, |word, lane| word | target_byte(vgic, vcpu, first + lane) << (8 * lane));
+    u64::from(word)
+}
+
+/// Routes each SPI of the access to the lowest vCPU its byte names; bits of
+/// vCPUs the VM lacks read back as zero, as on hardware.
+fn write_targets(vgic: &mut Vgic, actor: usize, first: u32, size: Size, value: u64) {
+    let implemented = cpu_mask(vgic.vcpu_count());
+    for lane in 0..u32::from(size) {
+        let intid = first + lane;
+        if !(PRIVATE_COUNT..INTID_LIMIT).contains(&intid) {
+            continue;
+        }
+        let byte = (value >> (8 * lane)) as u32 & implemented;
+        let target = (byte != 0).then(|| byte.trailing_zeros() as usize);
+        vgic.set_route(actor, intid, u64::from(byte), target);
+    }
+}
+
+fn send_sgi(vgic: &mut Vgic, sender: usize, value: u32) {
+    let request = SgirRequest::decode(value);
+    let targets = request.target_mask(vgic.vcpu_count(), sender);
+    vgic.signal_sgi(sender, request.intid, targets);
 }
 
 /// The GICH_LR<n> format (for virtual interrupts, HW = 0), held in a u64 so

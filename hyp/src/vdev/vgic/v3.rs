@@ -1,6 +1,8 @@
-//! The GICv3 front end of the virtual GIC: the distributor and
-//! redistributor registers a guest reaches through MMIO, the SGI register it
-//! writes (ICC_SGI1R_EL1, trapped to Duet), and the ICH_LR<n>_EL2 encoding.
+//! The GICv3 front end of the virtual GIC: what its distributor adds to the
+//! shared one in [`super::dist`] (GICD_IROUTER<n>, the CTLR and TYPER bits),
+//! the redistributor registers a guest reaches through MMIO, the SGI
+//! register it writes (ICC_SGI1R_EL1, trapped to Duet), and the
+//! ICH_LR<n>_EL2 encoding.
 //!
 //! No interrupt state lives here: every access becomes a call on the model
 //! ([`Vgic`]). The guest sees a GIC with one security state (GICD_CTLR.DS
@@ -15,16 +17,15 @@
 //! register read as zero and ignore writes.
 
 use super::bank::{check_access, BankReg, Width};
-use super::{ListRegisterFormat, LrEntry, LrState, Vgic, VgicError, INTID_LIMIT};
+use super::dist::{FrontEnd, IIDR};
+use super::{ListRegisterFormat, LrEntry, LrState, Vgic, VgicError};
 use crate::vm::device_tree::GicVersion;
 use crate::vm::layout;
 use crate::vm::mmio::{MmioDevice, MmioError, Size};
 
-/// Distributor register offsets, from `layout::GICD_BASE`.
+/// Distributor register offsets, from `layout::GICD_BASE`, beyond those
+/// both versions share.
 mod gicd {
-    pub const CTLR: u64 = 0x0000;
-    pub const TYPER: u64 = 0x0004;
-    pub const IIDR: u64 = 0x0008;
     pub const IROUTER: u64 = 0x6000;
     pub const IROUTER_END: u64 = 0x8000;
     pub const PIDR2: u64 = 0xffe8;
@@ -50,10 +51,6 @@ const CTLR_DS: u32 = 1 << 6;
 const TYPER_IDBITS_SHIFT: u32 = 19;
 /// INTIDs have 10 bits (the field holds bits - 1).
 const TYPER_IDBITS: u32 = 9;
-/// GICD_IIDR and GICR_IIDR: ProductID [31:24] 0x44 ('D', for Duet), variant
-/// and revision 0, and implementer [11:0] 0, which is no JEP106 code, so no
-/// guest's errata table can mistake this GIC for real silicon.
-pub const IIDR: u32 = 0x44 << 24;
 /// PIDR2.ArchRev [7:4] = 3: GICv3.
 const PIDR2_GICV3: u32 = 0x3 << 4;
 // GICD_IROUTER<n>: Aff3 [39:32], IRM [31], Aff2.Aff1.Aff0 [23:0].
@@ -91,83 +88,49 @@ fn router_target(raw: u64, vcpus: usize) -> Option<usize> {
     (0..vcpus).find(|&vcpu| mpidr_affinity(layout::vcpu_mpidr(vcpu)) == raw & AFFINITY_MASK)
 }
 
-/// A distributor register.
+/// A distributor register only GICv3 has: GICD_IROUTER<n> for INTID
+/// `intid`; `high` for the upper 32-bit half.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DistReg {
-    Ctlr,
-    Typer,
-    Iidr,
-    Pidr2,
-    Bank(BankReg),
-    /// GICD_IROUTER<n> for INTID `intid`; `high` for the upper 32-bit half.
-    Router {
-        intid: u32,
-        high: bool,
-    },
-    RazWi,
+pub(super) struct Router {
+    intid: u32,
+    high: bool,
 }
 
-impl DistReg {
-    fn decode(offset: u64) -> Self {
-        match offset {
-            gicd::CTLR => DistReg::Ctlr,
-            gicd::TYPER => DistReg::Typer,
-            gicd::IIDR => DistReg::Iidr,
-            gicd::PIDR2 => DistReg::Pidr2,
-            gicd::IROUTER..gicd::IROUTER_END => DistReg::Router {
-                intid: ((offset - gicd::IROUTER) / 8) as u32,
-                high: offset % 8 == 4,
-            },
-            // SGIs and PPIs live in the redistributors.
-            _ => match BankReg::decode(offset) {
-                Some(reg) if reg.is_private() => DistReg::Bank(reg.ignored()),
-                Some(reg) => DistReg::Bank(reg),
-                None => DistReg::RazWi,
-            },
+/// What the GICv3 distributor adds to the shared one.
+pub(super) struct Gicv3;
+
+impl FrontEnd for Gicv3 {
+    type Reg = Router;
+    const PIDR2_OFFSET: u64 = gicd::PIDR2;
+    const PIDR2: u32 = PIDR2_GICV3;
+    const CTLR_ENABLE: u32 = CTLR_ENABLE_GRP1;
+    const CTLR_FIXED: u32 = CTLR_ARE | CTLR_DS;
+
+    fn typer(_vcpus: usize) -> u32 {
+        TYPER_IDBITS << TYPER_IDBITS_SHIFT
+    }
+
+    fn decode(offset: u64) -> Option<Router> {
+        (gicd::IROUTER..gicd::IROUTER_END)
+            .contains(&offset)
+            .then(|| Router { intid: ((offset - gicd::IROUTER) / 8) as u32, high: offset % 8 == 4 })
+    }
+
+    /// SGIs and PPIs live in the redistributors.
+    fn bank(reg: BankReg) -> BankReg {
+        if reg.is_private() {
+            reg.ignored()
+        } else {
+            reg
         }
     }
 
-    fn width(self) -> Width {
-        match self {
-            DistReg::Bank(reg) => reg.width(),
-            DistReg::Router { .. } => Width::Double,
-            _ => Width::Word,
-        }
-    }
-}
-
-/// The GICv3 distributor of a VM, at `layout::GICD_BASE`.
-pub struct GicDistributor<'a> {
-    vgic: &'a mut Vgic,
-}
-
-impl<'a> GicDistributor<'a> {
-    pub fn new(vgic: &'a mut Vgic) -> Self {
-        Self { vgic }
+    fn width(_: Router) -> Width {
+        Width::Double
     }
 
-    fn decode(offset: u64, size: Size) -> Result<DistReg, MmioError> {
-        check_access(offset, size)?;
-        if offset >= layout::GICD_SIZE {
-            return Err(MmioError::NoRegister { offset });
-        }
-        let reg = DistReg::decode(offset);
-        reg.width().check(offset, size)?;
-        Ok(reg)
-    }
-
-    fn ctlr(&self) -> u32 {
-        let enabled = if self.vgic.distributor_enabled() { CTLR_ENABLE_GRP1 } else { 0 };
-        CTLR_ARE | CTLR_DS | enabled
-    }
-
-    fn typer() -> u32 {
-        let lines = INTID_LIMIT / 32 - 1;
-        TYPER_IDBITS << TYPER_IDBITS_SHIFT | lines
-    }
-
-    fn read_router(&self, intid: u32, high: bool, size: Size) -> u64 {
-        let raw = self.vgic.route(intid);
+    fn read(vgic: &Vgic, _vcpu: usize, Router { intid, high }: Router, size: Size) -> u64 {
+        let raw = vgic.route(intid);
         match (size, high) {
             (8, _) => raw,
             (_, true) => raw >> 32,
@@ -175,42 +138,21 @@ impl<'a> GicDistributor<'a> {
         }
     }
 
-    fn write_router(&mut self, actor: usize, intid: u32, high: bool, size: Size, value: u64) {
-        let old = self.vgic.route(intid);
+    fn write(
+        vgic: &mut Vgic,
+        actor: usize,
+        Router { intid, high }: Router,
+        size: Size,
+        value: u64,
+    ) {
+        let old = vgic.route(intid);
         let raw = match (size, high) {
             (8, _) => value,
             (_, true) => (old & LOW_HALF) | value << 32,
             (_, false) => (old & !LOW_HALF) | (value & LOW_HALF),
         } & IROUTER_MASK;
-        let target = router_target(raw, self.vgic.vcpu_count());
-        self.vgic.set_route(actor, intid, raw, target);
-    }
-}
-
-impl MmioDevice for GicDistributor<'_> {
-    fn read(&mut self, vcpu: usize, offset: u64, size: Size) -> Result<u64, MmioError> {
-        Ok(match Self::decode(offset, size)? {
-            DistReg::Ctlr => u64::from(self.ctlr()),
-            DistReg::Typer => u64::from(Self::typer()),
-            DistReg::Iidr => u64::from(IIDR),
-            DistReg::Pidr2 => u64::from(PIDR2_GICV3),
-            DistReg::Bank(reg) => self.vgic.bank_read(vcpu, reg, size),
-            DistReg::Router { intid, high } => self.read_router(intid, high, size),
-            DistReg::RazWi => 0,
-        })
-    }
-
-    fn write(&mut self, vcpu: usize, offset: u64, size: Size, value: u64) -> Result<(), MmioError> {
-        match Self::decode(offset, size)? {
-            DistReg::Ctlr => {
-                let enable = value as u32 & CTLR_ENABLE_GRP1 != 0;
-                self.vgic.set_distributor_enabled(vcpu, enable);
-            }
-            DistReg::Bank(reg) => self.vgic.bank_write(vcpu, vcpu, reg, size, value),
-            DistReg::Router { intid, high } => self.write_router(vcpu, intid, high, size, value),
-            DistReg::Typer | DistReg::Iidr | DistReg::Pidr2 | DistReg::RazWi => {}
-        }
-        Ok(())
+        let target = router_target(raw, vgic.vcpu_count());
+        vgic.set_route(actor, intid, raw, target);
     }
 }
 

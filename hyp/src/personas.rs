@@ -348,7 +348,7 @@ impl fmt::Display for Problem {
                 write!(f, "blob@{index} does not exist (the package has {count} blobs)")
             }
             Self::WrongKind { index, found, expected } => {
-                write!(f, "blob@{index} is a {found}, not a {expected}")
+                write!(f, "blob@{index} is of kind {found}, not {expected}")
             }
         }
     }
@@ -420,11 +420,17 @@ impl fmt::Display for PackageError {
                 "not a persona package (the root is not compatible with {:?})",
                 format::COMPATIBLE
             ),
-            Self::Version { found } => write!(
-                f,
-                "format version {found} is not supported (this Duet reads version {})",
-                format::VERSION
-            ),
+            Self::Version { found } => {
+                write!(
+                    f,
+                    "format version {found} is not supported (this Duet reads version {})",
+                    format::VERSION
+                )?;
+                if found < format::VERSION {
+                    write!(f, "; rebuild the package with this Duet's duet-pack")?;
+                }
+                Ok(())
+            }
             Self::Truncated { declared, loaded } => write!(
                 f,
                 "the package is {declared:#x} bytes but only {loaded:#x} were loaded (truncated?)"

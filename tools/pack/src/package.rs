@@ -238,3 +238,32 @@ fn assemble(table: &[u8], images: &Images, layout: &Layout) -> Vec<u8> {
     package.resize(layout.package_size as usize, 0);
     package
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_a_new_blob_unless_one_of_its_kind_has_its_bytes() {
+        let mut images = Images { blobs: Vec::new(), vms: Vec::new() };
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 10]), 0);
+        assert_eq!(images.add(BlobKind::Initrd, vec![1; 10]), 1);
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 10]), 0);
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 11]), 2);
+        assert_eq!(images.add(BlobKind::Kernel, vec![2; 10]), 3);
+        assert_eq!(images.add(BlobKind::Initrd, vec![1; 10]), 1);
+        assert_eq!(images.blobs.len(), 4);
+    }
+
+    #[test]
+    fn blobs_are_placed_once_each_on_4_kib_boundaries() {
+        let images = Images {
+            blobs: vec![(BlobKind::Kernel, vec![0; 5000]), (BlobKind::Initrd, vec![0; 4096])],
+            vms: vec![(0, Some(1)), (0, Some(1))],
+        };
+        let layout = layout(&images, 100);
+        let extents: Vec<_> = layout.blobs.iter().map(|e| (e.offset, e.size)).collect();
+        assert_eq!(extents, [(0x1000, 5000), (0x3000, 4096)]);
+        assert_eq!(layout.package_size, 0x4000);
+    }
+}

@@ -131,7 +131,7 @@ impl Blobs {
         package: &'static [u8],
         table_end: u64,
     ) -> Result<&'static [u8], Problem> {
-        if offset % format::ALIGN != 0 {
+        if !offset.is_multiple_of(format::ALIGN) {
             return Err(Problem::Unaligned { offset });
         }
         let end = offset.checked_add(size).ok_or(Problem::Overflow { offset, size })?;

@@ -8,18 +8,20 @@
 //! ```text
 //! offset 0      the persona table: a flattened device tree
 //!               zero padding to the next 4 KiB boundary
-//! 4 KiB * k     an image (kernel or initrd), zero padding to 4 KiB
-//! ...           more images, each starting on a 4 KiB boundary
+//! 4 KiB * k     blob@0 (a kernel or an initrd), zero padding to 4 KiB
+//! ...           more blobs, in index order, each on a 4 KiB boundary
 //! ```
 //!
 //! The table's root node has `compatible = "duet,persona-package"`,
-//! `duet,format-version = <1>` and `duet,package-size = <hi lo>` (the whole
-//! package in bytes). One child `vm@<index>` per VM, indices from 0 in
-//! order, each with `vm-name` and `role` (strings), `memory-mib` and `vcpus`
-//! (one cell each), `cmdline` (a string, maybe empty), `on-reset` (a
-//! string) and `restart-limit` (one cell), `kernel` and, optionally,
-//! `initrd`, each `<offset-hi offset-lo size-hi size-lo>` in bytes
-//! from the start of the package; and, each optional, the power settings
+//! `duet,format-version = <2>` and `duet,package-size = <hi lo>` (the whole
+//! package in bytes). Its children are first the blobs, `blob@<index>`,
+//! each with `kind` and `extent` (see [`blobs`]): every image the package
+//! holds, stored once however many VMs use it. Then one child
+//! `vm@<index>` per VM, indices from 0 in order, each with `vm-name` and
+//! `role` (strings), `memory-mib` and `vcpus` (one cell each), `cmdline` (a
+//! string, maybe empty), `on-reset` (a string) and `restart-limit` (one
+//! cell), `kernel` and, optionally, `initrd`, each one cell, the index of a
+//! blob of that kind; and, each optional, the power settings
 //! `priority`, `background-cpu-percent`, `background-timer-slack-ms` and
 //! `background-may-use-idle` (one cell each), and `colour` (one cell,
 //! `0x00RRGGBB`; default by role). The root may name the VM in the
@@ -33,16 +35,20 @@
 //! None. The package comes from storage an attacker may have written, so
 //! [`PersonaPackage::parse`] checks everything it hands on: the tree's
 //! structure (before the `fdt` crate sees it, see `tree`), every property's
-//! presence, size and value, and every image's place inside the package.
+//! presence, size and value, every blob's place inside the package and
+//! every VM's reference to a blob.
 //! It never panics, whatever the bytes.
 
+pub mod blobs;
 pub mod format;
 pub mod power;
 pub mod screen;
 pub mod tree;
 
+pub use blobs::{Blob, BlobKind};
 pub use tree::{Block, TreeError};
 
+use blobs::Blobs;
 use core::fmt;
 use fdt::node::FdtNode;
 use fdt::Fdt;
@@ -119,7 +125,8 @@ impl fmt::Display for ResetPolicy {
 }
 
 /// One VM as the package describes it, checked. The images are slices of
-/// the package, which stays in memory for as long as Duet runs.
+/// the package, which stays in memory for as long as Duet runs; VMs with
+/// identical images get the same slice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmSpec {
     pub name: &'static str,
@@ -245,6 +252,24 @@ pub enum Problem {
     },
     Empty,
     NotAnImage,
+    /// The blob would start before the end of the blob before it.
+    Overlap {
+        offset: u64,
+        previous: usize,
+        previous_end: u64,
+    },
+    BadKind(&'static str),
+    /// A VM names a blob the package does not have.
+    NoSuchBlob {
+        index: u32,
+        count: usize,
+    },
+    /// A VM names a blob of another kind (its `kernel` an initrd, say).
+    WrongKind {
+        index: u32,
+        found: BlobKind,
+        expected: BlobKind,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -308,8 +333,33 @@ impl fmt::Display for Problem {
                 "is not an arm64 Linux Image (no \"ARM\\x64\" magic at offset {:#x})",
                 format::IMAGE_MAGIC_OFFSET
             ),
+            Self::Overlap { offset, previous, previous_end } => write!(
+                f,
+                "offset {offset:#x} lies before the end of blob@{previous} ({previous_end:#x}); \
+                 blobs lie in index order and do not overlap"
+            ),
+            Self::BadKind(kind) => write!(
+                f,
+                "unknown kind {kind:?} (expected {:?} or {:?})",
+                format::KIND_KERNEL,
+                format::KIND_INITRD
+            ),
+            Self::NoSuchBlob { index, count } => {
+                write!(f, "blob@{index} does not exist (the package has {count} blobs)")
+            }
+            Self::WrongKind { index, found, expected } => {
+                write!(f, "blob@{index} is of kind {found}, not {expected}")
+            }
         }
     }
+}
+
+/// Where an unexpected node sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parent {
+    Root,
+    Vm(usize),
+    Blob(usize),
 }
 
 /// Why a package was refused.
@@ -333,14 +383,25 @@ pub enum PackageError {
         property: &'static str,
         problem: Problem,
     },
-    /// A node that is not the next `vm@<index>`: `parent` is `None` for a
-    /// child of the root, or the index of the VM it sits in.
+    /// A node that is not the next `blob@<index>` or `vm@<index>`, or any
+    /// node inside a blob or a VM.
     UnexpectedNode {
         name: &'static str,
-        parent: Option<usize>,
+        parent: Parent,
     },
     NoVms,
     TooManyVms,
+    TooManyBlobs,
+    /// A property of blob `index`.
+    Blob {
+        index: usize,
+        property: &'static str,
+        problem: Problem,
+    },
+    /// No VM names this blob.
+    UnusedBlob {
+        index: usize,
+    },
     /// A property of VM `index`; `name` once the VM's name has been checked.
     Vm {
         index: usize,
@@ -359,26 +420,44 @@ impl fmt::Display for PackageError {
                 "not a persona package (the root is not compatible with {:?})",
                 format::COMPATIBLE
             ),
-            Self::Version { found } => write!(
-                f,
-                "format version {found} is not supported (this Duet reads version {})",
-                format::VERSION
-            ),
+            Self::Version { found } => {
+                write!(
+                    f,
+                    "format version {found} is not supported (this Duet reads version {})",
+                    format::VERSION
+                )?;
+                if found < format::VERSION {
+                    write!(f, "; rebuild the package with this Duet's duet-pack")?;
+                }
+                Ok(())
+            }
             Self::Truncated { declared, loaded } => write!(
                 f,
                 "the package is {declared:#x} bytes but only {loaded:#x} were loaded (truncated?)"
             ),
             Self::Root { property, problem } => write!(f, "root: {property}: {problem}"),
-            Self::UnexpectedNode { name, parent: None } => {
-                write!(f, "unexpected node {name:?} (VM nodes are vm@0, vm@1, ... in order)")
-            }
-            Self::UnexpectedNode { name, parent: Some(index) } => {
+            Self::UnexpectedNode { name, parent: Parent::Root } => write!(
+                f,
+                "unexpected node {name:?} (the nodes are blob@0, blob@1, ... then vm@0, vm@1, \
+                 ..., each in order)"
+            ),
+            Self::UnexpectedNode { name, parent: Parent::Vm(index) } => {
                 write!(f, "vm@{index}: unexpected node {name:?}")
+            }
+            Self::UnexpectedNode { name, parent: Parent::Blob(index) } => {
+                write!(f, "blob@{index}: unexpected node {name:?}")
             }
             Self::NoVms => write!(f, "the package describes no VMs"),
             Self::TooManyVms => {
                 write!(f, "the package describes more than {} VMs", format::MAX_VMS)
             }
+            Self::TooManyBlobs => {
+                write!(f, "the package holds more than {} blobs", format::MAX_BLOBS)
+            }
+            Self::Blob { index, property, problem } => {
+                write!(f, "blob@{index}: {property}: {problem}")
+            }
+            Self::UnusedBlob { index } => write!(f, "blob@{index} is no VM's image"),
             Self::Vm { index, name, property, problem } => {
                 write!(f, "vm@{index}")?;
                 if let Some(name) = name {
@@ -397,6 +476,7 @@ impl core::error::Error for PackageError {}
 pub struct PersonaPackage {
     bytes: &'static [u8],
     table_size: usize,
+    blobs: Blobs,
     vms: [VmSpec; format::MAX_VMS],
     vm_count: usize,
     /// The VM in the foreground at boot.
@@ -421,6 +501,7 @@ impl PersonaPackage {
         let mut package = PersonaPackage {
             bytes: bytes.get(..size).unwrap_or_default(),
             table_size,
+            blobs: Blobs::EMPTY,
             vms: [VmSpec::UNUSED; format::MAX_VMS],
             vm_count: 0,
             foreground: 0,
@@ -428,11 +509,12 @@ impl PersonaPackage {
             lock_after_idle_seconds: lock_after_idle_seconds(root)?,
         };
         for node in root.children() {
-            package.add_vm(node)?;
+            package.add_node(node)?;
         }
         if package.vm_count == 0 {
             return Err(PackageError::NoVms);
         }
+        package.blobs.check_all_used()?;
         package.foreground = foreground_vm(root, package.vm_count)?;
         Ok(package)
     }
@@ -457,6 +539,11 @@ impl PersonaPackage {
         self.vms_may_talk
     }
 
+    /// The blobs, in package order: every image the package holds, once.
+    pub fn blobs(&self) -> &[Blob] {
+        self.blobs.as_slice()
+    }
+
     /// The whole package (exactly `duet,package-size` bytes).
     pub fn bytes(&self) -> &'static [u8] {
         self.bytes
@@ -467,21 +554,32 @@ impl PersonaPackage {
         self.table_size
     }
 
+    /// Reads the root's next child: a blob while no VM has come yet, else
+    /// a VM.
+    fn add_node(&mut self, node: FdtNode<'_, 'static>) -> Result<(), PackageError> {
+        let blob = self.blobs.count();
+        if self.vm_count == 0 && is_node_name(node.name, format::BLOB_NODE_PREFIX, blob) {
+            let table_end = self.table_end();
+            return self.blobs.add(node, self.bytes, table_end);
+        }
+        self.add_vm(node)
+    }
+
     fn add_vm(&mut self, node: FdtNode<'_, 'static>) -> Result<(), PackageError> {
         let index = self.vm_count;
-        if !is_vm_node_name(node.name, index) {
-            return Err(PackageError::UnexpectedNode { name: node.name, parent: None });
+        if !is_node_name(node.name, format::VM_NODE_PREFIX, index) {
+            return Err(PackageError::UnexpectedNode { name: node.name, parent: Parent::Root });
         }
         if index == format::MAX_VMS {
             return Err(PackageError::TooManyVms);
         }
         if let Some(child) = node.children().next() {
-            return Err(PackageError::UnexpectedNode { name: child.name, parent: Some(index) });
+            let parent = Parent::Vm(index);
+            return Err(PackageError::UnexpectedNode { name: child.name, parent });
         }
-        let mut reader =
-            VmReader { node, index, name: None, package: self.bytes, table_end: self.table_end() };
+        let mut reader = VmReader { node, index, name: None, blobs: &mut self.blobs };
         let spec = reader.read()?;
-        if let Some(other) = self.vms().iter().position(|vm| vm.name == spec.name) {
+        if let Some(other) = self.vms[..index].iter().position(|vm| vm.name == spec.name) {
             return Err(reader.error(prop::NAME, Problem::SameName { other }));
         }
         self.vms[index] = spec;
@@ -495,9 +593,10 @@ impl PersonaPackage {
     }
 }
 
-/// Whether `name` is `vm@<index>`, written without leading zeros.
-fn is_vm_node_name(name: &str, index: usize) -> bool {
-    let Some(digits) = name.strip_prefix(format::VM_NODE_PREFIX) else {
+/// Whether `name` is `<prefix><index>` (`vm@3`, `blob@0`), the index
+/// written without leading zeros.
+fn is_node_name(name: &str, prefix: &str, index: usize) -> bool {
+    let Some(digits) = name.strip_prefix(prefix) else {
         return false;
     };
     let canonical = digits == "0" || !digits.starts_with('0');
@@ -603,8 +702,8 @@ struct VmReader<'b> {
     index: usize,
     /// Set once checked, so later errors can name the VM.
     name: Option<&'static str>,
-    package: &'static [u8],
-    table_end: u64,
+    /// The blobs its images come from.
+    blobs: &'b mut Blobs,
 }
 
 impl VmReader<'_> {
@@ -663,40 +762,17 @@ impl VmReader<'_> {
         Ok(spec)
     }
 
-    fn kernel(&self) -> Result<&'static [u8], PackageError> {
-        let image = self.get(prop::KERNEL, |v| self.image(v))?;
-        if !format::is_arm64_image(image) {
-            return Err(self.error(prop::KERNEL, Problem::NotAnImage));
-        }
-        Ok(image)
+    /// The kernel blob (its `Image` magic checked with the blob).
+    fn kernel(&mut self) -> Result<&'static [u8], PackageError> {
+        let value = required(self.node, prop::KERNEL).map_err(|p| self.error(prop::KERNEL, p))?;
+        let image = self.blobs.resolve(value, BlobKind::Kernel);
+        image.map_err(|p| self.error(prop::KERNEL, p))
     }
 
-    fn initrd(&self) -> Result<Option<&'static [u8]>, PackageError> {
+    fn initrd(&mut self) -> Result<Option<&'static [u8]>, PackageError> {
         let value = optional(self.node, prop::INITRD).map_err(|p| self.error(prop::INITRD, p))?;
-        value.map(|v| self.image(v)).transpose().map_err(|p| self.error(prop::INITRD, p))
-    }
-
-    /// The image a `<offset size>` property points at.
-    fn image(&self, value: &[u8]) -> Result<&'static [u8], Problem> {
-        let (offset, size) = range(value)?;
-        if offset % format::ALIGN != 0 {
-            return Err(Problem::Unaligned { offset });
-        }
-        let end = offset.checked_add(size).ok_or(Problem::Overflow { offset, size })?;
-        let package_end = self.package.len() as u64;
-        let past_end = Problem::PastEnd { offset, size, end: package_end };
-        if end > package_end {
-            return Err(past_end);
-        }
-        if offset < self.table_end {
-            return Err(Problem::InTable { offset, table_end: self.table_end });
-        }
-        if size == 0 {
-            return Err(Problem::Empty);
-        }
-        let start = usize::try_from(offset).map_err(|_| past_end)?;
-        let end = usize::try_from(end).map_err(|_| past_end)?;
-        self.package.get(start..end).ok_or(past_end)
+        let image = value.map(|v| self.blobs.resolve(v, BlobKind::Initrd)).transpose();
+        image.map_err(|p| self.error(prop::INITRD, p))
     }
 
     /// An optional property, decoded.
@@ -876,13 +952,16 @@ mod tests {
 
     #[test]
     fn vm_node_names_are_canonical() {
-        assert!(is_vm_node_name("vm@0", 0));
-        assert!(is_vm_node_name("vm@7", 7));
-        assert!(!is_vm_node_name("vm@1", 0));
-        assert!(!is_vm_node_name("vm@01", 1));
-        assert!(!is_vm_node_name("vm@+1", 1));
-        assert!(!is_vm_node_name("vm", 0));
-        assert!(!is_vm_node_name("cpu@0", 0));
+        let vm = |name, index| is_node_name(name, format::VM_NODE_PREFIX, index);
+        assert!(vm("vm@0", 0));
+        assert!(vm("vm@7", 7));
+        assert!(!vm("vm@1", 0));
+        assert!(!vm("vm@01", 1));
+        assert!(!vm("vm@+1", 1));
+        assert!(!vm("vm", 0));
+        assert!(!vm("cpu@0", 0));
+        assert!(!vm("blob@0", 0));
+        assert!(is_node_name("blob@15", format::BLOB_NODE_PREFIX, 15));
     }
 
     #[test]

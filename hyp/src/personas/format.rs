@@ -8,7 +8,12 @@
 use core::fmt;
 
 /// The format version this Duet writes and reads (`duet,format-version`).
-pub const VERSION: u32 = 1;
+///
+/// Version 2 keeps the images in a blob table (`blob@<index>` nodes) that
+/// VMs name by index, so that VMs with identical images share one copy.
+/// Version 1 had each VM's `kernel` and `initrd` give an `<offset size>`
+/// of their own; Duet no longer reads it (rebuild the package).
+pub const VERSION: u32 = 2;
 
 /// The root node's `compatible` string.
 pub const COMPATIBLE: &str = "duet,persona-package";
@@ -19,6 +24,10 @@ pub const ALIGN: u64 = 4096;
 
 /// The most VMs one package may describe.
 pub const MAX_VMS: usize = 8;
+
+/// The most blobs one package may hold: a kernel and an initrd for each VM
+/// when no two VMs share one.
+pub const MAX_BLOBS: usize = 2 * MAX_VMS;
 
 /// The most vCPUs one VM may ask for.
 pub const MAX_VCPUS: u32 = crate::vm::layout::MAX_VCPUS as u32;
@@ -45,6 +54,9 @@ pub const MAX_DISK_MIB: u32 = 1 << 20;
 /// VM nodes are named `vm@0`, `vm@1`, ... in order.
 pub const VM_NODE_PREFIX: &str = "vm@";
 
+/// Blob nodes are named `blob@0`, `blob@1`, ... in order, before the VMs.
+pub const BLOB_NODE_PREFIX: &str = "blob@";
+
 /// Property names.
 pub mod prop {
     // On the root node.
@@ -63,13 +75,23 @@ pub mod prop {
     pub const CMDLINE: &str = "cmdline";
     pub const ON_RESET: &str = "on-reset";
     pub const RESTART_LIMIT: &str = "restart-limit";
+    /// One cell: the index of the VM's kernel blob.
     pub const KERNEL: &str = "kernel";
+    /// Optional, one cell: the index of the VM's initrd blob.
     pub const INITRD: &str = "initrd";
     /// Optional, one cell: the VM's disk, the partition named like the VM.
     pub const DISK_MIB: &str = "disk-mib";
     /// Optional, a string: the VM's NIC, [`super::NET_LOCAL`] or
     /// [`super::NET_UPLINK`]; absent, the VM has none.
     pub const NET: &str = "net";
+
+    // On each blob node.
+    /// A string, what the blob is: [`super::KIND_KERNEL`] or
+    /// [`super::KIND_INITRD`].
+    pub const KIND: &str = "kind";
+    /// `<offset-hi offset-lo size-hi size-lo>`: where the blob's bytes lie,
+    /// counted from the start of the package.
+    pub const EXTENT: &str = "extent";
 
     /// Every property a root node may carry.
     pub const ROOT: &[&str] = &[COMPATIBLE, FORMAT_VERSION, PACKAGE_SIZE, VMS_MAY_TALK];
@@ -87,7 +109,13 @@ pub mod prop {
         DISK_MIB,
         NET,
     ];
+    /// Every property a blob node may carry.
+    pub const BLOB: &[&str] = &[KIND, EXTENT];
 }
+
+/// The values of a blob's `kind` property.
+pub const KIND_KERNEL: &str = "kernel";
+pub const KIND_INITRD: &str = "initrd";
 
 /// The values of the `role` property.
 pub const ROLE_PERSONAL: &str = "personal";

@@ -60,10 +60,13 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Build { manifest, out, board_memory_mib } => {
             let (manifest, package) = pack(&manifest, board_memory_mib)?;
-            self_check(&package)?;
+            let blobs = self_check(&package)?;
             std::fs::write(&out, &package)
                 .with_context(|| format!("cannot write {}", out.display()))?;
             summarize(&manifest, package.len());
+            let images: usize =
+                manifest.vms.iter().map(|vm| 1 + usize::from(vm.initrd.is_some())).sum();
+            println!("images: {images}, stored as {blobs} blobs (identical images once)");
             println!("wrote {}", out.display());
         }
     }
@@ -81,13 +84,13 @@ fn pack(path: &Path, board_memory_mib: u64) -> Result<(Manifest, Vec<u8>)> {
 }
 
 /// Reads the package back with the hypervisor's own reader, so a package
-/// this tool writes is one Duet accepts.
-fn self_check(package: &[u8]) -> Result<()> {
+/// this tool writes is one Duet accepts; returns how many blobs it holds.
+fn self_check(package: &[u8]) -> Result<usize> {
     // The reader takes 'static bytes, as the hypervisor's package lives for
     // ever; this process ends right after, so leaking one copy costs nothing.
     let bytes: &'static [u8] = Box::leak(package.to_vec().into_boxed_slice());
     PersonaPackage::parse(bytes)
-        .map(drop)
+        .map(|package| package.blobs().len())
         .context("the package fails Duet's own check (a duet-pack bug)")
 }
 

@@ -3,17 +3,23 @@
 //!
 //! ```text
 //! offset 0      persona table (FDT), zero-padded to a 4 KiB boundary
-//! 4 KiB * k     vm@0's kernel, zero-padded to 4 KiB
-//!               vm@0's initrd (if any), zero-padded to 4 KiB
-//!               vm@1's kernel, ... and so on, in manifest order
+//! 4 KiB * k     blob@0, zero-padded to 4 KiB
+//!               blob@1, ... and so on
 //! ```
 //!
+//! Every image the manifest names becomes a blob, in manifest order (each
+//! VM's kernel, then its initrd), except that an image byte-identical to an
+//! earlier one of the same kind is not stored again: the VM names the
+//! earlier blob. Two VMs that boot the same kernel so carry it once.
+//!
 //! The table's root carries `compatible = "duet,persona-package"`,
-//! `duet,format-version = <1>` and `duet,package-size = <hi lo>`; each VM is
-//! a node `vm@<index>` with `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`,
-//! `on-reset`, `restart-limit`, `kernel = <offset-hi offset-lo size-hi
-//! size-lo>` and optionally `initrd` of the same shape, offsets counted from
-//! the start of the package, then the power settings (`priority`,
+//! `duet,format-version = <2>` and `duet,package-size = <hi lo>`; then a
+//! node `blob@<index>` per blob with `kind` (`"kernel"` or `"initrd"`) and
+//! `extent = <offset-hi offset-lo size-hi size-lo>`, offsets counted from
+//! the start of the package; then each VM is a node `vm@<index>` with
+//! `vm-name`, `role`, `memory-mib`, `vcpus`, `cmdline`, `on-reset`,
+//! `restart-limit`, `kernel = <blob index>` and optionally `initrd = <blob
+//! index>`, then the power settings (`priority`,
 //! `background-cpu-percent`, `background-timer-slack-ms`,
 //! `background-may-use-idle`), optionally `disk-mib` and `net`, and
 //! `colour`; the root also says `duet,foreground-vm`,
@@ -24,7 +30,7 @@
 
 use crate::manifest::{check_kernel_bytes, Manifest, VmManifest, VmProblem};
 use duet::personas::format::{self, prop};
-use duet::personas::{power, screen};
+use duet::personas::{power, screen, BlobKind};
 use std::path::{Path, PathBuf};
 use vm_fdt::FdtWriter;
 
@@ -48,30 +54,53 @@ pub enum PackError {
 
 /// Packs the manifest's VMs and their images into one package.
 pub fn write_package(manifest: &Manifest) -> Result<Vec<u8>, PackError> {
-    let images = manifest.vms.iter().map(VmImages::read).collect::<Result<Vec<_>, _>>()?;
+    let images = Images::read(manifest)?;
     let (table, layout) = table_and_layout(manifest, &images)?;
     Ok(assemble(&table, &images, &layout))
 }
 
-/// One VM's images, read whole.
-struct VmImages {
-    kernel: Vec<u8>,
-    initrd: Option<Vec<u8>>,
+/// The images of a manifest, each distinct one once.
+struct Images {
+    /// The distinct images, in the order they are first named.
+    blobs: Vec<(BlobKind, Vec<u8>)>,
+    /// For each VM, the index of its kernel's blob and of its initrd's.
+    vms: Vec<(usize, Option<usize>)>,
 }
 
-impl VmImages {
-    fn read(vm: &VmManifest) -> Result<Self, PackError> {
-        let kernel = read_image(vm, prop::KERNEL, &vm.kernel)?;
-        check_kernel_bytes(&vm.kernel, &kernel).map_err(|problem| PackError::Image {
-            vm: vm.name.clone(),
-            key: prop::KERNEL,
-            problem,
-        })?;
-        let initrd = match &vm.initrd {
-            Some(path) => Some(read_image(vm, prop::INITRD, path)?),
-            None => None,
-        };
-        Ok(VmImages { kernel, initrd })
+impl Images {
+    fn read(manifest: &Manifest) -> Result<Self, PackError> {
+        let mut images = Images { blobs: Vec::new(), vms: Vec::new() };
+        for vm in &manifest.vms {
+            let kernel = read_image(vm, prop::KERNEL, &vm.kernel)?;
+            check_kernel_bytes(&vm.kernel, &kernel).map_err(|problem| PackError::Image {
+                vm: vm.name.clone(),
+                key: prop::KERNEL,
+                problem,
+            })?;
+            let kernel = images.add(BlobKind::Kernel, kernel);
+            let initrd = match &vm.initrd {
+                Some(path) => {
+                    let bytes = read_image(vm, prop::INITRD, path)?;
+                    Some(images.add(BlobKind::Initrd, bytes))
+                }
+                None => None,
+            };
+            images.vms.push((kernel, initrd));
+        }
+        Ok(images)
+    }
+
+    /// The index of the blob holding `bytes` as a `kind`: an existing one
+    /// with the same bytes, or a new one.
+    fn add(&mut self, kind: BlobKind, bytes: Vec<u8>) -> usize {
+        let same = |(k, b): &(BlobKind, Vec<u8>)| *k == kind && *b == bytes;
+        match self.blobs.iter().position(same) {
+            Some(index) => index,
+            None => {
+                self.blobs.push((kind, bytes));
+                self.blobs.len() - 1
+            }
+        }
     }
 }
 
@@ -97,26 +126,26 @@ impl Extent {
     }
 }
 
-/// Where every image goes.
+/// Where every blob goes.
 struct Layout {
-    vms: Vec<(Extent, Option<Extent>)>,
+    blobs: Vec<Extent>,
     package_size: u64,
 }
 
-/// Places the images after a table of `table_len` bytes, each on a
+/// Places the blobs after a table of `table_len` bytes, each on a
 /// [`format::ALIGN`] boundary; the package ends on one too.
-fn layout(images: &[VmImages], table_len: usize) -> Layout {
+fn layout(images: &Images, table_len: usize) -> Layout {
     let mut cursor = align(table_len as u64);
-    let mut place = |size: usize| {
-        let extent = Extent { offset: cursor, size: size as u64 };
-        cursor = align(cursor + extent.size);
-        extent
-    };
-    let vms = images
+    let blobs = images
+        .blobs
         .iter()
-        .map(|vm| (place(vm.kernel.len()), vm.initrd.as_ref().map(|i| place(i.len()))))
+        .map(|(_, bytes)| {
+            let extent = Extent { offset: cursor, size: bytes.len() as u64 };
+            cursor = align(cursor + extent.size);
+            extent
+        })
         .collect();
-    Layout { vms, package_size: cursor }
+    Layout { blobs, package_size: cursor }
 }
 
 fn align(offset: u64) -> u64 {
@@ -127,14 +156,11 @@ fn align(offset: u64) -> u64 {
 /// Every number in the table has a fixed width, so its size does not depend
 /// on the values: a draft with a guessed layout gives the size, and the
 /// second round is final. The loop only makes that argument unnecessary.
-fn table_and_layout(
-    manifest: &Manifest,
-    images: &[VmImages],
-) -> Result<(Vec<u8>, Layout), PackError> {
+fn table_and_layout(manifest: &Manifest, images: &Images) -> Result<(Vec<u8>, Layout), PackError> {
     let mut table_len = 0;
     loop {
         let layout = layout(images, table_len);
-        let table = persona_table(manifest, &layout)?;
+        let table = persona_table(manifest, images, &layout)?;
         if table.len() == table_len {
             return Ok((table, layout));
         }
@@ -143,7 +169,11 @@ fn table_and_layout(
 }
 
 /// The persona table for `manifest` with its images placed by `layout`.
-fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackError> {
+fn persona_table(
+    manifest: &Manifest,
+    images: &Images,
+    layout: &Layout,
+) -> Result<Vec<u8>, PackError> {
     let mut fdt = FdtWriter::new()?;
     let root = fdt.begin_node("")?;
     fdt.property_string(prop::COMPATIBLE, format::COMPATIBLE)?;
@@ -155,7 +185,13 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     }
     let idle = manifest.lock_after_idle_seconds;
     fdt.property_u32(screen::prop::LOCK_AFTER_IDLE_SECONDS, idle)?;
-    for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&layout.vms).enumerate() {
+    for (index, ((kind, _), extent)) in images.blobs.iter().zip(&layout.blobs).enumerate() {
+        let node = fdt.begin_node(&format!("{}{index}", format::BLOB_NODE_PREFIX))?;
+        fdt.property_string(prop::KIND, kind.name())?;
+        fdt.property_array_u64(prop::EXTENT, &extent.cells())?;
+        fdt.end_node(node)?;
+    }
+    for (index, (vm, &(kernel, initrd))) in manifest.vms.iter().zip(&images.vms).enumerate() {
         let node = fdt.begin_node(&format!("{}{index}", format::VM_NODE_PREFIX))?;
         fdt.property_string(prop::NAME, &vm.name)?;
         fdt.property_string(prop::ROLE, vm.role.name())?;
@@ -164,9 +200,9 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
         fdt.property_string(prop::CMDLINE, &vm.cmdline)?;
         fdt.property_string(prop::ON_RESET, vm.on_reset.name())?;
         fdt.property_u32(prop::RESTART_LIMIT, vm.restart_limit)?;
-        fdt.property_array_u64(prop::KERNEL, &kernel.cells())?;
+        fdt.property_u32(prop::KERNEL, blob_index(kernel))?;
         if let Some(initrd) = initrd {
-            fdt.property_array_u64(prop::INITRD, &initrd.cells())?;
+            fdt.property_u32(prop::INITRD, blob_index(initrd))?;
         }
         for key in power::Key::ALL {
             fdt.property_u32(key.property(), key.get(&vm.power))?;
@@ -184,20 +220,50 @@ fn persona_table(manifest: &Manifest, layout: &Layout) -> Result<Vec<u8>, PackEr
     Ok(fdt.finish()?)
 }
 
-/// The table and the images at their places, zero padding between.
-fn assemble(table: &[u8], images: &[VmImages], layout: &Layout) -> Vec<u8> {
+/// A blob's index as the table writes it. A manifest has at most
+/// [`format::MAX_VMS`] VMs, so a handful of blobs; one that somehow had
+/// more still gets an index the reader refuses, never a wrapped one.
+fn blob_index(index: usize) -> u32 {
+    u32::try_from(index).unwrap_or(u32::MAX)
+}
+
+/// The table and the blobs at their places, zero padding between.
+fn assemble(table: &[u8], images: &Images, layout: &Layout) -> Vec<u8> {
     let mut package = Vec::with_capacity(layout.package_size as usize);
     package.extend_from_slice(table);
-    let mut put = |extent: Extent, bytes: &[u8]| {
+    for ((_, bytes), extent) in images.blobs.iter().zip(&layout.blobs) {
         package.resize(extent.offset as usize, 0);
         package.extend_from_slice(bytes);
-    };
-    for (vm, &(kernel, initrd)) in images.iter().zip(&layout.vms) {
-        put(kernel, &vm.kernel);
-        if let (Some(extent), Some(bytes)) = (initrd, &vm.initrd) {
-            put(extent, bytes);
-        }
     }
     package.resize(layout.package_size as usize, 0);
     package
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_a_new_blob_unless_one_of_its_kind_has_its_bytes() {
+        let mut images = Images { blobs: Vec::new(), vms: Vec::new() };
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 10]), 0);
+        assert_eq!(images.add(BlobKind::Initrd, vec![1; 10]), 1);
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 10]), 0);
+        assert_eq!(images.add(BlobKind::Kernel, vec![1; 11]), 2);
+        assert_eq!(images.add(BlobKind::Kernel, vec![2; 10]), 3);
+        assert_eq!(images.add(BlobKind::Initrd, vec![1; 10]), 1);
+        assert_eq!(images.blobs.len(), 4);
+    }
+
+    #[test]
+    fn blobs_are_placed_once_each_on_4_kib_boundaries() {
+        let images = Images {
+            blobs: vec![(BlobKind::Kernel, vec![0; 5000]), (BlobKind::Initrd, vec![0; 4096])],
+            vms: vec![(0, Some(1)), (0, Some(1))],
+        };
+        let layout = layout(&images, 100);
+        let extents: Vec<_> = layout.blobs.iter().map(|e| (e.offset, e.size)).collect();
+        assert_eq!(extents, [(0x1000, 5000), (0x3000, 4096)]);
+        assert_eq!(layout.package_size, 0x4000);
+    }
 }

@@ -23,6 +23,7 @@ fn build_writes_a_package_duet_accepts() {
     let stdout = text(&output.stdout);
     assert!(stdout.contains("vm@0: personal (personal, 2 vCPUs, 256 MiB)"), "{stdout}");
     assert!(stdout.contains("vm@1: corporate (corporate, 1 vCPU, 128 MiB)"), "{stdout}");
+    assert!(stdout.contains("images: 3, stored as 3 blobs"), "{stdout}");
     let bytes = std::fs::read(&out).unwrap();
     assert_eq!(bytes.len(), 0x18000);
     let package = duet::personas::PersonaPackage::parse(Box::leak(bytes.into_boxed_slice()));

@@ -6,14 +6,16 @@ mod common;
 
 use common::{fake_kernel, two_vm_setup, Scratch};
 use duet::personas::{
-    format, Net, PackageError, PersonaPackage, Problem, ResetPolicy, Role, TreeError,
+    format, BlobKind, Net, PackageError, Parent, PersonaPackage, Problem, ResetPolicy, Role,
+    TreeError,
 };
 use duet_pack::{write_package, Manifest, VmManifest};
 use std::ops::Range;
 
 /// The package of [`common::TWO_VMS`]. Its layout, with a table under
-/// 4 KiB: personal's kernel at 0x1000 (5000 bytes), its initrd at 0x3000
-/// (9000 bytes), corporate's kernel at 0x6000 (70000 bytes), 0x18000 in all.
+/// 4 KiB: blob@0, personal's kernel, at 0x1000 (5000 bytes), blob@1, its
+/// initrd, at 0x3000 (9000 bytes), blob@2, corporate's kernel, at 0x6000
+/// (70000 bytes), 0x18000 in all.
 fn two_vm_package() -> Vec<u8> {
     let (_dir, path) = two_vm_setup();
     write_package(&Manifest::load(&path).unwrap()).unwrap()
@@ -44,9 +46,23 @@ fn patch(package: &mut [u8], path: &str, property: &str, value: &[u8]) {
     package[range].copy_from_slice(value);
 }
 
-fn patch_range(package: &mut [u8], path: &str, property: &str, offset: u64, size: u64) {
+/// Sets blob `index`'s `extent`.
+fn patch_extent(package: &mut [u8], index: usize, offset: u64, size: u64) {
     let cells: Vec<u8> = [offset, size].iter().flat_map(|c| c.to_be_bytes()).collect();
-    patch(package, path, property, &cells);
+    patch(package, &format!("/blob@{index}"), format::prop::EXTENT, &cells);
+}
+
+/// Points a VM's `kernel` or `initrd` at blob `blob`.
+fn patch_reference(package: &mut [u8], vm: usize, property: &str, blob: u32) {
+    patch(package, &format!("/vm@{vm}"), property, &blob.to_be_bytes());
+}
+
+/// Renames a node in place (the new name as long as the old).
+fn rename_node(package: &mut [u8], from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let needle = [from.as_bytes(), b"\0"].concat();
+    let at = package.windows(needle.len()).position(|w| w == needle).expect("the node's name");
+    package[at..at + from.len()].copy_from_slice(to.as_bytes());
 }
 
 /// Renames a property everywhere by rewriting its name in the strings
@@ -79,6 +95,10 @@ fn alias_property(package: &mut [u8], path: &str, property: &str, as_name: &str)
     // A property is <token, length, name offset, value>.
     let name_offset = value_range(package, path, property).start - 4;
     package[name_offset..name_offset + 4].copy_from_slice(&(at as u32).to_be_bytes());
+}
+
+fn blob_error(index: usize, property: &'static str, problem: Problem) -> PackageError {
+    PackageError::Blob { index, property, problem }
 }
 
 fn vm_error(
@@ -263,21 +283,15 @@ fn a_flipped_magic_is_refused() {
 #[test]
 fn an_image_past_the_end_is_refused() {
     let mut bytes = two_vm_package();
-    patch_range(&mut bytes, "/vm@1", format::prop::KERNEL, 0x18000, 70_000);
+    patch_extent(&mut bytes, 2, 0x18000, 70_000);
     let error = parse_err(bytes);
     assert_eq!(
         error,
-        vm_error(
-            1,
-            Some("corporate"),
-            "kernel",
-            Problem::PastEnd { offset: 0x18000, size: 70_000, end: 0x18000 }
-        )
+        blob_error(2, "extent", Problem::PastEnd { offset: 0x18000, size: 70_000, end: 0x18000 })
     );
     assert_eq!(
         error.to_string(),
-        "vm@1 (\"corporate\"): kernel: offset 0x18000 + size 0x11170 runs past the package \
-         end (0x18000)"
+        "blob@2: extent: offset 0x18000 + size 0x11170 runs past the package end (0x18000)"
     );
 }
 
@@ -291,15 +305,14 @@ fn image_offsets_are_aligned_outside_the_table_and_do_not_overflow() {
     ];
     for (offset, size, problem) in cases {
         let mut bytes = two_vm_package();
-        patch_range(&mut bytes, "/vm@0", format::prop::INITRD, offset, size);
-        assert_eq!(parse_err(bytes), vm_error(0, Some("personal"), "initrd", problem));
+        patch_extent(&mut bytes, 1, offset, size);
+        assert_eq!(parse_err(bytes), blob_error(1, "extent", problem));
     }
     let mut bytes = two_vm_package();
-    patch_range(&mut bytes, "/vm@0", format::prop::INITRD, 0, 16);
+    patch_extent(&mut bytes, 1, 0, 16);
     assert_eq!(
         parse_err(bytes).to_string(),
-        "vm@0 (\"personal\"): initrd: offset 0x0 lies inside the persona table (which ends \
-         at 0x1000)"
+        "blob@1: extent: offset 0x0 lies inside the persona table (which ends at 0x1000)"
     );
 }
 
@@ -428,10 +441,18 @@ fn memory_must_be_whole_2_mib_blocks() {
 #[test]
 fn another_format_version_is_refused() {
     let mut bytes = two_vm_package();
-    patch(&mut bytes, "/", format::prop::FORMAT_VERSION, &2u32.to_be_bytes());
+    patch(&mut bytes, "/", format::prop::FORMAT_VERSION, &3u32.to_be_bytes());
     let error = parse_err(bytes);
-    assert_eq!(error, PackageError::Version { found: 2 });
-    assert_eq!(error.to_string(), "format version 2 is not supported (this Duet reads version 1)");
+    assert_eq!(error, PackageError::Version { found: 3 });
+    assert_eq!(error.to_string(), "format version 3 is not supported (this Duet reads version 2)");
+    // Version 1, before the blob table, is refused too, with a way out.
+    let mut bytes = two_vm_package();
+    patch(&mut bytes, "/", format::prop::FORMAT_VERSION, &1u32.to_be_bytes());
+    assert_eq!(
+        parse_err(bytes).to_string(),
+        "format version 1 is not supported (this Duet reads version 2); rebuild the package \
+         with this Duet's duet-pack"
+    );
 }
 
 #[test]
@@ -464,8 +485,7 @@ fn a_kernel_without_the_image_magic_is_refused() {
     bytes[0x6000 + format::IMAGE_MAGIC_OFFSET] = b'X';
     assert_eq!(
         parse_err(bytes).to_string(),
-        "vm@1 (\"corporate\"): kernel: is not an arm64 Linux Image (no \"ARM\\x64\" magic at \
-         offset 0x38)"
+        "blob@2: extent: is not an arm64 Linux Image (no \"ARM\\x64\" magic at offset 0x38)"
     );
 }
 
@@ -597,4 +617,185 @@ fn no_damage_to_the_table_makes_the_reader_panic() {
     // Padding bytes of strings and unused header fields may change freely;
     // most changes must be caught.
     assert!(accepted < table_size * 9 / 4, "{accepted} damaged tables accepted");
+}
+
+/// Two VMs alike but for their names, with kernels `a/Image` and `b/Image`
+/// and initrds `a/initrd` and `b/initrd`, of the given contents.
+fn two_alike(dir: &Scratch, kernels: [&[u8]; 2], initrds: [&[u8]; 2]) -> Vec<u8> {
+    let mut text = String::new();
+    for (index, name) in ["a", "b"].into_iter().enumerate() {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        dir.write(&format!("{name}/Image"), kernels[index]);
+        dir.write(&format!("{name}/initrd"), initrds[index]);
+        text += &format!(
+            "[[vm]]\nname = \"{name}\"\nrole = \"personal\"\nkernel = \"{name}/Image\"\n\
+             initrd = \"{name}/initrd\"\nmemory_mib = 64\nvcpus = 1\n"
+        );
+    }
+    write_package(&Manifest::parse(&text, dir.path()).unwrap()).unwrap()
+}
+
+/// `len` rounded up to the package's alignment.
+fn aligned(len: usize) -> usize {
+    len.next_multiple_of(format::ALIGN as usize)
+}
+
+#[test]
+fn identical_images_are_stored_once_and_both_vms_read_them() {
+    let dir = Scratch::new();
+    let kernel = fake_kernel(70_000, 7);
+    let initrd = vec![0x3c; 9000];
+    let shared = two_alike(&dir, [&kernel, &kernel], [&initrd, &initrd]);
+    // The same kernel, one byte different for b: both kernels are stored.
+    let mut other = kernel.clone();
+    other[69_999] ^= 1;
+    let separate = two_alike(&dir, [&kernel, &other], [&initrd, &initrd]);
+    // Storing the kernel once saves exactly its padded size.
+    assert_eq!(separate.len() - shared.len(), aligned(kernel.len()));
+
+    let package = parse(shared).unwrap();
+    let kinds: Vec<_> = package.blobs().iter().map(|blob| blob.kind).collect();
+    assert_eq!(kinds, [BlobKind::Kernel, BlobKind::Initrd]);
+    let [a, b] = package.vms() else { panic!("two VMs") };
+    // The very same bytes of the package, and the bytes the files hold.
+    assert_eq!(a.kernel.as_ptr(), b.kernel.as_ptr());
+    assert_eq!(a.initrd.unwrap().as_ptr(), b.initrd.unwrap().as_ptr());
+    assert_eq!((a.kernel, b.kernel), (&kernel[..], &kernel[..]));
+    assert_eq!((a.initrd.unwrap(), b.initrd.unwrap()), (&initrd[..], &initrd[..]));
+
+    let package = parse(separate).unwrap();
+    assert_eq!(package.blobs().len(), 3);
+    let [a, b] = package.vms() else { panic!("two VMs") };
+    assert_eq!((a.kernel, b.kernel), (&kernel[..], &other[..]));
+    assert_eq!(a.initrd.unwrap().as_ptr(), b.initrd.unwrap().as_ptr());
+}
+
+#[test]
+fn different_images_of_the_same_size_are_all_stored() {
+    let dir = Scratch::new();
+    let (k1, k2) = (fake_kernel(8192, 1), fake_kernel(8192, 2));
+    let (i1, i2) = (vec![1u8; 4096], vec![2u8; 4096]);
+    let package = parse(two_alike(&dir, [&k1, &k2], [&i1, &i2])).unwrap();
+    assert_eq!(package.blobs().len(), 4);
+    let [a, b] = package.vms() else { panic!("two VMs") };
+    assert_eq!((a.kernel, b.kernel), (&k1[..], &k2[..]));
+    assert_eq!((a.initrd.unwrap(), b.initrd.unwrap()), (&i1[..], &i2[..]));
+}
+
+#[test]
+fn a_kernel_and_an_initrd_with_the_same_bytes_are_two_blobs() {
+    // A kernel never shares a blob with an initrd, so every blob has one
+    // kind and a VM's kernel can never be an initrd.
+    let dir = Scratch::new();
+    let image = fake_kernel(8192, 3);
+    let package = parse(two_alike(&dir, [&image, &image], [&image, &image])).unwrap();
+    let kinds: Vec<_> = package.blobs().iter().map(|blob| blob.kind).collect();
+    assert_eq!(kinds, [BlobKind::Kernel, BlobKind::Initrd]);
+}
+
+#[test]
+fn a_reference_to_a_missing_blob_is_refused() {
+    let mut bytes = two_vm_package();
+    patch_reference(&mut bytes, 1, format::prop::KERNEL, 3);
+    let error = parse_err(bytes);
+    let problem = Problem::NoSuchBlob { index: 3, count: 3 };
+    assert_eq!(error, vm_error(1, Some("corporate"), "kernel", problem));
+    assert_eq!(
+        error.to_string(),
+        "vm@1 (\"corporate\"): kernel: blob@3 does not exist (the package has 3 blobs)"
+    );
+    let mut bytes = two_vm_package();
+    patch_reference(&mut bytes, 0, format::prop::INITRD, u32::MAX);
+    let problem = Problem::NoSuchBlob { index: u32::MAX, count: 3 };
+    assert_eq!(parse_err(bytes), vm_error(0, Some("personal"), "initrd", problem));
+}
+
+#[test]
+fn a_reference_to_a_blob_of_the_other_kind_is_refused() {
+    let mut bytes = two_vm_package();
+    patch_reference(&mut bytes, 1, format::prop::KERNEL, 1);
+    let error = parse_err(bytes);
+    let problem =
+        Problem::WrongKind { index: 1, found: BlobKind::Initrd, expected: BlobKind::Kernel };
+    assert_eq!(error, vm_error(1, Some("corporate"), "kernel", problem));
+    assert_eq!(
+        error.to_string(),
+        "vm@1 (\"corporate\"): kernel: blob@1 is of kind initrd, not kernel"
+    );
+    let mut bytes = two_vm_package();
+    patch_reference(&mut bytes, 0, format::prop::INITRD, 2);
+    let problem =
+        Problem::WrongKind { index: 2, found: BlobKind::Kernel, expected: BlobKind::Initrd };
+    assert_eq!(parse_err(bytes), vm_error(0, Some("personal"), "initrd", problem));
+    // A blob's kind must be one the reader knows.
+    let mut bytes = two_vm_package();
+    patch(&mut bytes, "/blob@1", format::prop::KIND, b"initrc\0");
+    assert_eq!(
+        parse_err(bytes).to_string(),
+        "blob@1: kind: unknown kind \"initrc\" (expected \"kernel\" or \"initrd\")"
+    );
+}
+
+#[test]
+fn overlapping_blobs_are_refused() {
+    // blob@1 moved onto blob@0 (5000 bytes at 0x1000), then onto its own
+    // start, then blob@2 into blob@1 (9000 bytes at 0x3000).
+    for (blob, offset, previous_end) in [(1, 0x1000, 0x1000 + 5000), (2, 0x4000, 0x3000 + 9000)] {
+        let mut bytes = two_vm_package();
+        let size = if blob == 1 { 9000 } else { 70_000 };
+        patch_extent(&mut bytes, blob, offset, size);
+        let problem = Problem::Overlap { offset, previous: blob - 1, previous_end };
+        assert_eq!(parse_err(bytes), blob_error(blob, "extent", problem));
+    }
+    // Blobs are in index order: one before the blob before it overlaps too.
+    let mut bytes = two_vm_package();
+    patch_extent(&mut bytes, 2, 0x2000, 4096);
+    let error = parse_err(bytes);
+    assert_eq!(
+        error.to_string(),
+        "blob@2: extent: offset 0x2000 lies before the end of blob@1 (0x5328); blobs lie in \
+         index order and do not overlap"
+    );
+}
+
+#[test]
+fn a_blob_no_vm_uses_is_refused() {
+    // corporate boots personal's kernel: blob@2 is left over.
+    let mut bytes = two_vm_package();
+    patch_reference(&mut bytes, 1, format::prop::KERNEL, 0);
+    let error = parse_err(bytes);
+    assert_eq!(error, PackageError::UnusedBlob { index: 2 });
+    assert_eq!(error.to_string(), "blob@2 is no VM's image");
+}
+
+#[test]
+fn blob_nodes_come_first_and_in_order() {
+    let mut bytes = two_vm_package();
+    rename_node(&mut bytes, "blob@1", "blob@3");
+    let error = parse_err(bytes);
+    assert_eq!(error, PackageError::UnexpectedNode { name: "blob@3", parent: Parent::Root });
+    assert_eq!(
+        error.to_string(),
+        "unexpected node \"blob@3\" (the nodes are blob@0, blob@1, ... then vm@0, vm@1, ..., \
+         each in order)"
+    );
+    let mut bytes = two_vm_package();
+    rename_property(&mut bytes, "extent", "extant");
+    assert_eq!(parse_err(bytes), blob_error(0, "extent", Problem::Missing));
+}
+
+#[test]
+fn the_reader_wants_at_most_16_blobs() {
+    // Nine VMs with a kernel and an initrd each, all different: 18 blobs,
+    // refused at the 17th, before the VMs are counted.
+    let dir = Scratch::new();
+    let mut manifest = unchecked_manifest(&dir, 9);
+    for (index, vm) in manifest.vms.iter_mut().enumerate() {
+        vm.kernel = dir.write(&format!("Image{index}"), &fake_kernel(64, index as u8));
+        vm.initrd = Some(dir.write(&format!("initrd{index}"), &[index as u8; 16]));
+    }
+    assert_eq!(parse_err(write_package(&manifest).unwrap()), PackageError::TooManyBlobs);
+    manifest.vms.truncate(8);
+    let package = parse(write_package(&manifest).unwrap()).unwrap();
+    assert_eq!(package.blobs().len(), format::MAX_BLOBS);
 }

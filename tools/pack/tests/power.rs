@@ -158,15 +158,20 @@ fn the_reader_checks_the_settings_again() {
 
 #[test]
 fn a_package_without_power_properties_reads_with_defaults() {
-    // A package as duet-pack wrote it before the power settings existed.
+    // A package as duet-pack wrote it before the power settings existed
+    // (but in today's format: the reader refuses version 1).
     let mut kernel = fake_kernel(4096, 3);
     kernel.resize(4096, 0);
     let table = |size: u64| {
         let mut fdt = vm_fdt::FdtWriter::new().unwrap();
         let root = fdt.begin_node("").unwrap();
         fdt.property_string("compatible", "duet,persona-package").unwrap();
-        fdt.property_u32("duet,format-version", 1).unwrap();
+        fdt.property_u32("duet,format-version", 2).unwrap();
         fdt.property_u64("duet,package-size", size).unwrap();
+        let blob = fdt.begin_node("blob@0").unwrap();
+        fdt.property_string("kind", "kernel").unwrap();
+        fdt.property_array_u64("extent", &[4096, 4096]).unwrap();
+        fdt.end_node(blob).unwrap();
         let vm = fdt.begin_node("vm@0").unwrap();
         fdt.property_string("vm-name", "old").unwrap();
         fdt.property_string("role", "personal").unwrap();
@@ -175,7 +180,7 @@ fn a_package_without_power_properties_reads_with_defaults() {
         fdt.property_string("cmdline", "").unwrap();
         fdt.property_string("on-reset", "restart").unwrap();
         fdt.property_u32("restart-limit", 5).unwrap();
-        fdt.property_array_u64("kernel", &[4096, 4096]).unwrap();
+        fdt.property_u32("kernel", 0).unwrap();
         fdt.end_node(vm).unwrap();
         fdt.end_node(root).unwrap();
         fdt.finish().unwrap()

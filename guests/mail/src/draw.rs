@@ -138,11 +138,12 @@ pub fn render(page: &Page, canvas: &mut Canvas) {
     if rows == 0 {
         return;
     }
-    bar(canvas, 0, &page.title);
+    bar(canvas, 0, CELL_HEIGHT, &page.title);
     if rows == 1 {
         return;
     }
-    bar(canvas, rows - 1, &page.status);
+    // The status bar also takes the pixels below the last whole row.
+    bar(canvas, rows - 1, height - (rows - 1) * CELL_HEIGHT, &page.status);
     let shown = rows - 2;
     let first = page.focus.end.saturating_sub(shown).min(page.focus.start);
     for (i, line) in page.lines.iter().skip(first).take(shown).enumerate() {
@@ -157,8 +158,9 @@ pub fn render(page: &Page, canvas: &mut Canvas) {
     }
 }
 
-fn bar(canvas: &mut Canvas, row: usize, text: &str) {
-    canvas.fill(0, row * CELL_HEIGHT, canvas.width, CELL_HEIGHT, BAR);
+/// A bar `height` pixels high from row `row` down, holding `text`.
+fn bar(canvas: &mut Canvas, row: usize, height: usize, text: &str) {
+    canvas.fill(0, row * CELL_HEIGHT, canvas.width, height, BAR);
     canvas.text(row, text, BAR_TEXT);
 }
 
@@ -214,6 +216,12 @@ mod tests {
         assert!(!glyph_at(&canvas, 2, 5, 'e', TEXT, BACKGROUND));
         // The status bar is the last whole row (200 / 20 = 10 rows).
         assert!(glyph_at(&canvas, 9, 0, 'k', BAR_TEXT, BAR));
+        // On a display of 205 rows it also takes the 5 below.
+        let mut bytes = drawn(&page, 320, 205);
+        let canvas = Canvas::new(&mut bytes, 320, 205).unwrap();
+        assert!(glyph_at(&canvas, 9, 0, 'k', BAR_TEXT, BAR));
+        assert_eq!(canvas.pixel(0, 204), Some(BAR));
+        assert_eq!(canvas.pixel(0, 9 * CELL_HEIGHT - 1), Some(BACKGROUND));
         // The margin and the space between rows are background.
         assert_eq!(canvas.pixel(0, CELL_HEIGHT + 5), Some(BACKGROUND));
         assert_eq!(canvas.pixel(100, 3 * CELL_HEIGHT + 1), Some(BACKGROUND));

@@ -148,6 +148,17 @@ fn mail_screen(picture: &Picture, title: &str, first: &str) -> Result<(), String
     text_at(picture, 1, first, TEXT, BACKGROUND)
 }
 
+/// Presses `s` on the mail guest's keyboard and reads how many times it
+/// has slept in WFI from the status line it prints.
+fn wfi_sleeps(run: &mut Machine) -> u64 {
+    let mark = run.mark();
+    qmp(run, "s", |q| q.type_text("s"));
+    let recent = run.expect_since(mark, " WFI sleeps", COMMAND);
+    let line = recent.lines().find(|l| l.contains(" WFI sleeps")).unwrap_or("");
+    let count = line.rsplit("; ").next().and_then(|w| w.split(' ').next()?.parse().ok());
+    count.unwrap_or_else(|| run.fail(&format!("no WFI count in {line:?}")))
+}
+
 #[test]
 fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
     let path = personal_and_mail("mail-screen");
@@ -205,8 +216,18 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")
     });
 
+    // Idle, the mail guest sleeps in WFI: no redraws, no spinning. `s`
+    // (status) twice, 10 s apart: each key is a few wakeups (its press, its
+    // release), a loop that did not sleep would be thousands.
+    let first = wfi_sleeps(&mut run);
+    std::thread::sleep(Duration::from_secs(10));
+    let second = wfi_sleeps(&mut run);
+    println!("mail guest: {} WFI sleeps in 10 s idle and one key", second - first);
+    if second - first > 20 {
+        run.fail(&format!("the idle mail guest woke {} times in 10 s", second - first));
+    }
+
     // The personal persona, in the background, got none of those keys.
-    std::thread::sleep(Duration::from_secs(2));
     let sizes = ask(&mut run, "wc -c /tmp/spy.* | tail -n 1", "total");
     let total = sizes.split_whitespace().find_map(|w| w.parse::<u64>().ok());
     if total != Some(0) {

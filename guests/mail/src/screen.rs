@@ -189,7 +189,8 @@ pub fn run(
         match screen.key(key, store, id) {
             Asked::Status => {
                 let status = status(store, network);
-                say!("{status}; sync: not in this mode (mail.run syncs)");
+                let sleeps = crate::gic::waits();
+                say!("{status}; sync: not in this mode (mail.run syncs); {sleeps} WFI sleeps");
                 screen.notice(status);
             }
             Asked::Quit => return,

@@ -7,11 +7,12 @@
 //! Unlocked into the mail guest (its offline interface, `mail.ui`), the
 //! screen shows its inbox in the font8x8 glyphs under Duet's strip; keys
 //! typed on the keyboard open compose and fill in the recipient on the
-//! screen (Backspace and Ctrl-C too), and the personal persona gets none
-//! of them.
+//! screen (Backspace and Ctrl-C too), then type a message into the
+//! outbox; idle, the guest sleeps; and the personal persona gets none of
+//! those keys.
 
 use duet::screen::layout::STRIP_HEIGHT;
-use duet_mail::draw::{origin, BACKGROUND, BAR, BAR_TEXT, CELL_WIDTH, SCALE, TEXT};
+use duet_mail::draw::{origin, rows, BACKGROUND, BAR, BAR_TEXT, CELL_WIDTH, SCALE, TEXT};
 use duet_tests::qmp::{near, socket_path, Picture, Qmp, QmpError};
 use duet_tests::{manifest, Machine, SCREEN};
 use font8x8::legacy::BASIC_LEGACY;
@@ -214,6 +215,24 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
     run.expect_since(mark, "^C (dropped)", COMMAND);
     expect_screen(&mut run, "mail-inbox-again", |p| {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")
+    });
+
+    // A message typed on the keyboard goes to the outbox: the draft on the
+    // screen as it is typed, then the inbox, the status bar saying so.
+    qmp(&mut run, "compose", |q| q.type_text("cbob\nhi\nbody\n"));
+    expect_screen(&mut run, "mail-compose-body", |p| {
+        mail_screen(p, "Compose ", "To: bob ")?;
+        text_at(p, 2, "Subject: hi ", TEXT, BACKGROUND)?;
+        text_at(p, 4, "body ", TEXT, BACKGROUND)?;
+        text_at(p, 5, "_ ", TEXT, BACKGROUND)
+    });
+    let mark = run.mark();
+    qmp(&mut run, "end", |q| q.type_text(".\n"));
+    run.expect_since(mark, "[corporate] mail: queued as outbox entry 1", COMMAND);
+    let status_row = rows(SCREEN.1 as usize - STRIP_HEIGHT as usize) - 1;
+    expect_screen(&mut run, "mail-queued", |p| {
+        mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")?;
+        text_at(p, status_row, "queued as outbox entry 1;", BAR_TEXT, BAR)
     });
 
     // Idle, the mail guest sleeps in WFI: no redraws, no spinning. `s`

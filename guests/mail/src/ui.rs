@@ -264,7 +264,7 @@ impl Ui {
                 Page {
                     title: format!("Inbox: {} messages, {unread} unread", rows.len()),
                     lines,
-                    status: String::from("Enter open, c compose, r reply"),
+                    status: String::from("j/k move, Enter open, c compose, r reply"),
                     focus: self.selected * 2..self.selected * 2 + 2,
                 }
             }

@@ -7,6 +7,7 @@
 //! the guest stays asleep in WFI.
 
 use crate::devices::{Hal, Transport};
+use alloc::boxed::Box;
 use core::ptr::NonNull;
 use duet_mail::draw::{self, Canvas, Page};
 use duet_mail::keys::Keyboard;
@@ -67,11 +68,14 @@ pub fn is_keyboard(input: &mut VirtIOInput<Hal, Transport>) -> bool {
     input.ev_bits(EV_ABS).is_ok_and(|bits| bits.iter().all(|&b| b == 0))
 }
 
-/// What of the display and keyboard the guest has.
+/// What of the display and keyboard the guest has. Boxed: the drivers'
+/// structures are kilobytes (their queues' shadow descriptors), and the
+/// panel lives in the frame under every other, the TLS handshake's deep
+/// stack included, on a small stack.
 #[derive(Default)]
 pub struct Panel {
-    pub display: Option<Display>,
-    pub keyboard: Option<(VirtIOInput<Hal, Transport>, Keyboard)>,
+    pub display: Option<Box<Display>>,
+    pub keyboard: Option<Box<(VirtIOInput<Hal, Transport>, Keyboard)>>,
 }
 
 impl Panel {
@@ -86,7 +90,7 @@ impl Panel {
     /// acknowledged first, so an event that comes after the queue was
     /// found empty raises it again and wakes the next WFI.
     pub fn read_key(&mut self) -> Option<u8> {
-        let (input, keyboard) = self.keyboard.as_mut()?;
+        let (input, keyboard) = &mut **self.keyboard.as_mut()?;
         input.ack_interrupt();
         while let Some(event) = input.pop_pending_event() {
             if let Some(byte) = keyboard.event(event.event_type, event.code, event.value) {

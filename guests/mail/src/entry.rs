@@ -133,7 +133,7 @@ extern "C" fn main(device_tree: usize) -> ! {
                 Ok(display) => {
                     let (width, height) = display.size();
                     say!("mail: virtio gpu at {address:#x}, display {width}x{height}");
-                    panel.display = Some(display);
+                    panel.display = Some(alloc::boxed::Box::new(display));
                 }
                 Err(e) => say!("mail: virtio gpu at {address:#x} failed: {e}"),
             },
@@ -142,7 +142,7 @@ extern "C" fn main(device_tree: usize) -> ! {
                     if panel.keyboard.is_none() && display::is_keyboard(&mut input) {
                         wakers.extend(found.interrupt);
                         say!("mail: virtio keyboard at {address:#x}");
-                        panel.keyboard = Some((input, Default::default()));
+                        panel.keyboard = Some(alloc::boxed::Box::new((input, Default::default())));
                     } else {
                         say!("mail: virtio input at {address:#x}: not a keyboard, not used");
                     }

@@ -232,7 +232,7 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
     let status_row = rows(SCREEN.1 as usize - STRIP_HEIGHT as usize) - 1;
     expect_screen(&mut run, "mail-queued", |p| {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")?;
-        text_at(p, status_row, "queued as outbox entry 1;", BAR_TEXT, BAR)
+        text_at(p, status_row, "queued as outbox entry 1 ", BAR_TEXT, BAR)
     });
 
     // Idle, the mail guest sleeps in WFI: no redraws, no spinning. `s`

@@ -63,10 +63,27 @@ impl Display {
     }
 }
 
-/// Whether `input` is a keyboard (not Duet's touch screen, which has axes).
-pub fn is_keyboard(input: &mut VirtIOInput<Hal, Transport>) -> bool {
-    input.ev_bits(EV_ABS).is_ok_and(|bits| bits.iter().all(|&b| b == 0))
+/// The display on `transport`. Not inlined, like [`keyboard`]: the
+/// drivers' set-up temporaries stay out of `main`'s frame, under which
+/// everything else runs.
+#[inline(never)]
+pub fn display(transport: Transport) -> Result<Box<Display>, virtio_drivers::Error> {
+    Display::new(VirtIOGpu::new(transport)?).map(Box::new)
 }
+
+/// The input device on `transport` if it is a keyboard (not Duet's touch
+/// screen, which has axes).
+#[inline(never)]
+pub fn keyboard(
+    transport: Transport,
+) -> Result<Option<Box<KeyboardDevice>>, virtio_drivers::Error> {
+    let mut input = VirtIOInput::new(transport)?;
+    let keyboard = input.ev_bits(EV_ABS).is_ok_and(|bits| bits.iter().all(|&b| b == 0));
+    Ok(keyboard.then(|| Box::new((input, Keyboard::default()))))
+}
+
+/// A keyboard's driver and its modifiers.
+pub type KeyboardDevice = (VirtIOInput<Hal, Transport>, Keyboard);
 
 /// What of the display and keyboard the guest has. Boxed: the drivers'
 /// structures are kilobytes (their queues' shadow descriptors), and the
@@ -75,7 +92,7 @@ pub fn is_keyboard(input: &mut VirtIOInput<Hal, Transport>) -> bool {
 #[derive(Default)]
 pub struct Panel {
     pub display: Option<Box<Display>>,
-    pub keyboard: Option<Box<(VirtIOInput<Hal, Transport>, Keyboard)>>,
+    pub keyboard: Option<Box<KeyboardDevice>>,
 }
 
 impl Panel {

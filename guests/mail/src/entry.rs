@@ -9,8 +9,6 @@ use duet_mail::bootargs;
 use duet_mail::provision::Provision;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
-use virtio_drivers::device::gpu::VirtIOGpu;
-use virtio_drivers::device::input::VirtIOInput;
 use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::device::rng::VirtIORng;
 use virtio_drivers::transport::DeviceType;
@@ -127,26 +125,21 @@ extern "C" fn main(device_tree: usize) -> ! {
                     Err(e) => say!("mail: virtio nic at {address:#x} failed: {e}"),
                 }
             }
-            DeviceType::GPU => match VirtIOGpu::<devices::Hal, _>::new(found.transport)
-                .and_then(display::Display::new)
-            {
+            DeviceType::GPU => match display::display(found.transport) {
                 Ok(display) => {
                     let (width, height) = display.size();
                     say!("mail: virtio gpu at {address:#x}, display {width}x{height}");
-                    panel.display = Some(alloc::boxed::Box::new(display));
+                    panel.display = Some(display);
                 }
                 Err(e) => say!("mail: virtio gpu at {address:#x} failed: {e}"),
             },
-            DeviceType::Input => match VirtIOInput::<devices::Hal, _>::new(found.transport) {
-                Ok(mut input) => {
-                    if panel.keyboard.is_none() && display::is_keyboard(&mut input) {
-                        wakers.extend(found.interrupt);
-                        say!("mail: virtio keyboard at {address:#x}");
-                        panel.keyboard = Some(alloc::boxed::Box::new((input, Default::default())));
-                    } else {
-                        say!("mail: virtio input at {address:#x}: not a keyboard, not used");
-                    }
+            DeviceType::Input => match display::keyboard(found.transport) {
+                Ok(Some(keyboard)) if panel.keyboard.is_none() => {
+                    wakers.extend(found.interrupt);
+                    say!("mail: virtio keyboard at {address:#x}");
+                    panel.keyboard = Some(keyboard);
                 }
+                Ok(_) => say!("mail: virtio input at {address:#x}: not a keyboard, not used"),
                 Err(e) => say!("mail: virtio input at {address:#x} failed: {e}"),
             },
             other => say!("mail: virtio {other:?} at {address:#x}: not used"),

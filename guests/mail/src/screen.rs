@@ -139,14 +139,19 @@ impl Screen {
             Effect::Queue(draft) => {
                 console::write("\n");
                 let queued = store.queue(&draft.raw(&message_id()));
-                let said = match &queued {
-                    Ok(n) => alloc::format!(
-                        "mail: queued as outbox entry {n}; it is sent when the mail client can"
-                    ),
-                    Err(e) => alloc::format!("mail: cannot queue the draft: {e}"),
+                let notice = match &queued {
+                    Ok(n) => {
+                        say!(
+                            "mail: queued as outbox entry {n}; it is sent when the mail client can"
+                        );
+                        alloc::format!("queued as outbox entry {n}")
+                    }
+                    Err(e) => {
+                        say!("mail: cannot queue the draft: {e}");
+                        alloc::format!("cannot queue the draft: {e}")
+                    }
                 };
-                say!("{said}");
-                self.notice = Some(String::from(said.trim_start_matches("mail: ")));
+                self.notice = Some(notice);
                 self.show();
                 if queued.is_ok() {
                     Asked::Queued

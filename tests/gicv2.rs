@@ -134,7 +134,7 @@ fn mail_manifest(name: &str, cmdline: &str, nic: bool) -> String {
     };
     let text = format!(
         "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
-         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = 4\n\
+         cmdline = {cmdline:?}\nmemory_mib = 24\nvcpus = 1\ndisk_mib = 4\n\
          nic = {nic}\nuplink = {nic}\n"
     );
     manifest(name, &text).to_str().expect("UTF-8 path").to_string()

@@ -32,7 +32,7 @@ fn mail_manifest_sized(name: &str, cmdline: &str, extra: &str, disk_mib: u32) ->
     };
     let text = format!(
         "[[vm]]\nname = \"corporate\"\nrole = \"corporate\"\nkernel = {image:?}\n\
-         cmdline = {cmdline:?}\nmemory_mib = 16\nvcpus = 1\ndisk_mib = {disk_mib}\nnic = true\nuplink = true\n{extra}"
+         cmdline = {cmdline:?}\nmemory_mib = 24\nvcpus = 1\ndisk_mib = {disk_mib}\nnic = true\nuplink = true\n{extra}"
     );
     manifest(name, &text).to_str().expect("a UTF-8 path").to_string()
 }

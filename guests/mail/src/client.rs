@@ -10,9 +10,10 @@
 //! again: keys typed meanwhile wait in the console's buffer.
 
 use crate::disk::Disk;
+use crate::display::Panel;
 use crate::net::{now, Net};
 use crate::screen::{self, Asked, Screen};
-use crate::{console, gic, send, sync, tls};
+use crate::{gic, send, sync, tls};
 use alloc::string::String;
 use duet_mail::provision::Provision;
 use duet_mail::schedule::{uptime, Outcome, Schedule, Work};
@@ -25,11 +26,12 @@ pub fn run(
     provision: &Provision,
     rng: &mut tls::Rng,
     mut net: Option<Net>,
+    panel: Panel,
 ) {
     let boot = now();
     let uptime_ms = move || (now() - boot).total_millis();
     let mut schedule = Schedule::new(provision.sync_seconds, uptime_ms());
-    let mut screen = Screen::new(store);
+    let mut screen = Screen::new(store, panel);
     say!(
         "mail: client running: sync every {} s, outbox sent when it can; {}",
         provision.sync_seconds,
@@ -40,7 +42,7 @@ pub fn run(
     // The outbox entry whose last attempt the server refused, if any.
     let mut failed: Option<u64> = None;
     loop {
-        while let Some(key) = console::read_key() {
+        while let Some(key) = screen.read_key() {
             let id = || {
                 sequence += 1;
                 let domain = provision.from.rsplit_once('@').map_or("duet-mail", |(_, d)| d);
@@ -55,13 +57,14 @@ pub fn run(
                         .and_then(|n| n.address())
                         .map_or(String::from("no address"), |a| alloc::format!("{a}"));
                     let now = uptime_ms();
+                    let status = screen::status(store, &network);
                     say!(
-                        "{}; {}; uptime {} s, {} WFI sleeps",
-                        screen::status(store, &network),
+                        "{status}; {}; uptime {} s, {} WFI sleeps",
                         schedule.status(now, screen::waiting(store)),
                         now / 1000,
                         gic::waits()
                     );
+                    screen.notice(status);
                 }
                 Asked::Quit => return,
             }

@@ -3,7 +3,7 @@
 //! sets up the heap and the MMU, reads the device tree Duet passed in x0,
 //! and brings up the devices it lists.
 
-use crate::{client, console, devices, disk, gic, heap, mmu, net, psci, screen};
+use crate::{client, console, devices, disk, display, gic, heap, mmu, net, psci, screen};
 use core::arch::global_asm;
 use duet_mail::bootargs;
 use duet_mail::provision::Provision;
@@ -67,13 +67,14 @@ extern "C" fn main(device_tree: usize) -> ! {
     }
     let mut nic = None;
     // Interrupts that wake the guest from WFI: the virtual timer, the
-    // console UART (keys) and the NIC.
+    // console UART (keys), the NIC and the keyboard.
     let uart = tree.find_compatible(&["arm,pl011"]).and_then(|n| devices::interrupt(&n));
     let mut wakers = alloc::vec![(gic::TIMER_INTID, false)];
     wakers.extend(uart);
     let mut salt = None;
     let mut rng = None;
     let mut store = None;
+    let mut panel = display::Panel::default();
     for found in devices::find(&tree) {
         let address = found.address;
         match found.kind {
@@ -124,6 +125,23 @@ extern "C" fn main(device_tree: usize) -> ! {
                     Err(e) => say!("mail: virtio nic at {address:#x} failed: {e}"),
                 }
             }
+            DeviceType::GPU => match display::display(found.transport) {
+                Ok(display) => {
+                    let (width, height) = display.size();
+                    say!("mail: virtio gpu at {address:#x}, display {width}x{height}");
+                    panel.display = Some(display);
+                }
+                Err(e) => say!("mail: virtio gpu at {address:#x} failed: {e}"),
+            },
+            DeviceType::Input => match display::keyboard(found.transport) {
+                Ok(Some(keyboard)) if panel.keyboard.is_none() => {
+                    wakers.extend(found.interrupt);
+                    say!("mail: virtio keyboard at {address:#x}");
+                    panel.keyboard = Some(keyboard);
+                }
+                Ok(_) => say!("mail: virtio input at {address:#x}: not a keyboard, not used"),
+                Err(e) => say!("mail: virtio input at {address:#x} failed: {e}"),
+            },
             other => say!("mail: virtio {other:?} at {address:#x}: not used"),
         }
     }
@@ -146,7 +164,7 @@ extern "C" fn main(device_tree: usize) -> ! {
     if config.run || !config.one_shot() {
         match (provision.as_ref(), store.as_mut(), rng.as_mut()) {
             (Some(provision), Some(store), Some(rng)) => {
-                client::run(store, provision, rng, net);
+                client::run(store, provision, rng, net, panel);
                 stop(format_args!("interface closed"))
             }
             _ if config.run => say!("mail: the client needs provisioning, the store and entropy"),
@@ -181,7 +199,7 @@ extern "C" fn main(device_tree: usize) -> ! {
         let network = address.unwrap_or_else(|| "no address".into());
         match store.as_mut() {
             Some(store) => {
-                screen::run(store, &network, rng.as_mut());
+                screen::run(store, &network, rng.as_mut(), panel);
                 stop(format_args!("interface closed"))
             }
             None => say!("mail: no store, no interface"),

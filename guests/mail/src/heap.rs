@@ -1,12 +1,13 @@
-//! The guest's heap: a fixed 8 MiB array in `.bss` handed to a buddy
+//! The guest's heap: a fixed 12 MiB array in `.bss` handed to a buddy
 //! allocator. This is the whole dynamic memory budget (virtio queues and
-//! buffers, the store's index, network buffers); an allocation beyond it
+//! buffers, the display's framebuffer (720x1232 pixels of 4 bytes, a 4 MiB
+//! block), the store's index, network buffers); an allocation beyond it
 //! fails (the allocator returns null and Rust's alloc error handler stops
 //! the guest) rather than grow.
 
 use buddy_system_allocator::LockedHeap;
 
-pub const HEAP_SIZE: usize = 8 << 20;
+pub const HEAP_SIZE: usize = 12 << 20;
 
 #[repr(C, align(4096))]
 struct Arena([u8; HEAP_SIZE]);

@@ -1,13 +1,16 @@
 //! The mail guest's host-testable logic, `no_std` with `alloc`: the
 //! offline store (an append-only checksummed log over a block device, and
-//! the mailbox and outbox kept in it) and the IMAP4rev1 response parser.
-//! `cargo test -p duet-mail` runs their tests on the host.
+//! the mailbox and outbox kept in it), the IMAP4rev1 response parser, the
+//! interface's state machine (`ui`) and its drawing on the guest's display
+//! (`draw`, `keys`). `cargo test -p duet-mail` runs their tests on the host.
 #![cfg_attr(not(test), no_std)]
 
 extern crate alloc;
 
 pub mod bootargs;
+pub mod draw;
 pub mod imap;
+pub mod keys;
 pub mod message;
 pub mod provision;
 pub mod schedule;

@@ -3,8 +3,9 @@
 //! tree in x0), finds its virtio devices in the device tree and drives them
 //! with the `virtio-drivers` crate. It has no shell and loads no code.
 //!
-//! Today it brings up its devices, opens its offline store on the disk and
-//! says what it found (see README.md for what is still to come). Every line
+//! It brings up its devices, opens its offline store on the disk, and runs
+//! its mail client or its interface on the console and on its own display
+//! (see README.md). Every line
 //! it prints starts with `mail:`. The host-testable logic (the store's log,
 //! the IMAP response parser) is the `duet_mail` library (`lib.rs`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -21,6 +22,8 @@ mod client;
 mod devices;
 #[cfg(target_os = "none")]
 mod disk;
+#[cfg(target_os = "none")]
+mod display;
 #[cfg(target_os = "none")]
 mod entry;
 #[cfg(target_os = "none")]

@@ -1,10 +1,12 @@
-//! The console interface on the guest: keys from the console into the
-//! `ui` state machine, its effects done on the store and printed
+//! The interface on the guest: keys from the console and from the guest's
+//! own keyboard into the `ui` state machine, its effects done on the store,
+//! printed on the console and drawn on the guest's own display
 //! ([`Screen`], used by the long-running client and by `mail.ui`), and the
 //! one-shot `mail.ui` loop, which sleeps in WFI until a key comes.
 
 use crate::console;
 use crate::disk::Disk;
+use crate::display::Panel;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -33,13 +35,46 @@ pub struct Screen {
     ui: Ui,
     rows: Vec<Row>,
     summaries: BTreeMap<u32, Summary>,
+    panel: Panel,
+    /// The open message's lines, as printed.
+    message: Vec<String>,
+    /// A line for the display's status bar until the next key (a queued
+    /// message, the status).
+    notice: Option<String>,
 }
 
 impl Screen {
-    pub fn new(store: &mut Store<Disk>) -> Screen {
-        let mut screen = Screen { ui: Ui::default(), rows: Vec::new(), summaries: BTreeMap::new() };
+    pub fn new(store: &mut Store<Disk>, panel: Panel) -> Screen {
+        let mut screen = Screen {
+            ui: Ui::default(),
+            rows: Vec::new(),
+            summaries: BTreeMap::new(),
+            panel,
+            message: Vec::new(),
+            notice: None,
+        };
         screen.refresh(store);
         screen
+    }
+
+    /// The next key typed on the console or the guest's keyboard.
+    pub fn read_key(&mut self) -> Option<u8> {
+        console::read_key().or_else(|| self.panel.read_key())
+    }
+
+    /// Shows `text` in the display's status bar until the next key.
+    pub fn notice(&mut self, text: String) {
+        self.notice = Some(text);
+        self.draw();
+    }
+
+    /// Draws the screen on the display (only if it changed).
+    fn draw(&mut self) {
+        let mut page = self.ui.page(&self.rows, &self.message);
+        if let Some(notice) = &self.notice {
+            page.status = notice.clone();
+        }
+        self.panel.show(page);
     }
 
     /// Lists the inbox again from the store (new messages, flags).
@@ -60,13 +95,15 @@ impl Screen {
                 Row { uid, unread: flags & SEEN == 0, summary }
             })
             .collect();
+        self.draw();
     }
 
-    /// Prints the inbox.
-    pub fn show(&self) {
+    /// Prints the inbox (and draws the screen).
+    pub fn show(&mut self) {
         for line in self.ui.inbox(&self.rows, WIDTH) {
             say!("{line}");
         }
+        self.draw();
     }
 
     /// True when the inbox is on the screen (not a message or a draft), so
@@ -83,43 +120,66 @@ impl Screen {
         store: &mut Store<Disk>,
         message_id: impl FnOnce() -> String,
     ) -> Asked {
-        match self.ui.key(key, &self.rows) {
-            Effect::Nothing => {}
-            Effect::ShowInbox => self.show(),
-            Effect::Print(text) => console::write(&text),
+        self.notice = None;
+        let asked = match self.ui.key(key, &self.rows) {
+            Effect::Nothing => Asked::Nothing,
+            Effect::ShowInbox => {
+                self.show();
+                Asked::Nothing
+            }
+            Effect::Print(text) => {
+                console::write(&text);
+                Asked::Nothing
+            }
             Effect::Open(uid) => {
-                open(store, uid);
+                self.message = open(store, uid);
                 self.refresh(store);
+                Asked::Nothing
             }
             Effect::Queue(draft) => {
                 console::write("\n");
                 let queued = store.queue(&draft.raw(&message_id()));
-                match &queued {
-                    Ok(n) => say!(
-                        "mail: queued as outbox entry {n}; it is sent when the mail client can"
-                    ),
-                    Err(e) => say!("mail: cannot queue the draft: {e}"),
-                }
+                let notice = match &queued {
+                    Ok(n) => {
+                        say!(
+                            "mail: queued as outbox entry {n}; it is sent when the mail client can"
+                        );
+                        alloc::format!("queued as outbox entry {n}")
+                    }
+                    Err(e) => {
+                        say!("mail: cannot queue the draft: {e}");
+                        alloc::format!("cannot queue the draft: {e}")
+                    }
+                };
+                self.notice = Some(notice);
                 self.show();
                 if queued.is_ok() {
-                    return Asked::Queued;
+                    Asked::Queued
+                } else {
+                    Asked::Nothing
                 }
             }
-            Effect::Status => return Asked::Status,
-            Effect::Quit => return Asked::Quit,
-        }
-        Asked::Nothing
+            Effect::Status => Asked::Status,
+            Effect::Quit => Asked::Quit,
+        };
+        self.draw();
+        asked
     }
 }
 
 /// Runs the interface until `q` on the inbox (`mail.ui`: no network).
 /// Message-IDs are random when the entropy device is there.
-pub fn run(store: &mut Store<Disk>, network: &str, mut rng: Option<&mut crate::tls::Rng>) {
-    let mut screen = Screen::new(store);
+pub fn run(
+    store: &mut Store<Disk>,
+    network: &str,
+    mut rng: Option<&mut crate::tls::Rng>,
+    panel: Panel,
+) {
+    let mut screen = Screen::new(store, panel);
     let mut sequence = 0u64;
     screen.show();
     loop {
-        let Some(key) = console::read_key() else {
+        let Some(key) = screen.read_key() else {
             // Until a key comes (or, without a GIC, at once: then this polls).
             crate::gic::wait_until(None);
             continue;
@@ -133,7 +193,10 @@ pub fn run(store: &mut Store<Disk>, network: &str, mut rng: Option<&mut crate::t
         };
         match screen.key(key, store, id) {
             Asked::Status => {
-                say!("{}; sync: not in this mode (mail.run syncs)", status(store, network))
+                let status = status(store, network);
+                let sleeps = crate::gic::waits();
+                say!("{status}; sync: not in this mode (mail.run syncs); {sleeps} WFI sleeps");
+                screen.notice(status);
             }
             Asked::Quit => return,
             Asked::Nothing | Asked::Queued => {}
@@ -143,23 +206,30 @@ pub fn run(store: &mut Store<Disk>, network: &str, mut rng: Option<&mut crate::t
 
 /// Prints the inbox once.
 pub fn list(store: &mut Store<Disk>) {
-    Screen::new(store).show();
+    Screen::new(store, Panel::default()).show();
 }
 
-fn open(store: &mut Store<Disk>, uid: u32) {
+/// Prints message `uid` and marks it seen; gives the lines printed.
+fn open(store: &mut Store<Disk>, uid: u32) -> Vec<String> {
     match store.read_message(uid) {
         Ok(raw) => {
             let text = String::from_utf8_lossy(&raw);
-            for line in text.lines().take(MESSAGE_LINES) {
-                say!("{}", safe_line(line, WIDTH));
+            let lines: Vec<String> =
+                text.lines().take(MESSAGE_LINES).map(|l| safe_line(l, WIDTH)).collect();
+            for line in &lines {
+                say!("{line}");
             }
             say!("(q: back to the inbox)");
             let flags = store.messages().find(|m| m.uid == uid).map_or(0, |m| m.flags);
             if let Err(e) = store.set_flags(uid, flags | SEEN) {
                 say!("mail: cannot mark message {uid} seen: {e}");
             }
+            lines
         }
-        Err(e) => say!("mail: cannot read message {uid}: {e}"),
+        Err(e) => {
+            say!("mail: cannot read message {uid}: {e}");
+            alloc::vec![alloc::format!("cannot read message {uid}: {e}")]
+        }
     }
 }
 

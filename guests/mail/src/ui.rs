@@ -9,9 +9,11 @@
 //! characters are taken into a draft, so a header field can hold no line
 //! break (no header injection).
 
+use crate::draw::{Line, Page};
 use crate::message::{safe_line, Summary};
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
 use alloc::vec::Vec;
 
 /// A message as the inbox lists it.
@@ -91,6 +93,11 @@ const BODY_LIMIT: usize = 2000;
 const ENTER: [u8; 2] = [b'\r', b'\n'];
 const BACKSPACE: [u8; 2] = [0x08, 0x7f];
 const CTRL_C: u8 = 0x03;
+const ESCAPE: u8 = 0x1b;
+/// Up and down on the inbox: Ctrl-P and Ctrl-N on the console, the arrow
+/// keys on the guest's own keyboard (`keys`).
+pub const UP: u8 = 0x10;
+pub const DOWN: u8 = 0x0e;
 
 pub struct Ui {
     screen: Screen,
@@ -110,7 +117,7 @@ impl Ui {
         match &mut self.screen {
             Screen::Inbox => self.inbox_key(key, rows),
             Screen::Message => match key {
-                b'q' => {
+                b'q' | ESCAPE => {
                     self.screen = Screen::Inbox;
                     Effect::ShowInbox
                 }
@@ -122,11 +129,11 @@ impl Ui {
 
     fn inbox_key(&mut self, key: u8, rows: &[Row]) -> Effect {
         match key {
-            b'j' if self.selected + 1 < rows.len() => {
+            b'j' | DOWN if self.selected + 1 < rows.len() => {
                 self.selected += 1;
                 Effect::ShowInbox
             }
-            b'k' if self.selected > 0 => {
+            b'k' | UP if self.selected > 0 => {
                 self.selected -= 1;
                 Effect::ShowInbox
             }
@@ -235,6 +242,67 @@ impl Ui {
         lines
     }
 
+    /// The screen as a page for the guest's display (`draw`): the inbox
+    /// (two lines a message, the selected one highlighted), the open
+    /// message (`message`: its lines as the console printed them), or the
+    /// draft being composed with a `_` where the next key goes.
+    pub fn page(&self, rows: &[Row], message: &[String]) -> Page {
+        match &self.screen {
+            Screen::Inbox => {
+                let unread = rows.iter().filter(|r| r.unread).count();
+                let mut lines = Vec::with_capacity(rows.len() * 2);
+                for (i, row) in rows.iter().enumerate() {
+                    let selected = i == self.selected;
+                    let new = if row.unread { 'N' } else { ' ' };
+                    let s = &row.summary;
+                    lines.push(Line { text: format!("{new} {}", s.from), selected });
+                    lines.push(Line { text: format!("  {}  {}", s.subject, s.date), selected });
+                }
+                if rows.is_empty() {
+                    lines.push(Line::plain("(no messages)"));
+                }
+                Page {
+                    title: format!("Inbox: {} messages, {unread} unread", rows.len()),
+                    lines,
+                    status: String::from("j/k move, Enter open, c compose, r reply"),
+                    focus: self.selected * 2..self.selected * 2 + 2,
+                }
+            }
+            Screen::Message => Page {
+                title: String::from("Message"),
+                lines: message.iter().map(|l| Line::plain(l.as_str())).collect(),
+                status: String::from("q: back to the inbox"),
+                focus: 0..1,
+            },
+            Screen::Compose { draft, field, line } => {
+                let typing = |f: Field, done: &str| match f == *field {
+                    true => format!("{line}_"),
+                    false => String::from(done),
+                };
+                let mut lines = vec![
+                    Line::plain(format!("To: {}", typing(Field::To, &draft.to))),
+                    Line::plain(format!("Subject: {}", typing(Field::Subject, &draft.subject))),
+                    Line::plain(""),
+                ];
+                lines.extend(draft.body.iter().map(|l| Line::plain(l.as_str())));
+                if *field == Field::Body {
+                    lines.push(Line::plain(typing(Field::Body, "")));
+                }
+                let at = match field {
+                    Field::To => 0,
+                    Field::Subject => 1,
+                    Field::Body => lines.len() - 1,
+                };
+                Page {
+                    title: String::from("Compose"),
+                    lines,
+                    status: String::from("a line of . queues it, Ctrl-C drops"),
+                    focus: at..at + 1,
+                }
+            }
+        }
+    }
+
     /// True on the inbox screen (not reading a message or composing).
     pub fn on_inbox(&self) -> bool {
         self.screen == Screen::Inbox
@@ -332,5 +400,60 @@ mod tests {
         keys(&mut ui, b"cx", &[]);
         assert_eq!(ui.key(CTRL_C, &[]), Effect::Print("^C (dropped)\n".into()));
         assert_eq!(ui.key(b'q', &[]), Effect::Quit);
+    }
+
+    #[test]
+    fn arrows_move_and_escape_leaves_a_message() {
+        let mut ui = Ui::default();
+        assert_eq!(ui.key(DOWN, &rows()), Effect::ShowInbox);
+        assert_eq!(ui.key(DOWN, &rows()), Effect::Nothing);
+        assert_eq!(ui.key(UP, &rows()), Effect::ShowInbox);
+        assert_eq!(ui.selected(), 0);
+        assert_eq!(ui.key(b'\r', &rows()), Effect::Open(7));
+        assert_eq!(ui.key(ESCAPE, &rows()), Effect::ShowInbox);
+        assert!(ui.on_inbox());
+        // Escape while composing changes nothing (as before).
+        keys(&mut ui, b"cab", &rows());
+        assert_eq!(ui.key(ESCAPE, &rows()), Effect::Nothing);
+        assert!(!ui.on_inbox());
+    }
+
+    #[test]
+    fn pages_show_the_inbox_a_message_and_the_draft() {
+        let mut ui = Ui::default();
+        let texts =
+            |page: &Page| -> Vec<String> { page.lines.iter().map(|l| l.text.clone()).collect() };
+        let page = ui.page(&rows(), &[]);
+        assert_eq!(page.title, "Inbox: 2 messages, 1 unread");
+        assert_eq!(
+            texts(&page)[..3],
+            ["  Alice <a@example.com>", "  Plans  Sat, 5 Dec 2026", "N Bob\x1b[2J"]
+        );
+        let selected: Vec<bool> = page.lines.iter().map(|l| l.selected).collect();
+        assert_eq!(selected, [true, true, false, false]);
+        ui.key(b'j', &rows());
+        let page = ui.page(&rows(), &[]);
+        assert_eq!(
+            (page.lines[2].selected, page.lines[0].selected, page.focus),
+            (true, false, 2..4)
+        );
+        assert_eq!(ui.page(&[], &[]).lines, [Line::plain("(no messages)")]);
+
+        ui.key(b'\r', &rows());
+        let page = ui.page(&rows(), &["Subject: hi".into(), "body".into()]);
+        assert_eq!(
+            (page.title.as_str(), texts(&page)),
+            ("Message", vec!["Subject: hi".into(), "body".into()])
+        );
+        ui.key(b'q', &rows());
+
+        keys(&mut ui, b"cbob", &rows());
+        let page = ui.page(&rows(), &[]);
+        assert_eq!(page.title, "Compose");
+        assert_eq!(texts(&page), ["To: bob_", "Subject: ", ""]);
+        keys(&mut ui, b"\rHi\rline\rnext", &rows());
+        let page = ui.page(&rows(), &[]);
+        assert_eq!(texts(&page), ["To: bob", "Subject: Hi", "", "line", "next_"]);
+        assert_eq!(page.focus, 4..5);
     }
 }

@@ -19,6 +19,10 @@
 //!   power off in the middle of the next submission, just before or just
 //!   after the message's end goes to the server (after "sending" is
 //!   recorded, before "sent"), as a power cut would.
+//! - `mail.fault=stack-overflow|unmapped`: a test hook for the guest's
+//!   fatal-exception path (`vectors.rs`): right after the command line is
+//!   read, recurse without end into the stack's guard page, or load from
+//!   an address the identity map leaves unmapped.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
@@ -41,6 +45,17 @@ pub struct Config {
     pub run: bool,
     /// Power off in the middle of the next submission (a test's power cut).
     pub power_cut: Option<PowerCut>,
+    /// Commit a fatal fault at once (a test of the exception vectors).
+    pub fault: Option<Fault>,
+}
+
+/// The fault `mail.fault` commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Recursion without end, until the stack reaches its guard page.
+    StackOverflow,
+    /// A load from an address outside the identity map.
+    Unmapped,
 }
 
 /// Where `mail.power-cut` cuts a submission.
@@ -108,6 +123,18 @@ pub fn parse(cmdline: &str) -> Result<Config, BootargError<'_>> {
                     }
                 })
             }
+            Some(("mail.fault", value)) => {
+                config.fault = Some(match value {
+                    "stack-overflow" => Fault::StackOverflow,
+                    "unmapped" => Fault::Unmapped,
+                    _ => {
+                        return Err(BootargError::BadValue {
+                            word,
+                            expected: "stack-overflow or unmapped",
+                        })
+                    }
+                })
+            }
             None if word == "mail.ui" => config.ui = true,
             None if word == "mail.tls-hello" => config.tls_hello = true,
             None if word == "mail.sync" => config.sync = true,
@@ -139,6 +166,24 @@ mod tests {
         assert_eq!(parse("mail.power-cut=after-end").unwrap().power_cut, Some(PowerCut::AfterEnd));
         assert!(matches!(parse("mail.power-cut=now"), Err(BootargError::BadValue { .. })));
         assert_eq!(parse("mail.ui=1"), Err(BootargError::Unknown("mail.ui=1")));
+    }
+
+    #[test]
+    fn the_fault_hook_is_read_and_checked() {
+        assert_eq!(parse("quiet").unwrap().fault, None);
+        assert_eq!(
+            parse("quiet mail.fault=stack-overflow").unwrap().fault,
+            Some(Fault::StackOverflow)
+        );
+        assert_eq!(parse("mail.fault=unmapped mail.ui").unwrap().fault, Some(Fault::Unmapped));
+        assert_eq!(
+            parse("mail.fault=null"),
+            Err(BootargError::BadValue {
+                word: "mail.fault=null",
+                expected: "stack-overflow or unmapped"
+            })
+        );
+        assert_eq!(parse("mail.fault"), Err(BootargError::Unknown("mail.fault")));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! sets up the heap and the MMU, reads the device tree Duet passed in x0,
 //! and brings up the devices it lists.
 
-use crate::{client, console, devices, disk, display, gic, heap, mmu, net, psci, screen};
+use crate::{client, console, devices, disk, display, gic, heap, mmu, net, psci, screen, vectors};
 use core::arch::global_asm;
-use duet_mail::bootargs;
+use duet_mail::bootargs::{self, Fault};
 use duet_mail::provision::Provision;
 use virtio_drivers::device::blk::VirtIOBlk;
 use virtio_drivers::device::console::VirtIOConsole;
@@ -44,8 +44,10 @@ _start:
 );
 
 extern "C" fn main(device_tree: usize) -> ! {
-    // SAFETY: masks IRQs (PSTATE.I): the guest has no vector table and
-    // only ever waits for interrupts with WFI (`gic.rs`).
+    vectors::install();
+    // SAFETY: masks IRQs (PSTATE.I): the guest takes no interrupt as an
+    // exception (its vectors are for fatal faults only) and only ever
+    // waits for interrupts with WFI (`gic.rs`).
     unsafe { core::arch::asm!("msr daifset, #2", options(nomem, nostack)) };
     mmu::enable();
     heap::init();
@@ -62,6 +64,9 @@ extern "C" fn main(device_tree: usize) -> ! {
         Ok(config) => config,
         Err(e) => stop(format_args!("bad command line {cmdline:?}: {e}")),
     };
+    if let Some(fault) = config.fault {
+        commit(fault);
+    }
     if let Some(cut) = config.power_cut {
         crate::send::set_power_cut(cut);
     }
@@ -239,6 +244,40 @@ fn read_provision(tree: &fdt::Fdt) -> Option<Provision> {
             None
         }
     }
+}
+
+/// `mail.fault`: commits the fault (a test of `vectors.rs`); the vectors
+/// report it and power off, so this never returns.
+fn commit(fault: Fault) -> ! {
+    say!("mail: committing the fault {fault:?} (mail.fault)");
+    match fault {
+        Fault::StackOverflow => {
+            let depth = recurse(0);
+            stop(format_args!("recursion returned at depth {depth}"))
+        }
+        Fault::Unmapped => {
+            // SAFETY: not sound, deliberately: 4 GiB is past the identity
+            // map (two GiB), so the load faults into the vectors, which
+            // power off; it never returns a value.
+            let value = unsafe { core::ptr::read_volatile(0x1_0000_0000 as *const u64) };
+            stop(format_args!("an unmapped load returned {value:#x}"))
+        }
+    }
+}
+
+/// Recursion the compiler cannot cut short or turn into a loop: each
+/// frame holds 256 bytes it hides behind `black_box` and uses after the
+/// call, so it goes down the stack 256-odd bytes a call until the guard
+/// page. (A frame under 4 KiB cannot step over the guard page.)
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 256];
+    frame[0] = depth as u8;
+    core::hint::black_box(&mut frame);
+    if core::hint::black_box(depth) == u64::MAX {
+        return depth;
+    }
+    recurse(depth + 1).wrapping_add(u64::from(core::hint::black_box(&frame)[0]))
 }
 
 /// Says why the guest stops, and powers off.

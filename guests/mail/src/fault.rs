@@ -73,14 +73,7 @@ impl fmt::Display for Fatal {
                 self.far, self.elr
             );
         }
-        write!(
-            f,
-            "{} ESR={:#x} FAR={:#x} ELR={:#x}",
-            self.name(),
-            self.esr,
-            self.far,
-            self.elr
-        )?;
+        write!(f, "{} ESR={:#x} FAR={:#x} ELR={:#x}", self.name(), self.esr, self.far, self.elr)?;
         if self.vector < 4 {
             f.write_str(" (taken on SP_EL0)")?;
         }
@@ -105,10 +98,7 @@ mod tests {
         let esr = (0x25 << 26) | (1 << 25) | (1 << 6) | 0x07;
         let f = fatal(4, esr, 0x40d3_5ff0);
         assert!(f.stack_overflow());
-        assert_eq!(
-            f.to_string(),
-            "stack overflow (data abort at FAR 0x40d35ff0, ELR 0x40201234)"
-        );
+        assert_eq!(f.to_string(), "stack overflow (data abort at FAR 0x40d35ff0, ELR 0x40201234)");
         // Just above the guard page: the stack itself, not an overflow.
         assert!(!fatal(4, esr, GUARD.end).stack_overflow());
         assert!(!fatal(4, esr, GUARD.start - 1).stack_overflow());

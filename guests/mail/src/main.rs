@@ -44,6 +44,8 @@ mod send;
 mod sync;
 #[cfg(target_os = "none")]
 mod tls;
+#[cfg(target_os = "none")]
+mod vectors;
 
 #[cfg(target_os = "none")]
 #[panic_handler]

@@ -111,6 +111,47 @@ fn a_bad_mail_option_stops_the_guest_with_a_message_and_duet_goes_on() {
     }
 }
 
+/// Boots the guest with `mail.fault=fault` and returns the run, checked:
+/// the guest printed one `mail: fatal:` line and powered off, and Duet went
+/// on to power the machine off cleanly (that VM was the last).
+fn fatal_fault(fault: &str) -> Machine {
+    let path = mail_manifest(&format!("mail-fault-{fault}"), &format!("mail.fault={fault}"));
+    let mut run = Machine::xtask(&["run", "--manifest", &path, "--new-disk"]);
+    let exit = run.wait(BOOT);
+    run.require(&[
+        "[corporate] mail: committing the fault",
+        "duet: vm corporate powered off",
+        "duet: powering off: every VM has powered off",
+    ]);
+    run.forbid("duet: HALTED");
+    // The guest says nothing after its fatal line: it powered off at once.
+    let console = run.console();
+    let fatal = console.find("[corporate] mail: fatal: ").unwrap_or_else(|| {
+        run.fail("the console lacks a \"mail: fatal:\" line");
+    });
+    let line = console[fatal..].lines().next().unwrap_or("").to_string();
+    if !line.ends_with("; powering off") || console[fatal..].contains("] mail: started") {
+        run.fail(&format!("the fatal line {line:?} is not the guest's last word"));
+    }
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+    run
+}
+
+#[test]
+fn a_stack_overflow_faults_on_the_guard_page_and_the_guest_says_so_and_powers_off() {
+    let mut run = fatal_fault("stack-overflow");
+    run.require(&["[corporate] mail: fatal: stack overflow (data abort at FAR 0x40"]);
+}
+
+#[test]
+fn a_load_from_an_unmapped_address_is_named_and_the_guest_powers_off() {
+    let mut run = fatal_fault("unmapped");
+    run.require(&["[corporate] mail: fatal: data abort ESR=0x96", "FAR=0x100000000 ELR=0x40"]);
+    run.forbid("stack overflow");
+}
+
 #[test]
 fn a_message_composed_on_the_console_waits_in_the_outbox_across_a_reboot() {
     const KEY: Duration = Duration::from_secs(30);

@@ -24,20 +24,23 @@ pub struct Fatal {
 const EC_DATA_ABORT_SAME_EL: u64 = 0x25;
 
 impl Fatal {
+    /// 0 synchronous, 1 IRQ, 2 FIQ, 3 SError.
+    fn kind(&self) -> u64 {
+        self.vector % 4
+    }
+
     fn class(&self) -> u64 {
         (self.esr >> 26) & 0x3f
     }
 
     /// True for a data abort on the guard page: the stack ran over.
     pub fn stack_overflow(&self) -> bool {
-        self.vector % 4 == 0
-            && self.class() == EC_DATA_ABORT_SAME_EL
-            && self.guard.contains(&self.far)
+        self.kind() == 0 && self.class() == EC_DATA_ABORT_SAME_EL && self.guard.contains(&self.far)
     }
 
     /// What the exception is, by name.
     pub fn name(&self) -> &'static str {
-        match self.vector % 4 {
+        match self.kind() {
             1 => return "IRQ",
             2 => return "FIQ",
             3 => return "SError",

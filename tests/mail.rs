@@ -153,6 +153,43 @@ fn a_load_from_an_unmapped_address_is_named_and_the_guest_powers_off() {
 }
 
 #[test]
+fn a_fatal_fault_in_one_mail_vm_leaves_the_other_running() {
+    const KEY: Duration = Duration::from_secs(30);
+    let image = match xtask::image::build_mail() {
+        Ok(image) => image.binary,
+        Err(e) => panic!("cannot build the mail guest: {e:#}"),
+    };
+    // Two mail guests: the personal one opens its interface (and has the
+    // console's input), the corporate one overflows its stack at once.
+    let vm = |name: &str, cmdline: &str| {
+        format!(
+            "[[vm]]\nname = \"{name}\"\nrole = \"{name}\"\nkernel = {image:?}\n\
+             cmdline = {cmdline:?}\nmemory_mib = 24\nvcpus = 1\ndisk_mib = 4\n"
+        )
+    };
+    let text = vm("personal", "mail.ui") + &vm("corporate", "mail.fault=stack-overflow");
+    let path = manifest("mail-fault-beside", &text);
+    let path = path.to_str().expect("a UTF-8 path");
+    let mut run = Machine::xtask(&["run", "--manifest", path, "--new-disk"]);
+    run.expect("[corporate] mail: fatal: stack overflow (data abort at FAR 0x40", BOOT);
+    run.expect("duet: vm corporate powered off", BOOT);
+    run.expect("[personal] inbox: 0 messages, 0 unread", BOOT);
+    // The other VM still answers keys after the fault.
+    let mark = run.mark();
+    run.send("s");
+    run.expect_since(mark, "[personal] status: 0 messages; outbox 0 waiting", KEY);
+    run.send("q");
+    let exit = run.wait(KEY);
+    run.require(&[
+        "[personal] mail: interface closed; powering off",
+        "duet: powering off: every VM has powered off",
+    ]);
+    if !exit.success() {
+        run.fail(&format!("`cargo xtask run` exited with {exit}"));
+    }
+}
+
+#[test]
 fn a_message_composed_on_the_console_waits_in_the_outbox_across_a_reboot() {
     const KEY: Duration = Duration::from_secs(30);
     let path = mail_manifest("mail-ui", "mail.ui");

@@ -5,7 +5,7 @@
 //! and sleeps in WFI until one of them comes.
 //!
 //! The guest never takes an interrupt as an exception: PSTATE.I stays set
-//! and there is no vector table. WFI still wakes on a pending interrupt
+//! and its vector table (`vectors.rs`) is for fatal faults only. WFI still wakes on a pending interrupt
 //! (Duet wakes a waiting vCPU when its vGIC has one it can signal), and
 //! after waking the guest acknowledges and ends every pending one through
 //! the CPU interface, then looks at its devices. Whatever arrived after it

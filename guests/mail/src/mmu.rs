@@ -66,9 +66,9 @@ pub fn enable() {
     level1.0 = paging::level1(level2.0.as_ptr() as u64);
     let base = level1.0.as_ptr() as u64;
     // SAFETY: the tables map the code, data and stack running now at their
-    // own addresses (the second GiB, identity; the guard page is below the
-    // stack pointer, which has never gone down there), so turning the MMU on does
-    // not move anything under the program's feet. The barriers make the
+    // own addresses (the second GiB, identity; the guard page lies below
+    // anything the stack has used), so turning the MMU on does not move
+    // anything under the program's feet. The barriers make the
     // table writes visible to the walker before it is used.
     unsafe {
         asm!(

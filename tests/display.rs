@@ -14,7 +14,7 @@
 //!   foreground persona gets every event, in order.
 
 use duet::screen::layout::{persona_areas, STRIP_HEIGHT};
-use duet_tests::qmp::{near, socket_path, Picture, Qmp, QmpError};
+use duet_tests::qmp::{near, socket_path, Picture, QmpError};
 use duet_tests::{screen_manifest, Machine, SCREEN};
 use std::path::PathBuf;
 use std::process::Command;
@@ -90,59 +90,6 @@ fn paint(run: &mut Machine, vm: &str, octal: &str) {
     ask(run, vm, &fill, "painted");
 }
 
-/// Runs a QMP request; fails the test (with the console) if it fails.
-fn qmp<T>(
-    run: &mut Machine,
-    what: &str,
-    action: impl FnOnce(&mut Qmp) -> Result<T, QmpError>,
-) -> T {
-    let result = action(run.qmp());
-    result.unwrap_or_else(|e| run.fail(&format!("QMP {what}: {e}")))
-}
-
-/// Where the tests leave their screenshots: target/test-screens/.
-fn screens_dir() -> PathBuf {
-    let dir = xtask::target_dir().join("test-screens");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
-
-/// Keeps `picture` as target/test-screens/NAME.png (docs/persona-switch.md
-/// shows these).
-fn keep(run: &mut Machine, picture: &Picture, name: &str) {
-    let path = screens_dir().join(format!("{name}.png"));
-    if let Err(e) = picture.save_png(&path) {
-        run.fail(&format!("{e}"));
-    }
-}
-
-/// Takes screenshots until `check` accepts one; fails the test with the
-/// last one saved (target/test-screens/NAME.ppm) and `check`'s complaint.
-fn expect_screen(
-    run: &mut Machine,
-    name: &str,
-    check: impl Fn(&Picture) -> Result<(), String>,
-) -> Picture {
-    let deadline = Instant::now() + SCREEN_SETTLES;
-    loop {
-        let picture = qmp(run, "screendump", |q| q.screenshot());
-        let verdict = if (picture.width, picture.height) != SCREEN {
-            Err(format!("the screen is {}x{}, not {SCREEN:?}", picture.width, picture.height))
-        } else {
-            check(&picture)
-        };
-        match verdict {
-            Ok(()) => return picture,
-            Err(complaint) if Instant::now() > deadline => {
-                let path = screens_dir().join(format!("{name}.ppm"));
-                let _ = picture.save(&path);
-                run.fail(&format!("{name}: {complaint} (picture: {})", path.display()));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
-}
-
 const WHOLE: (u32, u32, u32, u32) = (0, 0, SCREEN.0, SCREEN.1);
 const STRIP: (u32, u32, u32, u32) = (0, 0, SCREEN.0, STRIP_HEIGHT);
 const PERSONA_AREA: (u32, u32, u32, u32) = (0, STRIP_HEIGHT, SCREEN.0, SCREEN.1 - STRIP_HEIGHT);
@@ -190,7 +137,7 @@ fn lock_screen(picture: &Picture) -> Result<(), String> {
 fn swipe_up_on_card(run: &mut Machine, index: usize) {
     let card = persona_areas(SCREEN.0, SCREEN.1, 2)[index];
     let x = card.x + card.width / 2;
-    qmp(run, "swipe", |q| q.swipe((x, SCREEN.1 - 20), (x, SCREEN.1 / 4), 6));
+    run.qmp_do("swipe", |q| q.swipe((x, SCREEN.1 - 20), (x, SCREEN.1 / 4), 6));
 }
 
 /// Prints the switch-latency lines Duet logged since `mark`, for the test
@@ -216,15 +163,15 @@ fn qmp_screendumps_and_sends_touches_and_keys_to_qemu() {
         .arg("-qmp")
         .arg(format!("unix:{},server=on,wait=off", socket.display()));
     let mut run = Machine::qemu(command, "QEMU with a virtio-gpu").with_qmp(Some(socket.clone()));
-    let picture = qmp(&mut run, "screendump", |q| q.screenshot());
+    let picture = run.qmp_do("screendump", |q| q.screenshot());
     assert_eq!((picture.width, picture.height), (640, 480));
     assert_eq!(picture.pixels.len(), 640 * 480);
     // Input needs a running machine; QEMU checks every event's shape.
-    qmp(&mut run, "cont", |q| q.execute("cont", serde_json::json!({})));
-    qmp(&mut run, "tap", |q| q.tap(100, 200));
-    qmp(&mut run, "swipe", |q| q.swipe((360, 1270), (360, 0), 4));
-    qmp(&mut run, "keys", |q| q.type_text("echo 1-2/3.\n"));
-    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.qmp_do("cont", |q| q.execute("cont", serde_json::json!({})));
+    run.qmp_do("tap", |q| q.tap(100, 200));
+    run.qmp_do("swipe", |q| q.swipe((360, 1270), (360, 0), 4));
+    run.qmp_do("keys", |q| q.type_text("echo 1-2/3.\n"));
+    run.qmp_do("power key", |q| q.press_key("power"));
     // And a bad request is a named error, not a hang.
     match run.qmp().key("no-such-key", true) {
         Err(QmpError::Refused { command, .. }) => assert_eq!(command, "input-send-event"),
@@ -241,36 +188,33 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
     paint(&mut run, "corporate", "300");
 
     // Both painted, the screen is still locked.
-    let picture = expect_screen(&mut run, "lock-screen", lock_screen);
-    keep(&mut run, &picture, "lock-screen");
+    run.expect_screen("lock-screen", SCREEN_SETTLES, lock_screen);
 
     // A swipe up on the personal card: its grey, its indicator.
     let mark = run.mark();
     swipe_up_on_card(&mut run, 0);
     run.expect_since(mark, "duet: screen: unlocked into vm personal", COMMAND);
     report_switch(&mut run, mark, "personal");
-    let picture = expect_screen(&mut run, "personal", |p| {
+    run.expect_screen("personal", SCREEN_SETTLES, |p| {
         mostly(p, "the personal area", PERSONA_AREA, PERSONAL_GREY, 0.95)?;
         mostly(p, "the strip", STRIP, PERSONAL_COLOUR, 0.5)?;
         nowhere(p, "the personal screen shows the corporate pattern", CORPORATE_GREY)
     });
-    keep(&mut run, &picture, "personal");
 
     // The power key locks; a swipe up on the corporate card shows it.
     let mark = run.mark();
-    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.qmp_do("power key", |q| q.press_key("power"));
     run.expect_since(mark, "duet: screen: locked", COMMAND);
-    expect_screen(&mut run, "locked-again", lock_screen);
+    run.expect_screen("locked-again", SCREEN_SETTLES, lock_screen);
     let mark = run.mark();
     swipe_up_on_card(&mut run, 1);
     run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
     report_switch(&mut run, mark, "corporate");
-    let before = expect_screen(&mut run, "corporate", |p| {
+    let before = run.expect_screen("corporate", SCREEN_SETTLES, |p| {
         mostly(p, "the corporate area", PERSONA_AREA, CORPORATE_GREY, 0.95)?;
         mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)?;
         nowhere(p, "the corporate screen shows the personal pattern", PERSONAL_GREY)
     });
-    keep(&mut run, &before, "corporate");
 
     // The corporate persona, in front, paints the personal colour over its
     // whole framebuffer (XRGB8888: bytes B, G, R, X): a fake indicator.
@@ -283,10 +227,9 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
         "",
     );
     ask(&mut run, "corporate", "cat /tmp/p >/dev/fb0;echo faked", "faked");
-    let after = expect_screen(&mut run, "fake-indicator", |p| {
+    let after = run.expect_screen("fake-indicator", SCREEN_SETTLES, |p| {
         mostly(p, "the corporate area", PERSONA_AREA, PERSONAL_COLOUR, 0.95)
     });
-    keep(&mut run, &after, "fake-indicator");
     let changed = (0..STRIP_HEIGHT)
         .flat_map(|y| (0..SCREEN.0).map(move |x| (x, y)))
         .filter(|&(x, y)| before.pixel(x, y) != after.pixel(x, y))
@@ -297,11 +240,11 @@ fn lock_screen_then_each_persona_by_swipe_and_the_strip_cannot_be_faked() {
 
     // The personal persona's screen survived the switches without a redraw.
     let mark = run.mark();
-    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.qmp_do("power key", |q| q.press_key("power"));
     run.expect_since(mark, "duet: screen: locked", COMMAND);
     swipe_up_on_card(&mut run, 0);
     run.expect_since(mark, "duet: screen: unlocked into vm personal", COMMAND);
-    expect_screen(&mut run, "personal-again", |p| {
+    run.expect_screen("personal-again", SCREEN_SETTLES, |p| {
         mostly(p, "the personal area", PERSONA_AREA, PERSONAL_GREY, 0.95)?;
         mostly(p, "the strip", STRIP, PERSONAL_COLOUR, 0.5)
     });
@@ -379,26 +322,26 @@ fn a_background_keylogger_gets_nothing_and_the_foreground_gets_everything_in_ord
 
     // On the lock screen: keys, a tap, a swipe down, then the unlocking
     // swipe itself. None of it is any persona's.
-    qmp(&mut run, "keys", |q| q.type_text("xy"));
-    qmp(&mut run, "tap", |q| q.tap(360, 300));
-    qmp(&mut run, "swipe", |q| q.swipe((360, 200), (360, 1000), 5));
+    run.qmp_do("keys", |q| q.type_text("xy"));
+    run.qmp_do("tap", |q| q.tap(360, 300));
+    run.qmp_do("swipe", |q| q.swipe((360, 200), (360, 1000), 5));
     let mark = run.mark();
     swipe_up_on_card(&mut run, 0);
     run.expect_since(mark, "duet: screen: unlocked into vm personal", COMMAND);
 
     // In the personal persona, in front: five keys and two touches.
-    qmp(&mut run, "keys", |q| q.type_text("hello"));
-    qmp(&mut run, "tap", |q| q.tap(200, 600));
-    qmp(&mut run, "swipe", |q| q.swipe((100, 700), (600, 700), 5));
+    run.qmp_do("keys", |q| q.type_text("hello"));
+    run.qmp_do("tap", |q| q.tap(200, 600));
+    run.qmp_do("swipe", |q| q.swipe((100, 700), (600, 700), 5));
     // A key held down when the power key locks: the persona that had its
     // press gets its release at the lock; the real release, later, and
     // the keys typed on the lock screen again go to nobody.
     let mark = run.mark();
-    qmp(&mut run, "hold a", |q| q.key("a", true));
-    qmp(&mut run, "power key", |q| q.press_key("power"));
+    run.qmp_do("hold a", |q| q.key("a", true));
+    run.qmp_do("power key", |q| q.press_key("power"));
     run.expect_since(mark, "duet: screen: locked", COMMAND);
-    qmp(&mut run, "release a", |q| q.key("a", false));
-    qmp(&mut run, "keys", |q| q.type_text("yx"));
+    run.qmp_do("release a", |q| q.key("a", false));
+    run.qmp_do("keys", |q| q.type_text("yx"));
     std::thread::sleep(Duration::from_secs(3));
 
     // The spy, in the background (its shell has the console), saw nothing.
@@ -444,11 +387,11 @@ fn the_keyboard_unlocks_and_idle_time_locks_again() {
     // Right moves the selection from the boot persona's card to the
     // corporate one; Enter, on its release, unlocks into it.
     let mark = run.mark();
-    qmp(&mut run, "right", |q| q.press_key("right"));
-    qmp(&mut run, "enter", |q| q.press_key("ret"));
+    run.qmp_do("right", |q| q.press_key("right"));
+    run.qmp_do("enter", |q| q.press_key("ret"));
     run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
     let (unlocked, since_unlock) = (Instant::now(), run.mark());
-    expect_screen(&mut run, "corporate-by-keyboard", |p| {
+    run.expect_screen("corporate-by-keyboard", SCREEN_SETTLES, |p| {
         mostly(p, "the strip", STRIP, CORPORATE_COLOUR, 0.5)
     });
     // Then nothing: 5 s after the last key the screen locks by itself.
@@ -458,7 +401,7 @@ fn the_keyboard_unlocks_and_idle_time_locks_again() {
     if idle < Duration::from_secs(4) {
         run.fail(&format!("the screen locked after {idle:?}, before the idle time"));
     }
-    expect_screen(&mut run, "locked-by-idle", lock_screen);
+    run.expect_screen("locked-by-idle", SCREEN_SETTLES, lock_screen);
     run.power_off_personal_then_corporate(COMMAND);
 }
 

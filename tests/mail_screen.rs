@@ -13,11 +13,11 @@
 
 use duet::screen::layout::STRIP_HEIGHT;
 use duet_mail::draw::{origin, rows, BACKGROUND, BAR, BAR_TEXT, CELL_WIDTH, SCALE, TEXT};
-use duet_tests::qmp::{near, socket_path, Picture, Qmp, QmpError};
+use duet_tests::qmp::{near, socket_path, Picture};
 use duet_tests::{manifest, Machine, SCREEN};
 use font8x8::legacy::BASIC_LEGACY;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const LINUX_BOOT: Duration = Duration::from_secs(300);
 const COMMAND: Duration = Duration::from_secs(60);
@@ -54,16 +54,6 @@ fn personal_and_mail(name: &str) -> PathBuf {
     manifest(name, &text)
 }
 
-/// Runs a QMP request; fails the test (with the console) if it fails.
-fn qmp<T>(
-    run: &mut Machine,
-    what: &str,
-    action: impl FnOnce(&mut Qmp) -> Result<T, QmpError>,
-) -> T {
-    let result = action(run.qmp());
-    result.unwrap_or_else(|e| run.fail(&format!("QMP {what}: {e}")))
-}
-
 /// Runs `command` in the personal shell (it has the console's focus);
 /// fails the test unless it prints `answer`.
 fn ask(run: &mut Machine, command: &str, answer: &str) -> String {
@@ -72,44 +62,6 @@ fn ask(run: &mut Machine, command: &str, answer: &str) -> String {
         run.fail(&format!("[personal] `{command}` did not print {answer:?}: {output:?}"));
     }
     output
-}
-
-/// Where the test leaves its screenshots: target/test-screens/.
-fn screens_dir() -> PathBuf {
-    let dir = xtask::target_dir().join("test-screens");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
-
-/// Takes screenshots until `check` accepts one; fails the test with the
-/// last one saved (target/test-screens/NAME.ppm) and `check`'s complaint.
-/// Keeps the one accepted as NAME.png.
-fn expect_screen(
-    run: &mut Machine,
-    name: &str,
-    check: impl Fn(&Picture) -> Result<(), String>,
-) -> Picture {
-    let deadline = Instant::now() + SCREEN_SETTLES;
-    loop {
-        let picture = qmp(run, "screendump", |q| q.screenshot());
-        let verdict = if (picture.width, picture.height) != SCREEN {
-            Err(format!("the screen is {}x{}, not {SCREEN:?}", picture.width, picture.height))
-        } else {
-            check(&picture)
-        };
-        match verdict {
-            Ok(()) => {
-                let _ = picture.save_png(&screens_dir().join(format!("{name}.png")));
-                return picture;
-            }
-            Err(complaint) if Instant::now() > deadline => {
-                let path = screens_dir().join(format!("{name}.ppm"));
-                let _ = picture.save(&path);
-                run.fail(&format!("{name}: {complaint} (picture: {})", path.display()));
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(500)),
-        }
-    }
 }
 
 /// `Err` unless the mail guest's text grid row `row` starts with `text`,
@@ -153,7 +105,7 @@ fn mail_screen(picture: &Picture, title: &str, first: &str) -> Result<(), String
 /// has slept in WFI from the status line it prints.
 fn wfi_sleeps(run: &mut Machine) -> u64 {
     let mark = run.mark();
-    qmp(run, "s", |q| q.type_text("s"));
+    run.qmp_do("s", |q| q.type_text("s"));
     let recent = run.expect_since(mark, " WFI sleeps", COMMAND);
     let line = recent.lines().find(|l| l.contains(" WFI sleeps")).unwrap_or("");
     let count = line.rsplit("; ").next().and_then(|w| w.split(' ').next()?.parse().ok());
@@ -189,9 +141,9 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
 
     // `2` unlocks into the corporate persona: the mail guest's inbox.
     let mark = run.mark();
-    qmp(&mut run, "2", |q| q.press_key("2"));
+    run.qmp_do("2", |q| q.press_key("2"));
     run.expect_since(mark, "duet: screen: unlocked into vm corporate", COMMAND);
-    expect_screen(&mut run, "mail-inbox", |p| {
+    run.expect_screen("mail-inbox", SCREEN_SETTLES, |p| {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")
     });
 
@@ -199,38 +151,40 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
     // (the console's input focus is the personal persona's: these keys
     // come only through the mail guest's own keyboard).
     let mark = run.mark();
-    qmp(&mut run, "c", |q| q.type_text("c"));
+    run.qmp_do("c", |q| q.type_text("c"));
     run.expect_since(mark, "[corporate] compose (a line with only . sends it", COMMAND);
-    expect_screen(&mut run, "mail-compose", |p| mail_screen(p, "Compose ", "To: _ "));
+    run.expect_screen("mail-compose", SCREEN_SETTLES, |p| mail_screen(p, "Compose ", "To: _ "));
 
     // The recipient, a typo taken back with Backspace.
-    qmp(&mut run, "bobx", |q| q.type_text("bobx"));
-    qmp(&mut run, "backspace", |q| q.press_key("backspace"));
-    expect_screen(&mut run, "mail-compose-to", |p| mail_screen(p, "Compose ", "To: bob_ "));
+    run.qmp_do("bobx", |q| q.type_text("bobx"));
+    run.qmp_do("backspace", |q| q.press_key("backspace"));
+    run.expect_screen("mail-compose-to", SCREEN_SETTLES, |p| {
+        mail_screen(p, "Compose ", "To: bob_ ")
+    });
 
     // Ctrl-C drops the draft: the inbox again.
-    qmp(&mut run, "ctrl down", |q| q.key("ctrl", true));
-    qmp(&mut run, "c", |q| q.press_key("c"));
-    qmp(&mut run, "ctrl up", |q| q.key("ctrl", false));
+    run.qmp_do("ctrl down", |q| q.key("ctrl", true));
+    run.qmp_do("c", |q| q.press_key("c"));
+    run.qmp_do("ctrl up", |q| q.key("ctrl", false));
     run.expect_since(mark, "^C (dropped)", COMMAND);
-    expect_screen(&mut run, "mail-inbox-again", |p| {
+    run.expect_screen("mail-inbox-again", SCREEN_SETTLES, |p| {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")
     });
 
     // A message typed on the keyboard goes to the outbox: the draft on the
     // screen as it is typed, then the inbox, the status bar saying so.
-    qmp(&mut run, "compose", |q| q.type_text("cbob\nhi\nbody\n"));
-    expect_screen(&mut run, "mail-compose-body", |p| {
+    run.qmp_do("compose", |q| q.type_text("cbob\nhi\nbody\n"));
+    run.expect_screen("mail-compose-body", SCREEN_SETTLES, |p| {
         mail_screen(p, "Compose ", "To: bob ")?;
         text_at(p, 2, "Subject: hi ", TEXT, BACKGROUND)?;
         text_at(p, 4, "body ", TEXT, BACKGROUND)?;
         text_at(p, 5, "_ ", TEXT, BACKGROUND)
     });
     let mark = run.mark();
-    qmp(&mut run, "end", |q| q.type_text(".\n"));
+    run.qmp_do("end", |q| q.type_text(".\n"));
     run.expect_since(mark, "[corporate] mail: queued as outbox entry 1", COMMAND);
     let status_row = rows(SCREEN.1 as usize - STRIP_HEIGHT as usize) - 1;
-    expect_screen(&mut run, "mail-queued", |p| {
+    run.expect_screen("mail-queued", SCREEN_SETTLES, |p| {
         mail_screen(p, "Inbox: 0 messages, 0 unread ", "(no messages) ")?;
         text_at(p, status_row, "queued as outbox entry 1 ", BAR_TEXT, BAR)
     });
@@ -255,7 +209,7 @@ fn the_mail_guest_draws_its_interface_and_takes_keys_from_its_own_keyboard() {
 
     // `q` on the inbox closes the mail guest; then the personal one.
     let mark = run.mark();
-    qmp(&mut run, "q", |q| q.type_text("q"));
+    run.qmp_do("q", |q| q.type_text("q"));
     run.expect_since(mark, "[corporate] mail: interface closed; powering off", COMMAND);
     run.expect_since(mark, "duet: vm corporate powered off", COMMAND);
     run.send("poweroff -f\n");

@@ -131,6 +131,13 @@ pub fn require_qemu() {
 /// touches are scaled to.
 pub const SCREEN: (u32, u32) = (720, 1280);
 
+/// Where the tests leave their screenshots: target/test-screens/.
+pub fn screens_dir() -> PathBuf {
+    let dir = xtask::target_dir().join("test-screens");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
 /// How long QEMU gets to open its QMP socket.
 const QMP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -223,6 +230,53 @@ impl Machine {
             }
         }
         self.qmp.as_mut().expect("connected above")
+    }
+
+    /// Runs a QMP request (`what` names it in a failure); fails the test,
+    /// with the console, if it fails.
+    pub fn qmp_do<T>(
+        &mut self,
+        what: &str,
+        action: impl FnOnce(&mut Qmp) -> Result<T, qmp::QmpError>,
+    ) -> T {
+        let result = action(self.qmp());
+        result.unwrap_or_else(|e| self.fail(&format!("QMP {what}: {e}")))
+    }
+
+    /// Takes screenshots until `check` accepts one, for at most `settles`,
+    /// and keeps it as target/test-screens/NAME.png (the docs show some);
+    /// otherwise fails the test with the last one saved as NAME.ppm and
+    /// `check`'s complaint. A screen not [`SCREEN`]'s size is never accepted.
+    pub fn expect_screen(
+        &mut self,
+        name: &str,
+        settles: Duration,
+        check: impl Fn(&qmp::Picture) -> Result<(), String>,
+    ) -> qmp::Picture {
+        let deadline = Instant::now() + settles;
+        loop {
+            let picture = self.qmp_do("screendump", |q| q.screenshot());
+            let verdict = if (picture.width, picture.height) != SCREEN {
+                Err(format!("the screen is {}x{}, not {SCREEN:?}", picture.width, picture.height))
+            } else {
+                check(&picture)
+            };
+            match verdict {
+                Ok(()) => {
+                    let path = screens_dir().join(format!("{name}.png"));
+                    if let Err(e) = picture.save_png(&path) {
+                        self.fail(&format!("cannot keep {}: {e}", path.display()));
+                    }
+                    return picture;
+                }
+                Err(complaint) if Instant::now() > deadline => {
+                    let path = screens_dir().join(format!("{name}.ppm"));
+                    let _ = picture.save(&path);
+                    self.fail(&format!("{name}: {complaint} (picture: {})", path.display()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
     }
 
     /// Everything printed so far.

@@ -126,6 +126,30 @@ pub trait ListRegisterFormat {
     fn state(word: Self::Word) -> LrState;
 }
 
+/// Where a 64-bit list-register format keeps its state and maintenance
+/// bits, the same meaning on GICv2 and GICv3 at different places.
+pub struct LrBits {
+    pub pending: u64,
+    pub active: u64,
+    /// Asks for an EOI maintenance interrupt.
+    pub eoi: u64,
+}
+
+impl LrBits {
+    /// The bits of `entry`'s state and maintenance request.
+    pub fn of(&self, entry: &LrEntry) -> u64 {
+        let bit = |set: bool, bit: u64| if set { bit } else { 0 };
+        bit(entry.state.pending, self.pending)
+            | bit(entry.state.active, self.active)
+            | bit(entry.eoi_maintenance, self.eoi)
+    }
+
+    /// The state kept in `lr`.
+    pub fn state(&self, lr: u64) -> LrState {
+        LrState { pending: lr & self.pending != 0, active: lr & self.active != 0 }
+    }
+}
+
 /// One 1-bit-per-interrupt property, as the set/clear register banks of
 /// every GIC version expose it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

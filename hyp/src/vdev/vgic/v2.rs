@@ -21,7 +21,9 @@
 
 use super::bank::{offsets, BankReg, Width};
 use super::dist::FrontEnd;
-use super::{ListRegisterFormat, LrEntry, LrState, Vgic, INTID_LIMIT, PRIVATE_COUNT, SGI_COUNT};
+use super::{
+    ListRegisterFormat, LrBits, LrEntry, LrState, Vgic, INTID_LIMIT, PRIVATE_COUNT, SGI_COUNT,
+};
 use crate::vm::mmio::Size;
 
 /// Distributor register offsets, from `layout::GICD_BASE`, beyond those
@@ -212,37 +214,25 @@ pub struct GichLr;
 
 // GICH_LR<n> fields.
 const LR_VIRTUAL_ID: u64 = 0x3ff;
-/// With HW = 0, bit 19 of the PhysicalID field asks for an EOI maintenance
-/// interrupt.
-const LR_EOI: u64 = 1 << 19;
 /// Priority [27:23]: the top five bits of the 8-bit priority.
 const LR_PRIORITY_SHIFT: u32 = 23 - 3;
 const LR_PRIORITY: u64 = 0x1f << 23;
-const LR_PENDING: u64 = 1 << 28;
-const LR_ACTIVE: u64 = 1 << 29;
+/// Pending [28], active [29]; with HW = 0, bit 19 of the PhysicalID field
+/// asks for an EOI maintenance interrupt.
+const LR_BITS: LrBits = LrBits { pending: 1 << 28, active: 1 << 29, eoi: 1 << 19 };
 
 impl GichLr {
     pub fn encode(entry: LrEntry) -> u64 {
         let priority = (u64::from(entry.priority) << LR_PRIORITY_SHIFT) & LR_PRIORITY;
-        let mut lr = priority | (u64::from(entry.intid) & LR_VIRTUAL_ID);
-        if entry.state.pending {
-            lr |= LR_PENDING;
-        }
-        if entry.state.active {
-            lr |= LR_ACTIVE;
-        }
-        if entry.eoi_maintenance {
-            lr |= LR_EOI;
-        }
-        lr
+        priority | (u64::from(entry.intid) & LR_VIRTUAL_ID) | LR_BITS.of(&entry)
     }
 
     pub fn decode(lr: u64) -> LrEntry {
         LrEntry {
             intid: (lr & LR_VIRTUAL_ID) as u32,
             priority: ((lr & LR_PRIORITY) >> LR_PRIORITY_SHIFT) as u8,
-            state: Self::state(lr),
-            eoi_maintenance: lr & LR_EOI != 0,
+            state: LR_BITS.state(lr),
+            eoi_maintenance: lr & LR_BITS.eoi != 0,
         }
     }
 }
@@ -256,7 +246,7 @@ impl ListRegisterFormat for GichLr {
     }
 
     fn state(lr: u64) -> LrState {
-        LrState { pending: lr & LR_PENDING != 0, active: lr & LR_ACTIVE != 0 }
+        LR_BITS.state(lr)
     }
 }
 

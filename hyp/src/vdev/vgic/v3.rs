@@ -18,7 +18,7 @@
 
 use super::bank::{check_access, BankReg, Width};
 use super::dist::{FrontEnd, IIDR};
-use super::{ListRegisterFormat, LrEntry, LrState, Vgic, VgicError};
+use super::{ListRegisterFormat, LrBits, LrEntry, LrState, Vgic, VgicError};
 use crate::vm::device_tree::GicVersion;
 use crate::vm::layout;
 use crate::vm::mmio::{MmioDevice, MmioError, Size};
@@ -372,35 +372,25 @@ impl SgiRequest {
 pub struct IchLr;
 
 // ICH_LR<n>_EL2 fields.
-const LR_PENDING: u64 = 1 << 62;
-const LR_ACTIVE: u64 = 1 << 63;
 const LR_GROUP1: u64 = 1 << 60;
-const LR_EOI: u64 = 1 << 41;
 const LR_PRIORITY_SHIFT: u32 = 48;
 const LR_VINTID: u64 = 0xffff_ffff;
+/// Pending [62], active [63]; with HW = 0, bit 41 asks for an EOI
+/// maintenance interrupt.
+const LR_BITS: LrBits = LrBits { pending: 1 << 62, active: 1 << 63, eoi: 1 << 41 };
 
 impl IchLr {
     pub fn encode(entry: LrEntry) -> u64 {
-        let mut lr =
-            LR_GROUP1 | u64::from(entry.priority) << LR_PRIORITY_SHIFT | u64::from(entry.intid);
-        if entry.state.pending {
-            lr |= LR_PENDING;
-        }
-        if entry.state.active {
-            lr |= LR_ACTIVE;
-        }
-        if entry.eoi_maintenance {
-            lr |= LR_EOI;
-        }
-        lr
+        let priority = u64::from(entry.priority) << LR_PRIORITY_SHIFT;
+        LR_GROUP1 | priority | u64::from(entry.intid) | LR_BITS.of(&entry)
     }
 
     pub fn decode(lr: u64) -> LrEntry {
         LrEntry {
             intid: (lr & LR_VINTID) as u32,
             priority: (lr >> LR_PRIORITY_SHIFT) as u8,
-            state: Self::state(lr),
-            eoi_maintenance: lr & LR_EOI != 0,
+            state: LR_BITS.state(lr),
+            eoi_maintenance: lr & LR_BITS.eoi != 0,
         }
     }
 }
@@ -414,7 +404,7 @@ impl ListRegisterFormat for IchLr {
     }
 
     fn state(lr: u64) -> LrState {
-        LrState { pending: lr & LR_PENDING != 0, active: lr & LR_ACTIVE != 0 }
+        LR_BITS.state(lr)
     }
 }
 

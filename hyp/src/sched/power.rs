@@ -52,6 +52,11 @@ impl Clock {
     pub fn micros(self, ticks: u64) -> u64 {
         (u128::from(ticks) * 1_000_000 / u128::from(self.frequency.max(1))) as u64
     }
+
+    /// `us` microseconds in ticks, saturating at `u64::MAX`.
+    pub fn ticks_from_micros(self, us: u64) -> u64 {
+        u64::try_from(u128::from(us) * u128::from(self.frequency) / 1_000_000).unwrap_or(u64::MAX)
+    }
 }
 
 /// Whether a persona runs as the one the user looks at.
@@ -342,6 +347,18 @@ mod tests {
             background_may_use_idle: may_use_idle,
             screen_off_timer_slack_ms: 0,
         }
+    }
+
+    #[test]
+    fn micros_become_counter_ticks() {
+        // QEMU virt's counter: 62.5 MHz; the Raspberry Pi 4's: 54 MHz.
+        assert_eq!(Clock { frequency: 62_500_000 }.ticks_from_micros(1_000_000), 62_500_000);
+        assert_eq!(Clock { frequency: 54_000_000 }.ticks_from_micros(30_000_000), 1_620_000_000);
+        assert_eq!(Clock { frequency: 1_000_000 }.ticks_from_micros(1), 1);
+        assert_eq!(Clock { frequency: 62_500_000 }.ticks_from_micros(0), 0);
+        // No overflow on the way, and saturation past the end.
+        assert_eq!(Clock { frequency: 2_000_000 }.ticks_from_micros(u64::MAX / 2), u64::MAX - 1);
+        assert_eq!(Clock { frequency: 62_500_000 }.ticks_from_micros(u64::MAX), u64::MAX);
     }
 
     #[test]

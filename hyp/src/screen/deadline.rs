@@ -32,12 +32,6 @@ impl SharedDeadline {
     }
 }
 
-/// `us` microseconds as ticks of a counter running at `frequency` Hz,
-/// saturating at `u64::MAX`.
-pub fn micros_to_ticks(us: u64, frequency: u64) -> u64 {
-    u64::try_from(u128::from(us) * u128::from(frequency) / 1_000_000).unwrap_or(u64::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,18 +55,6 @@ mod tests {
         assert_eq!(deadline.get(), None);
         deadline.set(Some(u64::MAX - 1));
         assert_eq!(deadline.get(), Some(u64::MAX - 1));
-    }
-
-    #[test]
-    fn micros_become_counter_ticks() {
-        // QEMU virt's counter: 62.5 MHz; the Raspberry Pi 4's: 54 MHz.
-        assert_eq!(micros_to_ticks(1_000_000, 62_500_000), 62_500_000);
-        assert_eq!(micros_to_ticks(30_000_000, 54_000_000), 1_620_000_000);
-        assert_eq!(micros_to_ticks(1, 1_000_000), 1);
-        assert_eq!(micros_to_ticks(0, 62_500_000), 0);
-        // No overflow on the way, and saturation past the end.
-        assert_eq!(micros_to_ticks(u64::MAX / 2, 2_000_000), u64::MAX - 1);
-        assert_eq!(micros_to_ticks(u64::MAX, 62_500_000), u64::MAX);
     }
 
     #[test]

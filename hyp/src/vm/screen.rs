@@ -16,9 +16,9 @@ use crate::arch::aarch64::cpu;
 use crate::drivers::display::{InputRole, InputSource, Panel};
 use crate::personas::PersonaPackage;
 use crate::println;
-use crate::sched::power::{Scene, SCENE};
+use crate::sched::power::{Clock, Scene, SCENE};
 use crate::screen::compose::{Compositor, Look, Pixels};
-use crate::screen::deadline::{micros_to_ticks, SharedDeadline};
+use crate::screen::deadline::SharedDeadline;
 use crate::screen::layout::Area;
 use crate::screen::route::{Device, Out, Router};
 use crate::vdev::virtio::backend::{DisplaySink, Frame, Rect};
@@ -174,7 +174,7 @@ pub fn deadline() -> Option<u64> {
     if cpu::id() != 0 {
         return None;
     }
-    Some(micros_to_ticks(IDLE_DEADLINE.get()?, frequency()))
+    Some(clock().ticks_from_micros(IDLE_DEADLINE.get()?))
 }
 
 /// Changes the router under [`INPUT`]'s lock, and publishes its deadline.
@@ -297,11 +297,11 @@ fn rect(area: Area) -> Rect {
     Rect { x: area.x, y: area.y, width: area.width, height: area.height }
 }
 
-fn frequency() -> u64 {
-    cpu::counter_frequency().max(1)
+fn clock() -> Clock {
+    Clock { frequency: cpu::counter_frequency() }
 }
 
 /// Counter ticks in microseconds.
 fn micros(ticks: u64) -> u64 {
-    (u128::from(ticks) * 1_000_000 / u128::from(frequency())) as u64
+    clock().micros(ticks)
 }

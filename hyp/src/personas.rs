@@ -22,8 +22,9 @@
 //! string, maybe empty), `on-reset` (a string) and `restart-limit` (one
 //! cell), `kernel` and, optionally, `initrd`, each one cell, the index of a
 //! blob of that kind; and, each optional, the power settings
-//! `priority`, `background-cpu-percent`, `background-timer-slack-ms` and
-//! `background-may-use-idle` (one cell each), and `colour` (one cell,
+//! `priority`, `background-cpu-percent`, `background-timer-slack-ms`,
+//! `background-may-use-idle` and `screen-off-timer-slack-ms` (one cell
+//! each), and `colour` (one cell,
 //! `0x00RRGGBB`; default by role). The root may name the VM in the
 //! foreground at boot, `duet,foreground-vm = <index>` (default 0), and how
 //! long the screen stays unlocked without input,

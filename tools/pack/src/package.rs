@@ -21,7 +21,7 @@
 //! `restart-limit`, `kernel = <blob index>` and optionally `initrd = <blob
 //! index>`, then the power settings (`priority`,
 //! `background-cpu-percent`, `background-timer-slack-ms`,
-//! `background-may-use-idle`), optionally `disk-mib` and `net`, and
+//! `background-may-use-idle`, `screen-off-timer-slack-ms`), optionally `disk-mib` and `net`, and
 //! `colour`; the root also says `duet,foreground-vm`,
 //! `duet,lock-after-idle-seconds` and optionally `duet,vms-may-talk = <1>`.
 //! The names and limits come from
